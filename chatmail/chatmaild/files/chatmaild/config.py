@@ -1,0 +1,486 @@
+"""The chatmail settings: one table of keys, their types and defaults.
+
+This module is the single source of truth for what a chatmail.ini (or the
+pillar ``chatmail``) may contain.  It is used in two places:
+
+* the relay's Python services read the rendered chatmail.ini through
+  :func:`read_config`, and
+* the Salt formula validates pillar data through the same :func:`validate`
+  (``_utils/chatmail_config.py`` is a link to this file), so a bad value
+  fails the Salt run before anything changes on the relay.
+
+It imports nothing outside the standard library on purpose: Salt's own
+Python loads it as well as the relay's system Python.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "SETTINGS",
+    "SettingsError",
+    "Config",
+    "validate",
+    "parse_ini",
+    "read_ini",
+    "render_ini",
+    "read_config",
+    "derived",
+]
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str], source: str = "chatmail"):
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid {source} settings:\n{lines}")
+
+
+# -- value kinds ---------------------------------------------------------
+# Each kind turns a raw value (a string from chatmail.ini or a YAML value
+# from pillar) into a typed value, or raises ValueError naming the expected
+# form.  The message is completed with the key and the bad value by
+# validate().
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0", ""}
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_SIZE = re.compile(r"^([0-9]+)([kmgt]?)b?$", re.IGNORECASE)
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, tuple, bool)):
+        raise ValueError("expected a text value")
+    return str(value).strip()
+
+
+def kind_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _as_text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def kind_count(value: Any) -> int:
+    """A whole number >= 0."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number >= 0 (e.g. 60)")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = _as_text(value)
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise ValueError("expected a whole number >= 0 (e.g. 60)")
+        number = int(text)
+    if number < 0:
+        raise ValueError("expected a whole number >= 0, not a negative one")
+    return number
+
+
+def kind_port(value: Any) -> int:
+    number = kind_count(value)
+    if not 1 <= number <= 65535:
+        raise ValueError("expected a TCP port number between 1 and 65535")
+    return number
+
+
+def kind_size(value: Any) -> str:
+    """A Dovecot size such as 500M; kept as text, unit upper-cased."""
+    text = _as_text(value)
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise ValueError("expected a size like 500M (a number with optional unit K, M, G or T)")
+    return match.group(1) + match.group(2).upper()
+
+
+def kind_domain(value: Any) -> str:
+    text = _as_text(value)
+    problem = domain_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+def domain_problem(text: str) -> str | None:
+    """Why ``text`` is not a usable lower-case mail domain, or None."""
+    expected = "expected a lower-case domain name like chat.example.org"
+    if not text:
+        return "is empty; " + expected
+    if text != text.lower():
+        return "has upper-case letters; " + expected
+    labels = text.split(".")
+    if len(labels) < 2 or len(text) > 253:
+        return expected
+    if not all(_DOMAIN_LABEL.match(label) for label in labels):
+        return expected
+    return None
+
+
+def kind_text(value: Any) -> str:
+    return _as_text(value)
+
+
+def kind_multiline(value: Any) -> str:
+    """Free text that may span lines (privacy contacts)."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, tuple, bool)):
+        raise ValueError("expected text")
+    return "\n".join(line.strip() for line in str(value).strip().splitlines())
+
+
+def kind_words(value: Any) -> list[str]:
+    """Space-separated words in ini; a YAML list in pillar."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [_as_text(v) for v in value if _as_text(v)]
+    return _as_text(value).split()
+
+
+def kind_addresses(value: Any) -> list[str]:
+    addrs = kind_words(value)
+    for addr in addrs:
+        if not (_ADDRESS.match(addr) or (addr.startswith("@") and "@" not in addr[1:])):
+            raise ValueError("expected e-mail addresses (or @domain) separated by spaces")
+    return addrs
+
+
+def kind_optional_url(value: Any) -> str | None:
+    """Absent (None) differs from empty: see iroh_relay in docs/pillar.md."""
+    if value is None:
+        return None
+    text = _as_text(value)
+    if text and not re.match(r"^https?://[^\s/]+", text):
+        raise ValueError("expected an https:// URL, or empty")
+    return text
+
+
+def kind_url(value: Any) -> str:
+    text = _as_text(value)
+    if not re.match(r"^https?://[^\s/]+", text):
+        raise ValueError("expected an http(s):// URL")
+    return text
+
+
+def kind_ip_or_empty(value: Any) -> str:
+    text = _as_text(value)
+    if text:
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            raise ValueError("expected an IP address like 127.0.0.1, or empty") from None
+    return text
+
+
+def kind_path_or_empty(value: Any) -> str:
+    text = _as_text(value)
+    if text and not text.startswith("/"):
+        raise ValueError("expected an absolute path, or empty")
+    return text
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def kind(value: Any) -> str:
+        text = _as_text(value)
+        if text not in choices:
+            raise ValueError("expected one of: " + ", ".join(choices))
+        return text
+
+    return kind
+
+
+def subset_of(*choices: str) -> Callable[[Any], list[str]]:
+    def kind(value: Any) -> list[str]:
+        words = kind_words(value.replace(",", " ") if isinstance(value, str) else value)
+        bad = [w for w in words if w not in choices]
+        if bad or not words:
+            raise ValueError("expected a list of: " + ", ".join(choices))
+        return [c for c in choices if c in words]
+
+    return kind
+
+
+def kind_forward_zones(value: Any) -> dict[str, list[str]]:
+    """DNS zones unbound forwards elsewhere: {zone: [addr[@port], ...]}.
+
+    In chatmail.ini written as ``zone=addr,addr other.zone=addr@5353``.
+    """
+    expected = "expected zones mapped to resolver addresses, e.g. {test.: [10.0.0.1@53]}"
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        pairs = {}
+        for item in value.split():
+            zone, sep, addrs = item.partition("=")
+            if not sep:
+                raise ValueError(expected)
+            pairs[zone] = addrs.split(",")
+        value = pairs
+    if not isinstance(value, dict):
+        raise ValueError(expected)
+    zones: dict[str, list[str]] = {}
+    for zone, addrs in value.items():
+        if isinstance(addrs, str):
+            addrs = [addrs]
+        if not isinstance(addrs, (list, tuple)) or not addrs:
+            raise ValueError(expected)
+        checked = []
+        for addr in addrs:
+            host, _, port = str(addr).partition("@")
+            try:
+                ipaddress.ip_address(host)
+                if port:
+                    kind_port(port)
+            except ValueError:
+                raise ValueError(expected) from None
+            checked.append(str(addr))
+        zones[str(zone).rstrip(".") + "."] = checked
+    return zones
+
+
+# -- the table -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    kind: Callable[[Any], Any]
+    default: Any
+    doc: str
+    # "ini": a chatmail.ini key (rendered for the services);
+    # "formula": a key only the Salt formula reads.
+    scope: str = "ini"
+
+
+REQUIRED = object()
+STAGES = ("install", "configure", "activate")
+
+SETTINGS: dict[str, Setting] = {
+    "mail_domain": Setting(kind_domain, REQUIRED, "the domain the relay serves"),
+    "max_user_send_per_minute": Setting(kind_count, 60, "messages one address may send per minute"),
+    "max_mailbox_size": Setting(kind_size, "500M", "quota of one mailbox"),
+    "max_message_size": Setting(kind_count, 31457280, "largest message in bytes"),
+    "delete_mails_after": Setting(kind_count, 20, "days after which messages are deleted"),
+    "delete_large_after": Setting(kind_count, 7, "days after which seen messages > 200 kB are deleted"),
+    "delete_inactive_users_after": Setting(kind_count, 90, "days without login before an account is removed"),
+    "username_min_length": Setting(kind_count, 9, "shortest local part of a new address"),
+    "username_max_length": Setting(kind_count, 9, "longest local part of a new address"),
+    "password_min_length": Setting(kind_count, 9, "shortest password of a new account"),
+    "passthrough_senders": Setting(kind_addresses, [], "local senders allowed to send cleartext"),
+    "passthrough_recipients": Setting(kind_addresses, [], "recipients (or @domain) that may get cleartext"),
+    "www_folder": Setting(kind_path_or_empty, "", "folder with a custom website (salt:// or absolute)"),
+    "filtermail_smtp_port": Setting(kind_port, 10080, "outgoing filter port"),
+    "postfix_reinject_port": Setting(kind_port, 10025, "outgoing reinjection port"),
+    "filtermail_smtp_port_incoming": Setting(kind_port, 10081, "incoming filter port"),
+    "postfix_reinject_port_incoming": Setting(kind_port, 10026, "incoming reinjection port"),
+    "disable_ipv6": Setting(kind_bool, False, "listen and send on IPv4 only"),
+    "acme_email": Setting(kind_text, "", "contact address given to the ACME CA"),
+    "iroh_relay": Setting(kind_optional_url, None, "iroh relay URL; absent: run one locally"),
+    "mtail_address": Setting(kind_ip_or_empty, "", "address for mtail metrics on port 3903"),
+    "imap_rawlog": Setting(kind_bool, False, "write IMAP rawlogs into mailboxes"),
+    "imap_compress": Setting(kind_bool, False, "offer IMAP COMPRESS (disables hibernation)"),
+    "privacy_postal": Setting(kind_multiline, "", "privacy page: postal address"),
+    "privacy_mail": Setting(kind_text, "", "privacy page: contact address"),
+    "privacy_pdo": Setting(kind_multiline, "", "privacy page: data protection officer"),
+    "privacy_supervisor": Setting(kind_multiline, "", "privacy page: supervisory authority"),
+    "mailboxes_dir": Setting(kind_path_or_empty, "", "mailbox root (deprecated; default /home/vmail/mail/DOMAIN)"),
+    "passdb_path": Setting(kind_path_or_empty, "/home/vmail/passdb.sqlite", "legacy SQLite passdb to migrate"),
+    # formula-only keys
+    "tls_mode": Setting(one_of("acme", "self_signed", "external"), "acme", "how the relay gets its certificate", "formula"),
+    "acme_directory": Setting(kind_url, "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL", "formula"),
+    "tls_cert_file": Setting(kind_path_or_empty, "", "certificate chain for tls_mode external", "formula"),
+    "tls_key_file": Setting(kind_path_or_empty, "", "private key for tls_mode external", "formula"),
+    "dns_forward_zones": Setting(kind_forward_zones, {}, "zones unbound forwards to other resolvers", "formula"),
+    "dovecot_source": Setting(one_of("debian", "chatmail"), "debian", "Debian's Dovecot or chatmail's patched build", "formula"),
+    "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
+    "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
+}
+
+PRIVACY_KEYS = ("privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor")
+UPSTREAM_OPERATOR = ("merlinux", "schmieder", "testrun.org")
+
+
+def _is_testrun(domain: str) -> bool:
+    return domain == "testrun.org" or domain.endswith(".testrun.org")
+
+
+def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, Any]:
+    """Typed settings with defaults filled in, or SettingsError.
+
+    ``source`` names where the values came from (pillar key or file) so
+    the message points the operator at the right place.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SettingsError([f"{source}: expected a mapping of settings, got {type(raw).__name__}"], source)
+    problems: list[str] = []
+    settings: dict[str, Any] = {}
+    for key in raw:
+        if key not in SETTINGS:
+            hint = difflib.get_close_matches(str(key), SETTINGS, n=1)
+            also = f" (did you mean {hint[0]}?)" if hint else ""
+            problems.append(f"{source}:{key}: unknown key{also}; expected one of the keys in pillar.example")
+    for key, setting in SETTINGS.items():
+        if key not in raw:
+            if setting.default is REQUIRED:
+                problems.append(f"{source}:{key}: missing; {setting.doc} is required, e.g. chat.example.org")
+                continue
+            value = setting.default
+            settings[key] = list(value) if isinstance(value, list) else value
+            continue
+        try:
+            settings[key] = setting.kind(raw[key])
+        except ValueError as exc:
+            problems.append(f"{source}:{key}: got {raw[key]!r}; {exc}")
+    if not problems:
+        problems.extend(_cross_checks(settings, source))
+    if problems:
+        raise SettingsError(problems, source)
+    return settings
+
+
+def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
+    """Rules that involve more than one key."""
+    problems = []
+    if s["username_min_length"] > s["username_max_length"]:
+        problems.append(
+            f"{source}:username_min_length: got {s['username_min_length']}; expected at most "
+            f"username_max_length ({s['username_max_length']})"
+        )
+    if not _is_testrun(s["mail_domain"]):
+        for key in PRIVACY_KEYS:
+            found = [w for w in UPSTREAM_OPERATOR if w in s[key].lower()]
+            if found:
+                problems.append(
+                    f"{source}:{key}: got {s[key]!r}, the contact of the upstream operator "
+                    f"({found[0]}); expected your own contact details for {s['mail_domain']}"
+                )
+    if s["tls_mode"] == "external":
+        for key in ("tls_cert_file", "tls_key_file"):
+            if not s[key]:
+                problems.append(f"{source}:{key}: missing; tls_mode external needs an absolute path")
+    ports = ["filtermail_smtp_port", "postfix_reinject_port", "filtermail_smtp_port_incoming", "postfix_reinject_port_incoming"]
+    seen: dict[int, str] = {}
+    for key in ports:
+        if s[key] in seen:
+            problems.append(f"{source}:{key}: got {s[key]}, already used by {seen[s[key]]}; expected distinct ports")
+        seen[s[key]] = key
+    return problems
+
+
+def derived(settings: dict[str, Any]) -> dict[str, Any]:
+    """Values computed from the settings, shared by the formula and services."""
+    domain = settings["mail_domain"]
+    tls = {
+        "acme": (f"/var/lib/acme/live/{domain}/fullchain", f"/var/lib/acme/live/{domain}/privkey"),
+        "self_signed": ("/etc/ssl/certs/mailserver.pem", "/etc/ssl/private/mailserver.key"),
+        "external": (settings["tls_cert_file"], settings["tls_key_file"]),
+    }[settings["tls_mode"]]
+    iroh = settings["iroh_relay"]
+    return {
+        "mailboxes_dir": settings["mailboxes_dir"] or f"/home/vmail/mail/{domain}",
+        "tls_cert_path": tls[0],
+        "tls_key_path": tls[1],
+        # absent key: run a local iroh-relay and advertise it
+        "iroh_relay_url": f"https://{domain}" if iroh is None else iroh,
+        "iroh_relay_local": iroh is None,
+    }
+
+
+# -- chatmail.ini ------------------------------------------------------------
+
+
+def parse_ini(text: str, source: str = "chatmail.ini") -> dict[str, str]:
+    """The ``[params]`` section as raw strings (indented lines continue a value)."""
+    params: dict[str, str] = {}
+    section = None
+    key = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        if line[0] in " \t" and key is not None and section == "params":
+            params[key] = (params[key] + "\n" + stripped).strip()
+            continue
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section, key = stripped[1:-1].strip(), None
+            continue
+        name, sep, value = stripped.partition("=")
+        if not sep:
+            raise SettingsError([f"{source} line {number}: got {stripped!r}; expected 'key = value'"], source)
+        if section is None:
+            raise SettingsError([f"{source} line {number}: setting before any section; expected it under [params]"], source)
+        if section == "params":
+            key = name.strip()
+            params[key] = value.strip()
+    return params
+
+
+def read_ini(path: str | Path) -> dict[str, str]:
+    return parse_ini(Path(path).read_text(encoding="utf-8"), source=str(path))
+
+
+def _ini_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(value)
+    if isinstance(value, dict):
+        return " ".join(f"{zone}={','.join(addrs)}" for zone, addrs in value.items())
+    return "\n    ".join(str(value).splitlines())
+
+
+def render_ini(settings: dict[str, Any], scopes: tuple[str, ...] = ("ini",)) -> str:
+    """A chatmail.ini with every key of the given scopes, typed values in ini form."""
+    lines = ["# chatmail relay settings; managed by the chatmail Salt formula", "[params]"]
+    for key, setting in SETTINGS.items():
+        if setting.scope not in scopes:
+            continue
+        value = settings.get(key, setting.default)
+        if value is None or value is REQUIRED:
+            continue
+        lines.append(f"# {setting.doc}")
+        lines.append(f"{key} = {_ini_value(value)}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+class Config:
+    """Settings for the relay's services: built once, passed to each service."""
+
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = settings
+        for key, value in settings.items():
+            setattr(self, key, value)
+        extra = derived(settings)
+        self.mailboxes_dir = Path(extra["mailboxes_dir"])
+        self.iroh_relay_url = extra["iroh_relay_url"]
+        self.passdb_path = Path(settings["passdb_path"])
+
+    def get_user_dir(self, addr: str) -> Path:
+        """The mailbox folder of ``addr``; refuses anything that is not one address."""
+        if not addr or "@" not in addr or "/" in addr or addr.startswith("."):
+            raise ValueError(f"invalid address {addr!r}")
+        return self.mailboxes_dir / addr
+
+
+def read_config(path: str | Path) -> Config:
+    """The Config of a rendered chatmail.ini (as the services get it)."""
+    raw = read_ini(path)
+    return Config(validate(raw, source=str(path)))
