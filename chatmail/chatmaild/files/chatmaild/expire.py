@@ -1,0 +1,254 @@
+"""Expire old messages and inactive accounts (spec 5.8).
+
+``run_expire`` is the one implementation; the CLI below, the daily systemd
+timer (``python3 -m chatmaild.expire INI -v --remove``) and the Salt
+function ``chatmail.expire`` all call it.  Without ``remove`` it is a dry
+run that reports what a real run would remove.
+
+Rules, per mailbox (ages as defined in :mod:`chatmaild.mailstore`):
+
+1. the password file (last login) is older than
+   ``delete_inactive_users_after`` days: remove the whole mailbox;
+2. a message older than ``delete_mails_after`` days: remove it;
+3. a message larger than 200000 bytes in a ``cur`` directory (seen by a
+   client; unseen ones in ``new/`` are left for the client to fetch) and
+   older than ``delete_large_after`` days: remove it;
+4. if anything was removed, remove ``<mailbox>/maildirsize`` so Dovecot
+   recalculates the quota instead of trusting a stale sum.
+
+A mailbox without a password file is never removed by rule 1 (it may be
+one that doveauth is creating right now, or one an operator blocked the
+documented way by editing the hash), but its messages still expire; if
+it is an empty directory older than a day, it is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from chatmaild.config import Config, read_config
+from chatmaild.mailstore import DAY, DEFAULT_INI, Mailbox, Message, iter_mailboxes, reference_time
+
+LARGE_MESSAGE = 200000  # bytes; rule 3 applies to messages larger than this
+EMPTY_MAILBOX_GRACE = DAY  # an empty mailbox dir younger than this may be mid-creation
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """Timestamps before which the rules apply."""
+
+    now: float
+    inactive: float
+    mails: float
+    large: float
+
+    @classmethod
+    def from_config(cls, config: Config, now: float) -> "Cutoffs":
+        return cls(
+            now=now,
+            inactive=now - int(config.delete_inactive_users_after) * DAY,
+            mails=now - int(config.delete_mails_after) * DAY,
+            large=now - int(config.delete_large_after) * DAY,
+        )
+
+
+def is_expired(message: Message, cutoffs: Cutoffs) -> bool:
+    """Rules 2 and 3."""
+    if message.time < cutoffs.mails:
+        return True
+    return message.size > LARGE_MESSAGE and message.mdir == "cur" and message.time < cutoffs.large
+
+
+def is_inactive(mailbox: Mailbox, cutoffs: Cutoffs) -> bool:
+    """Rule 1; a mailbox without password file is never inactive."""
+    return mailbox.last_login is not None and mailbox.last_login < cutoffs.inactive
+
+
+@dataclass
+class ExpireStats:
+    dry_run: bool
+    now: str
+    mailboxes_examined: int = 0
+    mailboxes_removed: int = 0
+    empty_mailboxes_removed: int = 0
+    files_examined: int = 0
+    files_removed: int = 0
+    files_in_removed_mailboxes: int = 0
+    bytes_freed: int = 0
+    errors: int = 0
+    duration_s: float = 0.0
+
+    def summary(self) -> str:
+        verb = "Would remove" if self.dry_run else "Removed"
+        return (
+            f"{verb} {self.mailboxes_removed} of {self.mailboxes_examined} mailboxes "
+            f"(+{self.empty_mailboxes_removed} empty) and {self.files_removed} of "
+            f"{self.files_examined} message files, {self.bytes_freed} bytes, "
+            f"in {self.duration_s:.2f} seconds"
+        )
+
+
+def _day(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+class Expirer:
+    """Applies the rules to one mailbox at a time and counts what it did."""
+
+    def __init__(self, cutoffs: Cutoffs, remove: bool, log: Callable[[str], None] | None):
+        self.cutoffs = cutoffs
+        self.remove = remove
+        self.log = log
+        self.stats = ExpireStats(
+            dry_run=not remove, now=datetime.fromtimestamp(cutoffs.now, timezone.utc).isoformat()
+        )
+
+    def _note(self, text: str) -> None:
+        if self.log is not None:
+            self.log(text)
+
+    def process(self, mailbox: Mailbox) -> None:
+        stats = self.stats
+        stats.mailboxes_examined += 1
+        stats.files_examined += len(mailbox.messages)
+        if is_inactive(mailbox, self.cutoffs):
+            self._remove_mailbox(mailbox)
+            return
+        if mailbox.last_login is None and not mailbox.messages:
+            self._remove_if_empty(mailbox)
+            return
+        if self.log is not None:
+            login = _day(mailbox.last_login) if mailbox.last_login is not None else "no login"
+            self._note(f"checking mailbox {login} {mailbox.name}")
+        removed_any = False
+        for message in mailbox.messages:
+            if is_expired(message, self.cutoffs):
+                removed_any |= self._remove_message(message)
+        if removed_any and self.remove:
+            try:
+                os.unlink(os.path.join(mailbox.path, "maildirsize"))
+            except FileNotFoundError:
+                pass
+
+    def _remove_message(self, message: Message) -> bool:
+        self._note(f"removing {_day(message.time)} {message.size} {message.path}")
+        if self.remove:
+            try:
+                os.unlink(message.path)
+            except FileNotFoundError:
+                self._note(f"vanished {message.path}")
+                return False
+            except OSError as exc:
+                self.stats.errors += 1
+                self._note(f"error removing {message.path}: {exc}")
+                return False
+        self.stats.files_removed += 1
+        self.stats.bytes_freed += message.size
+        return True
+
+    def _remove_mailbox(self, mailbox: Mailbox) -> None:
+        self._note(f"removing inactive mailbox (last login {_day(mailbox.last_login)}) {mailbox.path}")
+        if self.remove:
+            try:
+                shutil.rmtree(mailbox.path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.stats.errors += 1
+                self._note(f"error removing {mailbox.path}: {exc}")
+                return
+        self.stats.mailboxes_removed += 1
+        self.stats.files_in_removed_mailboxes += len(mailbox.messages)
+        self.stats.bytes_freed += sum(m.size for m in mailbox.messages)
+
+    def _remove_if_empty(self, mailbox: Mailbox) -> None:
+        """A password-less mailbox directory with no entries at all."""
+        try:
+            st = os.stat(mailbox.path)
+            if any(os.scandir(mailbox.path)) or st.st_mtime >= self.cutoffs.now - EMPTY_MAILBOX_GRACE:
+                return
+        except FileNotFoundError:
+            return
+        self._note(f"removing empty mailbox {mailbox.path}")
+        if self.remove:
+            try:
+                os.rmdir(mailbox.path)
+            except OSError:  # filled or removed meanwhile: leave it
+                return
+        self.stats.empty_mailboxes_removed += 1
+
+
+def expire_mailboxes(
+    mailboxes: Iterable[Mailbox], cutoffs: Cutoffs, remove: bool, log: Callable[[str], None] | None = None
+) -> ExpireStats:
+    expirer = Expirer(cutoffs, remove, log)
+    for mailbox in mailboxes:
+        expirer.process(mailbox)
+    return expirer.stats
+
+
+def run_expire(
+    config: Config,
+    remove: bool = False,
+    days: float = 0,
+    maxnum: int | None = None,
+    log: Callable[[str], None] | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Apply the expiry rules to the mailbox store of ``config``.
+
+    ``days`` pretends the clock is that many days later; ``now`` (aware
+    datetime) replaces the clock altogether (tests).  ``log`` receives one
+    line per mailbox and per removal.  Returns the counts as a dict.
+    """
+    started = time.monotonic()
+    cutoffs = Cutoffs.from_config(config, reference_time(days, now).timestamp())
+    try:
+        stats = expire_mailboxes(iter_mailboxes(config.mailboxes_dir, maxnum), cutoffs, remove, log)
+    except FileNotFoundError:
+        if config.mailboxes_dir.exists():
+            raise
+        if log is not None:
+            log(f"no mailboxes found at {config.mailboxes_dir}")
+        stats = Expirer(cutoffs, remove, None).stats
+    stats.duration_s = round(time.monotonic() - started, 3)
+    result = asdict(stats)
+    result["mailboxes_dir"] = str(config.mailboxes_dir)
+    return result
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatmail-expire", description=__doc__.split("\n")[0])
+    parser.add_argument("ini", nargs="?", default=DEFAULT_INI, help=f"chatmail.ini (default {DEFAULT_INI})")
+    parser.add_argument("--days", type=float, default=0, help="pretend the clock is DAYS days later")
+    parser.add_argument("--maxnum", type=int, default=None, help="examine at most N mailboxes")
+    parser.add_argument("--remove", action="store_true", help="really remove (default: dry run)")
+    parser.add_argument("-v", dest="verbose", action="store_true", help="log every mailbox and removal to stderr")
+    parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    args = parser.parse_args(argv)
+    config = read_config(args.ini)
+    result = run_expire(
+        config, remove=args.remove, days=args.days, maxnum=args.maxnum, log=_stderr if args.verbose else None
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        fields = {k: v for k, v in result.items() if k in ExpireStats.__dataclass_fields__}
+        print(ExpireStats(**fields).summary())
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
