@@ -1,0 +1,360 @@
+"""A booted systemd container (systemd-nspawn) on an overlay of the base image.
+
+Each container gets its own overlayfs (upper/work dirs in its state dir)
+over the shared read-only base, a veth end on the harness bridge with a
+static address (systemd-networkd, no default route), the test DNS as
+resolver and the proxy for apt/pip.  The repo is bind-mounted read-only at
+/srv/formula and the Salt venv at its own path, so ``<venv>/bin/salt-call``
+runs inside on the container's Python 3.11.
+
+Commands run inside through ``nsenter -t <init pid> -a systemd-run --wait
+--pipe`` (no machined on this host): a clean environment, real exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import lifecycle
+from .dns import resolv_conf
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".venv"
+MINION_CONF = Path(__file__).resolve().parent / "minion.conf"
+STATE_ROOT = Path("/var/tmp/chatmail-test")
+FORMULA_MOUNT = "/srv/formula"
+
+
+class Container:
+    def __init__(self, name: str, image: Path, bridge, address: str, *, dns_address: str | None = None,
+                 proxy_url: str | None = None, state_dir: Path | None = None, persistent: bool = False):
+        self.name = name
+        self.image = Path(image)
+        self.bridge = bridge
+        self.address = address
+        self.dns_address = dns_address or bridge.address
+        self.proxy_url = proxy_url
+        self.persistent = persistent
+        # the machine name also names the host's veth end: unique per bridge
+        self.machine = f"{name}-{bridge.name}"
+        self.state_dir = Path(state_dir) if state_dir else Path(
+            tempfile.mkdtemp(prefix=f"{name}-", dir=_mkdir(STATE_ROOT)))
+        self.root = self.state_dir / "root"
+        self.process: subprocess.Popen | None = None
+        self.nspawn_pid: int | None = None
+        self.init_pid: int | None = None
+        self._handle = None
+        self.timings: dict[str, float] = {}
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, timeout: float = 90) -> "Container":
+        """Mount the overlay, write the per-container files, boot, wait for systemd."""
+        started = time.monotonic()
+        if not self.persistent:
+            self._handle = lifecycle.register(f"container {self.name}", self.stop)
+        self._mount_overlay()
+        self._write_config_files()
+        log = open(self.state_dir / "console.log", "ab")
+        cmd = [
+            "systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
+            "-M", self.machine, f"--hostname={self.name}", f"--network-bridge={self.bridge.name}",
+            "--console=passive", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+            f"--bind-ro={REPO}:{FORMULA_MOUNT}",
+        ]
+        cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        start_new_session=True, env=_clean_env())
+        self.nspawn_pid = self.process.pid
+        self.init_pid = self._find_init(timeout)
+        self._save_state()
+        self._wait_booted(started + timeout)
+        self.timings["boot"] = time.monotonic() - started
+        return self
+
+    def stop(self, timeout: float = 30, graceful: bool = False) -> None:
+        """Kill the container and wait for nspawn; unmount; remove the state dir.
+
+        By default the container's init gets SIGKILL (the kernel then kills
+        every process of its PID namespace at once: ~0.1 s); ``graceful``
+        asks nspawn for a clean poweroff instead (seconds: dovecot is slow).
+        """
+        started = time.monotonic()
+        if graceful and self.nspawn_pid and _alive(self.nspawn_pid):
+            os.kill(self.nspawn_pid, signal.SIGTERM)
+        elif self.init_pid and _alive(self.init_pid):
+            os.kill(self.init_pid, signal.SIGKILL)
+        if self.nspawn_pid:
+            if not _wait_gone(self.nspawn_pid, self.process, timeout):
+                os.kill(self.nspawn_pid, signal.SIGKILL)
+                _wait_gone(self.nspawn_pid, self.process, 5)
+        if self.init_pid and _alive(self.init_pid):
+            os.kill(self.init_pid, signal.SIGKILL)
+            _wait_gone(self.init_pid, None, 5)
+        self._unmount_overlay()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        lifecycle.unregister(self._handle)
+        self.timings["stop"] = time.monotonic() - started
+
+    def __enter__(self) -> "Container":
+        return self.start() if self.init_pid is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- running things inside ---------------------------------------------------
+
+    def run(self, cmd: list[str] | str, check: bool = True, input: str | bytes | None = None,
+            env: dict[str, str] | None = None, timeout: float = 600, text: bool = True) -> subprocess.CompletedProcess:
+        """Run ``cmd`` inside (a list, or a string for ``sh -c``) and return its result."""
+        argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        wrapper = ["nsenter", "-t", str(self.init_pid), "-a", "systemd-run", "--wait", "--pipe", "-q",
+                   "--collect", "--service-type=exec", f"--property=RuntimeMaxSec={int(timeout)}"]
+        for key, value in (env or {}).items():
+            wrapper.append(f"--setenv={key}={value}")
+        if isinstance(input, str) and not text:
+            input = input.encode()
+        proc = subprocess.run(
+            [*wrapper, "--", *argv], input=input, capture_output=True, text=text, env=_clean_env(),
+            stdin=None if input is not None else subprocess.DEVNULL, timeout=timeout + 10,
+        )
+        result = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, argv, proc.stdout, proc.stderr)
+        return result
+
+    def read_file(self, path: str) -> str:
+        return self.run(["cat", path]).stdout
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.run(["cat", path], text=False).stdout
+
+    def exists(self, path: str) -> bool:
+        return self.run(["test", "-e", path], check=False).returncode == 0
+
+    def write_file(self, path: str, content: str | bytes, mode: str = "0644") -> None:
+        script = 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"'
+        self.run(["sh", "-c", script, "sh", path, mode], input=content, text=isinstance(content, str))
+
+    def shell_command(self) -> str:
+        """How a person gets a shell inside (printed by deploy-local)."""
+        return f"nsenter -t {self.init_pid} -a systemd-run --pty -q --wait /bin/bash -l"
+
+    # -- Salt ------------------------------------------------------------------------
+
+    def write_pillar(self, pillar: dict | None) -> None:
+        self.write_file("/srv/pillar/top.sls", "base:\n  '*':\n    - chatmail\n")
+        self.write_file("/srv/pillar/chatmail.sls", json.dumps({"chatmail": pillar or {}}, indent=1) + "\n", "0600")
+
+    def salt_call(self, *args: str, pillar: dict | None = None, timeout: float = 900) -> "SaltResult":
+        """``salt-call --local --out=json <args>`` inside; pillar ``chatmail`` set first if given."""
+        if pillar is not None:
+            self.write_pillar(pillar)
+        proc = self.run([str(VENV / "bin/salt-call"), "--local", "--out=json", "--retcode-passthrough",
+                         "--log-level=quiet", *args], check=False, timeout=timeout)
+        try:
+            data = json.loads(proc.stdout) if proc.stdout.strip() else {}
+        except json.JSONDecodeError:
+            data = {"local": [proc.stdout]}
+        return SaltResult(data, proc.returncode, proc.stderr)
+
+    def apply(self, pillar: dict | None = None, *args: str, test: bool = False) -> "SaltResult":
+        """``state.apply chatmail`` with ``pillar`` (and ``test=True``)."""
+        extra = ["test=True"] if test else []
+        return self.salt_call("state.apply", "chatmail", *args, *extra, pillar=pillar)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _mount_overlay(self) -> None:
+        upper, work = self.state_dir / "upper", self.state_dir / "work"
+        for d in (upper, work, self.root):
+            d.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(self.root):
+            subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={self.image},upperdir={upper},workdir={work}", str(self.root)],
+                           check=True, capture_output=True)
+
+    def _unmount_overlay(self) -> None:
+        for _ in range(50):
+            if not os.path.ismount(self.root):
+                return
+            if subprocess.run(["umount", str(self.root)], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        subprocess.run(["umount", "-l", str(self.root)], capture_output=True)
+
+    def _write_config_files(self) -> None:
+        """Files that differ per container, written into the overlay before boot."""
+        files = {
+            "etc/resolv.conf": resolv_conf(self.dns_address),
+            "etc/hostname": f"{self.name}\n",
+            "etc/systemd/network/05-host0.network.d/address.conf":
+                f"[Network]\nAddress={self.address}/{self.bridge.prefixlen}\n",
+            "etc/salt/minion.d/chatmail.conf": MINION_CONF.read_text() + f"id: {self.name}\n",
+            "etc/hosts": f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n{self.address} {self.name}\n",
+        }
+        if self.proxy_url:
+            files["etc/apt/apt.conf.d/80proxy"] = (
+                f'Acquire::http::Proxy "{self.proxy_url}";\nAcquire::https::Proxy "{self.proxy_url}";\n')
+            files["etc/pip.conf"] = (
+                f"[global]\nproxy = {self.proxy_url}\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+            files["etc/environment"] = (
+                f"http_proxy={self.proxy_url}\nhttps_proxy={self.proxy_url}\n"
+                f"HTTP_PROXY={self.proxy_url}\nHTTPS_PROXY={self.proxy_url}\nno_proxy=localhost,127.0.0.1,.test\n")
+        for rel, text in files.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink():
+                path.unlink()
+            path.write_text(text)
+        for mount in (FORMULA_MOUNT, str(VENV)):
+            (self.root / mount.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+    def _find_init(self, timeout: float) -> int:
+        """The host PID of the container's systemd: a descendant of nspawn that is PID 1 inside."""
+        deadline = time.monotonic() + min(timeout, 30)
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"systemd-nspawn exited with {self.process.returncode}:\n{self.console_log()}")
+            for pid in _descendants(self.nspawn_pid):
+                nspid = _status_field(pid, "NSpid")
+                if nspid and nspid.split()[-1] == "1" and len(nspid.split()) > 1:
+                    return pid
+            time.sleep(0.02)
+        raise RuntimeError(f"no container init below nspawn {self.nspawn_pid}:\n{self.console_log()}")
+
+    def _wait_booted(self, deadline: float) -> None:
+        state = ""
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"container {self.name} died while booting:\n{self.console_log()}")
+            proc = self.run(["systemctl", "is-system-running"], check=False, timeout=10)
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                if self._has_address():
+                    return
+            elif state in ("maintenance", "stopping", "offline"):
+                break
+            time.sleep(0.1)
+        failed = self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout
+        raise RuntimeError(f"container {self.name} did not boot (state {state!r}); failed units:\n{failed}")
+
+    def _has_address(self) -> bool:
+        out = self.run(["ip", "-4", "-o", "addr", "show", "dev", "host0"], check=False).stdout
+        return f" {self.address}/" in out
+
+    def console_log(self) -> str:
+        try:
+            return (self.state_dir / "console.log").read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def _save_state(self) -> None:
+        state = {"name": self.name, "machine": self.machine, "address": self.address,
+                 "nspawn_pid": self.nspawn_pid, "init_pid": self.init_pid, "root": str(self.root),
+                 "bridge": self.bridge.to_dict(), "owner": os.getpid()}
+        (self.state_dir / "state.json").write_text(json.dumps(state, indent=1))
+
+
+class SaltResult(dict):
+    """The parsed ``salt-call --out=json`` output, plus its exit code and stderr."""
+
+    def __init__(self, data: dict, retcode: int, stderr: str):
+        super().__init__(data)
+        self.retcode = retcode
+        self.stderr = stderr
+
+    @property
+    def states(self) -> dict:
+        """State id -> result dict; empty when the run failed before any state (render error)."""
+        local = self.get("local")
+        return local if isinstance(local, dict) else {}
+
+    @property
+    def errors(self) -> list[str]:
+        """Render/compile errors (``local`` is a list of messages then)."""
+        local = self.get("local")
+        if isinstance(local, list):
+            return [str(x) for x in local]
+        if isinstance(local, str):
+            return [local]
+        return []
+
+
+def failed_states(result: SaltResult) -> list[str]:
+    """Each failure as 'id: comment', including errors that stopped the run before states."""
+    failed = list(result.errors)
+    for key, state in result.states.items():
+        if state.get("result") is False:
+            failed.append(f"{state.get('__id__', key)}: {state.get('comment', '')}")
+    return failed
+
+
+def changed_states(result: SaltResult) -> list[str]:
+    """State ids that changed something (or, with test=True, would: result None)."""
+    return [state.get("__id__", key) for key, state in result.states.items()
+            if state.get("changes") or state.get("result") is None]
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            ppid = _status_field(int(entry), "PPid")
+            if ppid:
+                children.setdefault(int(ppid), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _status_field(pid: int, field: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_gone(pid: int, process: subprocess.Popen | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None:
+            if process.poll() is not None:
+                return True
+        elif not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _clean_env() -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+

@@ -1,0 +1,163 @@
+"""The read-only Debian base image every test container boots from.
+
+Building it (debootstrap with all the relay's packages) takes a minute or
+more, so it is cached under /var/cache/chatmail-test/base-<key>/ where the
+key is the sha256 of everything that goes into it: the package list, the
+host CA files copied in, and RECIPE (bump it when the recipe changes).
+A build goes to a temporary folder that is renamed into place only when
+complete, under a file lock, so a crashed or concurrent build never leaves
+a half image behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path("/var/cache/chatmail-test")
+HERE = Path(__file__).resolve().parent
+PACKAGE_LIST = HERE / "base-packages.txt"
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+RECIPE = "3"
+
+# what every container needs to boot and be driven by the harness
+CORE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "iproute2", "python3", "ca-certificates",
+    "procps", "less",
+)
+
+SOURCES = f"""\
+deb {MIRROR} {SUITE} main
+deb {MIRROR} {SUITE}-updates main
+deb http://deb.debian.org/debian-security {SUITE}-security main
+"""
+
+# files written into the image after debootstrap: path -> content
+IMAGE_FILES = {
+    "etc/apt/sources.list": SOURCES,
+    # the harness writes the real one per container; this one points nowhere
+    "etc/resolv.conf": "# set per container by the test harness\n",
+    # no apt caches or docs wasted in the image
+    "etc/dpkg/dpkg.cfg.d/01-nodoc": "path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\n",
+    # a static address, no DHCP, no default route: see network.py
+    "etc/systemd/network/05-host0.network": (
+        "[Match]\nName=host0\n\n[Network]\nDHCP=no\nLinkLocalAddressing=no\n"
+        "IPv6AcceptRA=no\n# Address= is added per container in host0.network.d/\n"
+    ),
+}
+
+# units switched on or off in the image: (unit, enable?)
+IMAGE_UNITS = (
+    ("systemd-networkd.service", True),
+    # waits up to 2 min for "online"; containers have no uplink
+    ("systemd-networkd-wait-online.service", False),
+    ("apt-daily.timer", False),
+    ("apt-daily-upgrade.timer", False),
+    ("e2scrub_all.timer", False),
+    ("fstrim.timer", False),
+)
+
+
+def package_list(path: Path = PACKAGE_LIST) -> list[str]:
+    """Core packages plus the words of base-packages.txt, sorted, unique."""
+    words = set(CORE_PACKAGES)
+    for line in path.read_text().splitlines():
+        words.update(line.split("#", 1)[0].split())
+    return sorted(words)
+
+
+def host_ca_files() -> list[Path]:
+    if not HOST_CA_DIR.is_dir():
+        return []
+    return sorted(p for p in HOST_CA_DIR.rglob("*.crt") if p.is_file())
+
+
+def image_key(packages: list[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"recipe {RECIPE} {SUITE}\n".encode())
+    digest.update(("\n".join(packages) + "\n").encode())
+    for ca in host_ca_files():
+        digest.update(ca.name.encode() + b"\0" + ca.read_bytes())
+    return digest.hexdigest()
+
+
+def base_image(log=print) -> Path:
+    """The path of the cached base image, built first if needed."""
+    packages = package_list()
+    target = CACHE / f"base-{image_key(packages)}"
+    if (target / "usr/bin/systemctl").exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another session may be building it
+        if (target / "usr/bin/systemctl").exists():
+            return target
+        started = time.monotonic()
+        log(f"harness: building base image {target.name} ({len(packages)} packages)")
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
+        try:
+            build(tmp, packages)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log(f"harness: base image built in {time.monotonic() - started:.0f} s")
+    _prune(keep=target)
+    return target
+
+
+def build(root: Path, packages: list[str]) -> None:
+    """debootstrap + the image files + the host's CA certificates."""
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(root), MIRROR],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**_clean_env(), "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    for rel, text in IMAGE_FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            path.unlink()
+        path.write_text(text)
+    ca_dir = root / "usr/local/share/ca-certificates"
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    for ca in host_ca_files():
+        shutil.copy2(ca, ca_dir / ca.name)
+    _chroot(root, "update-ca-certificates")
+    for unit, enable in IMAGE_UNITS:
+        _chroot(root, "systemctl", "enable" if enable else "disable", "--quiet", unit, check=False)
+    # an empty machine-id: each container gets its own at boot
+    (root / "etc/machine-id").write_text("")
+    for item in (root / "var/cache/apt/archives").glob("*.deb"):
+        item.unlink()
+
+
+def _chroot(root: Path, *cmd: str, check: bool = True) -> None:
+    subprocess.run(["chroot", str(root), *cmd], check=check, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL if not check else None, env=_clean_env())
+
+
+def _clean_env() -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def _prune(keep: Path) -> None:
+    """Remove half-built folders of dead builds (older than an hour)."""
+    for item in CACHE.glob(".build-*"):
+        if item != keep and time.time() - item.stat().st_mtime > 3600:
+            shutil.rmtree(item, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    t0 = time.monotonic()
+    print(base_image(), f"{time.monotonic() - t0:.1f} s")

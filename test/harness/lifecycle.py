@@ -1,0 +1,67 @@
+"""Teardown that always runs: on normal exit, on exceptions and on SIGTERM/SIGHUP.
+
+Fixture finalizers are the normal path; this is the safety net for a
+session that dies between setup and finalizer.  Everything the harness
+starts (bridge, daemons, containers, mounts) registers its cleanup here and
+unregisters it when it was cleaned up the normal way.  Cleanups run in
+reverse order of registration; a failing one does not stop the others.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+_lock = threading.RLock()
+_cleanups: dict[int, tuple[str, Callable[[], None]]] = {}
+_counter = 0
+_installed = False
+
+
+def register(what: str, cleanup: Callable[[], None]) -> int:
+    """Remember ``cleanup``; returns a handle for :func:`unregister`."""
+    global _counter
+    _install()
+    with _lock:
+        _counter += 1
+        _cleanups[_counter] = (what, cleanup)
+        return _counter
+
+
+def unregister(handle: int | None) -> None:
+    with _lock:
+        _cleanups.pop(handle, None)
+
+
+def run_all() -> None:
+    """Run every registered cleanup, newest first."""
+    with _lock:
+        items = sorted(_cleanups.items(), reverse=True)
+        _cleanups.clear()
+    for _, (what, cleanup) in items:
+        try:
+            cleanup()
+        except Exception as exc:  # keep tearing down the rest
+            print(f"harness: cleanup of {what} failed: {exc}", file=sys.stderr)
+
+
+def _on_signal(signum, frame) -> None:
+    run_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    atexit.register(run_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_signal)
