@@ -1,0 +1,263 @@
+"""filtermail: the before-queue SMTP filter that keeps cleartext off the relay.
+
+Postfix hands every submitted (outgoing, ports 465/587) and every received
+(incoming, port 25) message to this filter before queueing it
+(``smtpd_proxy_filter``); the filter's answers reach the client directly.
+An acceptable message is passed back unchanged to Postfix's reinjection
+port (see :mod:`chatmaild.reinject`), everything else is refused.
+
+Usage: ``python3 -m chatmaild.filtermail <chatmail.ini> outgoing|incoming``
+
+The rules, in the order they apply (spec 5.6):
+
+outgoing
+  MAIL   sender over the rate limit             450 4.7.1 (try later)
+  MAIL   sender not one local@domain address     500
+  DATA   From: header differs from the sender    500
+  DATA   encrypted, or a Secure-Join request     accept
+  DATA   a cleartext exception (CLEARTEXT_OK)    accept
+  DATA   otherwise                               523 Encryption Needed
+incoming
+  DATA   encrypted, or a Secure-Join request     accept
+  DATA   a cleartext exception (CLEARTEXT_OK)    accept
+  DATA   otherwise                               523 Encryption Needed
+
+ESMTP parameters of MAIL and RCPT (``SIZE``, ``ORCPT``, ``NOTIFY``, ...)
+are ignored instead of refused: some MTAs send them unasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from aiosmtpd.smtp import SMTP
+
+from .config import Config, read_config
+from .mimecheck import (
+    Mail,
+    is_autocrypt_setup_message,
+    is_encrypted,
+    is_mailer_daemon_report,
+    is_securejoin_request,
+)
+from .ratelimit import SendRateLimiter
+from .reinject import Reinjector
+
+__all__ = ["MODES", "Mode", "FilterPolicy", "FilterHandler", "FilterSMTP", "serve", "main"]
+
+log = logging.getLogger("filtermail")
+
+ENCRYPTION_NEEDED = "523 Encryption Needed: Invalid Unencrypted Mail"
+# What the client sees if a check fails unexpectedly (a bug, not the mail's fault).
+CHECK_FAILED = "451 4.3.0 Error while checking the message, try again later"
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What differs between the two filter instances."""
+
+    name: str
+    label: str  # log prefix, matched by mtail
+    listen_port: str  # config key
+    reinject_port: str  # config key
+    incoming: bool
+
+
+MODES = {
+    "outgoing": Mode("outgoing", "Outgoing", "filtermail_smtp_port", "postfix_reinject_port", False),
+    "incoming": Mode("incoming", "Incoming", "filtermail_smtp_port_incoming", "postfix_reinject_port_incoming", True),
+}
+
+
+def address_matches(address: str, entries: list[str]) -> bool:
+    """``address`` is one of ``entries``, or its domain is an ``@domain`` entry."""
+    address = address.lower()
+    domain = "@" + address.rpartition("@")[2]
+    return any(entry == address or entry == domain for entry in entries)
+
+
+@dataclass
+class Submission:
+    """One message with its envelope, as the rules see it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    mail: Mail
+
+
+Rule = Callable[["FilterPolicy", Submission], bool]
+
+# Cleartext that may pass anyway, per mode: (why, rule).  Order matters
+# only for the log line naming the reason.
+CLEARTEXT_OK: dict[str, tuple[tuple[str, Rule], ...]] = {
+    "outgoing": (
+        ("passthrough sender", lambda p, s: address_matches(s.mail_from, p.passthrough_senders)),
+        ("Autocrypt Setup Message", lambda p, s: is_autocrypt_setup_message(s.mail, s.rcpt_tos)),
+        (
+            "passthrough recipients",
+            lambda p, s: all(address_matches(r, p.passthrough_recipients) for r in s.rcpt_tos),
+        ),
+    ),
+    "incoming": (
+        ("mailer-daemon report", lambda p, s: is_mailer_daemon_report(s.mail)),
+        ("no recipient enforces encryption", lambda p, s: not any(p.enforces_encryption(r) for r in s.rcpt_tos)),
+    ),
+}
+
+
+class FilterPolicy:
+    """The rules of one mode, independent of SMTP (so they can be tested and timed alone)."""
+
+    def __init__(self, config: Config, mode: Mode):
+        self.config = config
+        self.mode = mode
+        self.passthrough_senders = [a.lower() for a in config.passthrough_senders]
+        self.passthrough_recipients = [a.lower() for a in config.passthrough_recipients]
+        self.limiter = SendRateLimiter(config.max_user_send_per_minute)
+        self.cleartext_ok = CLEARTEXT_OK[mode.name]
+
+    def check_sender(self, mail_from: str) -> str | None:
+        """The refusal of ``MAIL FROM:<mail_from>``, or None to accept it."""
+        if self.mode.incoming:
+            return None
+        if not self.limiter.allow(mail_from.lower()):
+            return f"450 4.7.1: Too much mail from {mail_from}"
+        if len(mail_from.split("@")) != 2:
+            return f"500 Invalid from address <{mail_from!r}>"
+        return None
+
+    def check_message(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str | None:
+        """The refusal of a message, or None to accept it."""
+        mail = Mail(data)
+        if not self.mode.incoming:
+            from_address = mail.from_address
+            if from_address.lower() != mail_from.lower():
+                return f"500 Invalid FROM <{from_address!r}> for <{mail_from!r}>"
+        label = self.mode.label
+        if is_encrypted(mail, incoming=self.mode.incoming) or is_securejoin_request(mail):
+            log.info("%s: Filtering encrypted mail.", label)
+            return None
+        log.info("%s: Filtering unencrypted mail.", label)
+        submission = Submission(mail_from, rcpt_tos, mail)
+        for why, allowed in self.cleartext_ok:
+            if allowed(self, submission):
+                log.info("%s: cleartext accepted (%s).", label, why)
+                return None
+        log.info("Rejected unencrypted mail.")
+        return ENCRYPTION_NEEDED
+
+    def enforces_encryption(self, recipient: str) -> bool:
+        """The recipient's mailbox carries the ``enforceE2EEincoming`` marker."""
+        try:
+            return (self.config.get_user_dir(recipient.lower()) / "enforceE2EEincoming").exists()
+        except (ValueError, OSError):
+            return False  # not a mailbox address here: nothing to enforce
+
+
+class FilterHandler:
+    """aiosmtpd handler: the policy at MAIL and DATA, then reinjection."""
+
+    def __init__(self, policy: FilterPolicy, reinjector: Reinjector, executor: ThreadPoolExecutor):
+        self.policy = policy
+        self.reinjector = reinjector
+        self.executor = executor
+
+    async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
+        refusal = self.policy.check_sender(address)
+        if refusal:
+            return refusal
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor, self.process, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+        )
+
+    def process(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
+        """Check one message and, if acceptable, reinject it: the reply for the client."""
+        try:
+            refusal = self.policy.check_message(mail_from, rcpt_tos, data)
+        except Exception:  # a bug must not turn into a permanent refusal
+            log.exception("checking a message failed")
+            return CHECK_FAILED
+        if refusal:
+            return refusal
+        return self.reinjector.send(mail_from, rcpt_tos, data)
+
+
+class FilterSMTP(SMTP):
+    """aiosmtpd's server without ESMTP parameters on MAIL and RCPT."""
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        await super().smtp_MAIL(self._without_parameters(arg, "FROM:"))
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        await super().smtp_RCPT(self._without_parameters(arg, "TO:"))
+
+    def _without_parameters(self, arg: str | None, keyword: str) -> str | None:
+        rest = self._strip_command_keyword(keyword, arg) if arg else None
+        if rest is None:
+            return arg  # let aiosmtpd answer the syntax error
+        address, _params = self._getaddr(rest)
+        if address is None:
+            return arg  # malformed address: aiosmtpd's own answer
+        if address == "<>":
+            address = ""
+        return f"{keyword}<{address}>"
+
+
+async def serve(config: Config, mode: Mode, host: str = "127.0.0.1", port: int | None = None) -> asyncio.AbstractServer:
+    """Start the filter on the loop that runs this coroutine; returns the listening server."""
+    policy = FilterPolicy(config, mode)
+    reinjector = Reinjector(getattr(config, mode.reinject_port))
+    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"filtermail-{mode.name}")
+    handler = FilterHandler(policy, reinjector, executor)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> FilterSMTP:
+        return FilterSMTP(
+            handler,
+            data_size_limit=config.max_message_size,
+            hostname="localhost",
+            ident="chatmail filtermail",
+            loop=loop,
+        )
+
+    listen_port = getattr(config, mode.listen_port) if port is None else port
+    server = await loop.create_server(factory, host=host, port=listen_port)
+    server.filtermail_handler = handler  # for tests and shutdown
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[1] not in MODES:
+        print("usage: filtermail <chatmail.ini> outgoing|incoming", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
+    config = read_config(args[0])
+    mode = MODES[args[1]]
+
+    async def run() -> None:
+        server = await serve(config, mode)
+        log.info("filtermail %s listening on 127.0.0.1:%s", mode.name, getattr(config, mode.listen_port))
+        async with server:
+            await server.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

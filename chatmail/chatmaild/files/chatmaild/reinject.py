@@ -1,0 +1,225 @@
+"""Hand an accepted message back to Postfix, and say what to tell the client.
+
+The filter sits inside Postfix's before-queue proxy: whatever it answers
+reaches the submitting client (or the remote MTA) directly.  So the answer
+must be truthful about the fate of the message:
+
+* 250 only after Postfix's reinjection smtpd accepted the message for every
+  recipient (then it is in Postfix's queue and will not be lost);
+* a temporary failure behind the filter (Postfix answers 4xx, e.g. 451 when
+  the OpenDKIM milter is down, or it cannot be reached at all) becomes a 4xx
+  so the client tries again later;
+* a permanent refusal by Postfix (5xx) is passed on as it is.
+
+Delivery is all-or-nothing: if Postfix refuses some recipients the
+transaction is reset and nothing is queued, so a retry by the client
+cannot duplicate the message for the recipients that were accepted.
+
+The message bytes are sent unchanged (only SMTP dot-stuffing is applied).
+No source address is bound: Postfix distinguishes signing from verifying by
+the port (the reinjection smtpd for outgoing mail sets the ORIGINATING
+daemon name), not by the client address.
+
+Connections are kept open between messages (a few idle ones, for a short
+while), which saves the connect/EHLO/QUIT round trips per message.  A kept
+connection that turns out to be closed before the message was handed over
+is replaced by a fresh one, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = ["Reinjector", "Reply", "TRY_AGAIN"]
+
+log = logging.getLogger(__name__)
+
+# Our own answer when Postfix cannot be reached or the conversation breaks.
+TRY_AGAIN = "451 4.3.0 Mail queue temporarily unavailable, try again later"
+ACCEPTED = "250 OK"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An SMTP reply from Postfix that ends the transaction."""
+
+    code: int
+    text: str
+
+    def for_client(self) -> str:
+        """The reply to give the client: Postfix's own 4xx/5xx, anything else as try-again."""
+        if 400 <= self.code < 600:
+            text = " ".join(self.text.split()) or "Error"
+            return f"{self.code} {text}"
+        return TRY_AGAIN
+
+
+class _Refused(Exception):
+    def __init__(self, reply: Reply):
+        super().__init__(reply)
+        self.reply = reply
+
+
+class _Broken(Exception):
+    """The connection failed; ``handed_over`` if the data may already be queued."""
+
+    def __init__(self, cause: BaseException, handed_over: bool):
+        super().__init__(cause)
+        self.cause = cause
+        self.handed_over = handed_over
+
+
+class Reinjector:
+    """SMTP client for Postfix's reinjection port, safe to use from many threads."""
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        timeout: float = 60.0,
+        max_idle: int = 16,
+        idle_seconds: float = 20.0,
+    ):
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.max_idle = max_idle
+        self.idle_seconds = idle_seconds
+        self._idle: list[tuple[float, smtplib.SMTP]] = []
+        self._lock = threading.Lock()
+
+    def send(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
+        """Reinject one message; the SMTP reply for the client."""
+        for attempt in (1, 2):
+            conn, reused = self._take()
+            try:
+                if conn is None:
+                    conn = self._connect()
+                self._transact(conn, mail_from, rcpt_tos, data)
+            except _Refused as refused:
+                self._give_back(conn, reset=True)
+                log.warning("reinjection refused: %s %s", refused.reply.code, refused.reply.text)
+                return refused.reply.for_client()
+            except _Broken as broken:
+                _close(conn)
+                if reused and not broken.handed_over and attempt == 1:
+                    continue  # a kept connection went stale: once more on a fresh one
+                log.warning("reinjection failed: %r", broken.cause)
+                return TRY_AGAIN
+            self._give_back(conn)
+            return ACCEPTED
+        return TRY_AGAIN  # pragma: no cover - the loop always returns
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, conn in idle:
+            _close(conn, quit=True)
+
+    # -- one transaction ---------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            conn = smtplib.SMTP(self.host, self.port, local_hostname="localhost", timeout=self.timeout)
+            code, text = conn.ehlo()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _Broken(exc, handed_over=False) from exc
+        if code != 250:
+            _close(conn)
+            raise _Refused(Reply(code, _text(text)))
+        return conn
+
+    def _transact(self, conn: smtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+        utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpt_tos))
+        options = " SMTPUTF8" if utf8 and conn.has_extn("smtputf8") else ""
+        sender = "" if mail_from == "<>" else mail_from
+        handed_over = False
+        try:
+            _expect(conn.docmd("MAIL", f"FROM:<{sender}>{options}"), 250)
+            refusals = [conn.docmd("RCPT", f"TO:<{rcpt}>") for rcpt in rcpt_tos]
+            refusals = [r for r in refusals if r[0] not in (250, 251)]
+            if refusals:
+                # All or nothing; a temporary refusal wins so the client retries.
+                refusals.sort(key=lambda r: r[0] >= 500)
+                raise _Refused(Reply(refusals[0][0], _text(refusals[0][1])))
+            _expect(conn.docmd("DATA"), 354)
+            handed_over = True
+            conn.send(_dot_stuffed(data))
+            _expect(conn.getreply(), 250)
+        except _Refused:
+            raise
+        except (OSError, smtplib.SMTPException, UnicodeError) as exc:
+            raise _Broken(exc, handed_over) from exc
+
+    # -- the pool of open connections ---------------------------------------
+
+    def _take(self) -> tuple[smtplib.SMTP | None, bool]:
+        now = time.monotonic()
+        stale = []
+        conn = None
+        with self._lock:
+            while self._idle:
+                since, candidate = self._idle.pop()
+                if now - since < self.idle_seconds:
+                    conn = candidate
+                    break
+                stale.append(candidate)
+        for old in stale:
+            _close(old, quit=True)
+        return conn, conn is not None
+
+    def _give_back(self, conn: smtplib.SMTP, reset: bool = False) -> None:
+        if reset:
+            try:
+                _expect(conn.docmd("RSET"), 250)
+            except Exception:  # noqa: BLE001 - any failure: just drop the connection
+                _close(conn)
+                return
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append((time.monotonic(), conn))
+                return
+        _close(conn, quit=True)
+
+
+def _expect(reply: tuple[int, bytes], code: int) -> None:
+    if reply[0] != code:
+        # 421: the server is closing the connection (e.g. an idle timeout).
+        if reply[0] == 421 or not 200 <= reply[0] < 600:
+            raise smtplib.SMTPServerDisconnected(f"unexpected reply {reply!r}")
+        raise _Refused(Reply(reply[0], _text(reply[1])))
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """SMTP transparency (RFC 5321 4.5.2) and the end-of-data line."""
+    stuffed = data.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+def _close(conn: smtplib.SMTP | None, quit: bool = False) -> None:
+    if conn is None:
+        return
+    try:
+        if quit:
+            if conn.sock is not None:
+                conn.sock.settimeout(1.0)
+            conn.quit()
+        else:
+            conn.close()
+    except (OSError, smtplib.SMTPException, AttributeError):
+        try:
+            conn.close()
+        except OSError:
+            pass

@@ -1,0 +1,136 @@
+"""Real SMTP around filtermail for tests: a Postfix stand-in and a running filter.
+
+The sink is a real aiosmtpd server on a loopback port that plays Postfix's
+reinjection smtpd: it records what it receives and can be told to answer
+a given stage with a given reply (451 as when the milter is down, 550, ...).
+The filter runs in-process on its own event loop thread, exactly as
+``serve()`` runs it in the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from chatmaild.config import read_config
+from chatmaild.filtermail import MODES, serve
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class SinkHandler:
+    """Records messages; ``replies`` maps a stage (MAIL, RCPT, DATA) to a reply."""
+
+    received: list[Received] = field(default_factory=list)
+    replies: dict[str, str] = field(default_factory=dict)
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if "MAIL" in self.replies:
+            return self.replies["MAIL"]
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.refuse_rcpt:
+            return self.refuse_rcpt[address]
+        if "RCPT" in self.replies:
+            return self.replies["RCPT"]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if "DATA" in self.replies:
+            return self.replies["DATA"]
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok: queued"
+
+
+class Sink:
+    """A real SMTP server on loopback standing in for Postfix's reinjection port."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.handler = SinkHandler()
+        self.controller = Controller(self.handler, hostname=LOOPBACK, port=self.port, data_size_limit=None)
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def start(self) -> "Sink":
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def write_ini(directory: Path, **settings) -> Path:
+    values = {
+        "mail_domain": "example.org",
+        "max_user_send_per_minute": 60,
+        "mailboxes_dir": str(directory / "mailboxes"),
+        "filtermail_smtp_port": free_port(),
+        "filtermail_smtp_port_incoming": free_port(),
+        "postfix_reinject_port": free_port(),
+        "postfix_reinject_port_incoming": free_port(),
+    }
+    values.update(settings)
+    lines = ["[params]"] + [f"{k} = {' '.join(v) if isinstance(v, list) else v}" for k, v in values.items()]
+    path = directory / "chatmail.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class RunningFilter:
+    """``serve()`` on an event loop in a thread; ``port`` is where clients connect."""
+
+    def __init__(self, ini: Path, mode: str):
+        self.config = read_config(ini)
+        self.mode = MODES[mode]
+        self.port = getattr(self.config, self.mode.listen_port)
+        self.reinject_port = getattr(self.config, self.mode.reinject_port)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server = None
+
+    def start(self) -> "RunningFilter":
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(serve(self.config, self.mode), self.loop).result(10)
+        return self
+
+    @property
+    def policy(self):
+        return self.server.filtermail_handler.policy
+
+    def stop(self) -> None:
+        async def shutdown():
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        handler = self.server.filtermail_handler
+        handler.reinjector.close()
+        handler.executor.shutdown(wait=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
