@@ -1,0 +1,86 @@
+"""Fixtures for system tests: a lab (bridge, proxy, test DNS) and relay containers.
+
+Booting is cheap (~2 s) but applying the formula is not, so relays are
+module-scoped: a test module boots the relays it needs once and its tests
+share them.  Everything is torn down by the finalizers, and by the
+harness's atexit/signal handlers if the session dies first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness package
+
+from harness import Container, Lab  # noqa: E402
+
+TOOLS = ("systemd-nspawn", "debootstrap", "tinyproxy", "nsd", "nsenter", "ip")
+
+
+def _why_not_runnable() -> str | None:
+    if os.geteuid() != 0:
+        return "system tests boot systemd-nspawn containers and need root"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"system tests need {', '.join(missing)} (run scripts/bootstrap)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _why_not_runnable()
+    if reason:
+        for item in items:
+            if item.get_closest_marker("system"):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    reason = _why_not_runnable()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab(log=lambda msg: print(msg, file=sys.stderr))
+    try:
+        lab.start()
+        yield lab
+    finally:
+        lab.stop()
+
+
+@pytest.fixture(scope="session")
+def test_dns(lab):
+    return lab.dns
+
+
+RelayFactory = Callable[..., Container]
+
+
+@pytest.fixture(scope="module")
+def relay_factory(lab) -> RelayFactory:
+    """``relay_factory(name, domain=None, **pillar)`` boots a container.
+
+    The container gets ``.pillar``: the default relay pillar (mail_domain
+    ``<name>.test`` or ``domain``, tls_mode self_signed, the test zone
+    forwarded to the test DNS) updated with ``pillar``; nothing is applied.
+    """
+    booted: list[Container] = []
+
+    def boot(name: str, domain: str | None = None, **pillar) -> Container:
+        container = lab.boot(name)
+        booted.append(container)
+        if domain:
+            lab.dns.a(domain, container.address)
+            lab.dns.mx(domain, domain)
+            pillar.setdefault("mail_domain", domain.rstrip("."))
+        container.pillar = lab.default_pillar(name, **pillar)
+        return container
+
+    yield boot
+    for container in booted:
+        lab.discard(container)
