@@ -1,0 +1,202 @@
+"""doveauth: Dovecot's passdb/userdb, creating accounts on first login.
+
+Dovecot's dict passdb sends the cleartext password inside the lookup key
+(``shared/passdb/<password>"<user>``).  That is what makes registration-free
+accounts possible: an unknown address that satisfies the creation rules
+gets an account whose password is the one of this first login.  doveauth
+never compares passwords itself; it returns the stored hash and Dovecot
+checks it, so a wrong password on an existing account simply fails.
+
+Run as ``python3 -m chatmaild.doveauth <socket> <chatmail.ini>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from .config import Config, read_config
+from .dictproxy import DictProxy, LookupFailed, serve, setup_logging
+from .dictproxy_fs import locked, write_atomic
+from .hashing import hash_password
+
+log = logging.getLogger(__name__)
+
+NOCREATE_PATH = Path("/etc/chatmail-nocreate")
+LOCALPART_CHARS = re.compile(r"[a-z0-9._-]+")
+USERDB_PREFIX = "shared/userdb/"
+
+
+def split_key_fields(text: str) -> list[str]:
+    """Fields of a passdb/userdb key: split on unescaped ``"``, ``\\`` escapes.
+
+    Dovecot's ``%E`` modifier backslash-escapes ``"``, ``'`` and ``\\``, so a
+    password may contain the separator.  A trailing lone backslash cannot
+    come from Dovecot and is rejected.
+    """
+    fields, current = [], []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, None)
+            if nxt is None:
+                raise ValueError("trailing backslash")
+            current.append(nxt)
+        elif ch == '"':
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    fields.append("".join(current))
+    return fields
+
+
+class AuthDict(DictProxy):
+    """passdb/userdb lookups and the userdb iteration for ``doveadm``."""
+
+    name = "doveauth"
+
+    def __init__(self, config: Config, nocreate_path: Path = NOCREATE_PATH):
+        self.config = config
+        self.nocreate_path = Path(nocreate_path)
+        self.domain_suffix = "@" + config.mail_domain
+
+    # -- dict hooks ------------------------------------------------------------
+
+    def lookup(self, key: str, user: str) -> str | None:
+        # Only the key counts: Dovecot < 2.3.17 sends no user field.
+        namespace, _, rest = key.partition("/")
+        kind, _, rest = rest.partition("/")
+        if namespace != "shared" or kind not in ("passdb", "userdb"):
+            raise LookupFailed(f"unknown key {key[:80]!r}")
+        try:
+            fields = split_key_fields(rest)
+        except ValueError as exc:
+            raise LookupFailed(f"malformed {kind} key: {exc}") from None
+        if kind == "userdb":
+            if len(fields) != 1:
+                raise LookupFailed("userdb key needs exactly one field")
+            return self.userdb(fields[0])
+        if len(fields) != 2:
+            raise LookupFailed("passdb key needs password and user")
+        return self.passdb(fields[1], fields[0])
+
+    def iterate(self, flags: int, max_rows: int, path: str, user: str) -> Iterable[tuple[str, str]]:
+        if path != USERDB_PREFIX:
+            return ()
+        return ((USERDB_PREFIX + addr, "") for addr in self.addresses())
+
+    # -- accounts --------------------------------------------------------------
+
+    def addresses(self) -> list[str]:
+        """Every account directory name (entries of MB containing ``@``)."""
+        try:
+            return sorted(e.name for e in os.scandir(self.config.mailboxes_dir) if "@" in e.name)
+        except FileNotFoundError:
+            return []
+
+    def user_dir(self, addr: str) -> Path | None:
+        """MB/<addr> for an address of our domain, else None."""
+        if not addr.endswith(self.domain_suffix) or addr.count("@") != 1:
+            return None
+        try:
+            return self.config.get_user_dir(addr)
+        except ValueError:
+            return None
+
+    def read_password(self, userdir: Path) -> str | None:
+        try:
+            hashed = (userdir / "password").read_text("ascii").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LookupFailed(f"cannot read password of {userdir.name}: {exc}") from None
+        if not hashed:
+            log.error("empty password file for %s; treated as no account", userdir.name)
+            return None
+        return hashed
+
+    def entry(self, addr: str, userdir: Path, hashed: str) -> str:
+        return json.dumps(
+            {"addr": addr, "home": str(userdir), "uid": "vmail", "gid": "vmail", "password": hashed}
+        )
+
+    def userdb(self, addr: str) -> str | None:
+        userdir = self.user_dir(addr)
+        if userdir is None:
+            return None
+        hashed = self.read_password(userdir)
+        return None if hashed is None else self.entry(addr, userdir, hashed)
+
+    def passdb(self, addr: str, password: str) -> str | None:
+        userdir = self.user_dir(addr)
+        if userdir is None:
+            return None
+        hashed = self.read_password(userdir) or self.create(addr, userdir, password)
+        return None if hashed is None else self.entry(addr, userdir, hashed)
+
+    def refusal(self, addr: str, password: str) -> str | None:
+        """Why ``addr`` may not be created with ``password``, or None."""
+        cfg = self.config
+        if self.nocreate_path.exists():
+            return f"{self.nocreate_path} exists"
+        if len(password) < cfg.password_min_length:
+            return f"password shorter than {cfg.password_min_length}"
+        parts = addr.split("@")
+        if len(parts) != 2:
+            return "address must have exactly one @"
+        local = parts[0]
+        if not cfg.username_min_length <= len(local) <= cfg.username_max_length:
+            return f"local part length not within {cfg.username_min_length}..{cfg.username_max_length}"
+        if not LOCALPART_CHARS.fullmatch(local):
+            return "local part may only contain a-z 0-9 . _ -"
+        return None
+
+    def create(self, addr: str, userdir: Path, password: str) -> str | None:
+        """Create the account and return its hash; None if refused or failed.
+
+        The per-address lock makes two simultaneous first logins produce one
+        account: the second one finds the first one's hash and Dovecot then
+        accepts it only if its password is the same.
+        """
+        reason = self.refusal(addr, password)
+        if reason:
+            log.warning("not creating %s: %s", addr, reason)
+            return None
+        try:
+            userdir.mkdir(parents=True, exist_ok=True)
+            with locked(userdir / "password.lock"):
+                existing = self.read_password(userdir)
+                if existing:
+                    return existing
+                hashed = hash_password(password)
+                write_atomic(userdir / "password", hashed)
+                (userdir / "enforceE2EEincoming").touch()
+        except (OSError, ValueError) as exc:
+            log.warning("could not create %s: %s", addr, exc)
+            return None
+        log.info("Created address: %s", addr)
+        return hashed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python3 -m chatmaild.doveauth <socket> <chatmail.ini>", file=sys.stderr)
+        return 2
+    setup_logging()
+    config = read_config(args[1])
+    from .migrate_db import migrate_passdb
+
+    migrate_passdb(config)
+    serve(AuthDict(config), args[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

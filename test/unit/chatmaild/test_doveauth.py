@@ -1,0 +1,245 @@
+"""doveauth over a real unix socket: passdb/userdb, create-on-login, iterate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from chatmaild.doveauth import AuthDict, split_key_fields
+from chatmaild.hashing import hash_password, sha512_crypt, verify_password
+
+from dict_fixtures import DictClient, assert_survives_garbage, config, running  # noqa: F401
+
+ADDR = "abcdefghi@chat.example.org"
+PASSWORD = "secret-password-1"
+
+
+def esc(text: str) -> str:
+    """Dovecot's %E: backslash before \\ " and '."""
+    return "".join("\\" + c if c in "\\\"'" else c for c in text)
+
+
+def passdb(client: DictClient, addr: str, password: str) -> str:
+    return client.lookup(f'shared/passdb/{esc(password)}"{esc(addr)}', addr)
+
+
+@pytest.fixture
+def nocreate(tmp_path):
+    return tmp_path / "chatmail-nocreate"
+
+
+@pytest.fixture
+def auth(config, nocreate):
+    proxy = AuthDict(config, nocreate_path=nocreate)
+    with running(proxy) as path:
+        client = DictClient(path)
+        client.hello("auth")
+        yield client
+        client.close()
+
+
+def entry(reply: str) -> dict:
+    assert reply.startswith("O"), reply
+    return json.loads(reply[1:])
+
+
+def test_first_login_creates_account(auth, config):
+    data = entry(passdb(auth, ADDR, PASSWORD))
+    userdir = config.mailboxes_dir / ADDR
+    assert data["addr"] == ADDR
+    assert data["home"] == str(userdir)
+    assert (data["uid"], data["gid"]) == ("vmail", "vmail")
+    stored = (userdir / "password").read_text()
+    assert data["password"] == stored
+    assert stored.startswith("{SHA512-CRYPT}$6$") and not stored.endswith("\n")
+    assert verify_password(PASSWORD, stored)
+    assert (userdir / "enforceE2EEincoming").read_bytes() == b""
+    assert not [p for p in userdir.iterdir() if ".tmp" in p.name]
+
+
+def test_existing_account_keeps_its_password(auth, config):
+    first = entry(passdb(auth, ADDR, PASSWORD))["password"]
+    again = entry(passdb(auth, ADDR, "another-password-2"))["password"]
+    assert again == first
+    assert not verify_password("another-password-2", again)
+
+
+def test_userdb(auth, config):
+    assert auth.lookup(f"shared/userdb/{ADDR}", ADDR) == "N"
+    passdb(auth, ADDR, PASSWORD)
+    data = entry(auth.lookup(f"shared/userdb/{ADDR}", ADDR))
+    assert data["addr"] == ADDR and data["home"] == str(config.mailboxes_dir / ADDR)
+    # the user field is optional (Dovecot < 2.3.17)
+    assert entry(auth.lookup(f"shared/userdb/{ADDR}"))["addr"] == ADDR
+
+
+def test_other_domain_and_bad_keys(auth):
+    assert passdb(auth, "abcdefghi@other.example.org", PASSWORD) == "N"
+    assert auth.lookup("shared/userdb/abcdefghi@other.example.org") == "N"
+    assert auth.lookup("shared/otherdb/x") == "F"
+    assert auth.lookup(f"priv/guid/passdb/{PASSWORD}\"{ADDR}") == "F"
+    assert auth.lookup('shared/passdb/only-one-field') == "F"
+    assert auth.lookup('shared/passdb/pw\\') == "F"
+
+
+@pytest.mark.parametrize(
+    "addr,password,why",
+    [
+        ("abcdefghi@chat.example.org", "short", "password too short"),
+        ("abcdefgh@chat.example.org", PASSWORD, "local part too short"),
+        ("abcdefghij@chat.example.org", PASSWORD, "local part too long"),
+        ("abcdEfghi@chat.example.org", PASSWORD, "upper case"),
+        ("abcd+fghi@chat.example.org", PASSWORD, "plus sign"),
+        ("abc@efghi@chat.example.org", PASSWORD, "two @"),
+        ("../../etc@chat.example.org", PASSWORD, "path"),
+    ],
+)
+def test_creation_rules_refuse(auth, config, addr, password, why):
+    assert passdb(auth, addr, password) == "N", why
+    assert not (config.mailboxes_dir / addr).exists()
+
+
+def test_password_exactly_min_length_is_enough(auth):
+    entry(passdb(auth, ADDR, "x" * 9))
+
+
+def test_nocreate_file_blocks_creation_only(auth, nocreate):
+    passdb(auth, ADDR, PASSWORD)
+    nocreate.touch()
+    assert passdb(auth, "zyxwvutsr@chat.example.org", PASSWORD) == "N"
+    assert entry(passdb(auth, ADDR, PASSWORD))["addr"] == ADDR
+    nocreate.unlink()
+    entry(passdb(auth, "zyxwvutsr@chat.example.org", PASSWORD))
+
+
+def test_empty_password_file_recreates(auth, config):
+    old = entry(passdb(auth, ADDR, PASSWORD))["password"]
+    (config.mailboxes_dir / ADDR / "password").write_text("")
+    assert auth.lookup(f"shared/userdb/{ADDR}") == "N"
+    new = entry(passdb(auth, ADDR, "new-password-3"))["password"]
+    assert new != old and verify_password("new-password-3", new)
+
+
+def test_password_with_separator_and_escapes(auth, config):
+    tricky = 'pa"ss\\wo\'rd\tx'
+    stored = entry(passdb(auth, ADDR, tricky))["password"]
+    assert verify_password(tricky, stored)
+    # tab arrives tab-escaped from Dovecot's dict client
+    assert entry(passdb(auth, ADDR, tricky))["password"] == stored
+
+
+def test_same_password_for_two_users(auth):
+    a = entry(passdb(auth, "aaaaaaaaa@chat.example.org", PASSWORD))
+    b = entry(passdb(auth, "bbbbbbbbb@chat.example.org", PASSWORD))
+    assert a["addr"] != b["addr"]
+    assert verify_password(PASSWORD, a["password"]) and verify_password(PASSWORD, b["password"])
+
+
+def test_iterate_userdb(auth, config):
+    for local in ("aaaaaaaaa", "bbbbbbbbb"):
+        passdb(auth, f"{local}@chat.example.org", PASSWORD)
+    (config.mailboxes_dir / "pending_notifications").mkdir()
+    rows = auth.iterate("shared/userdb/")
+    assert rows == [
+        "Oshared/userdb/aaaaaaaaa@chat.example.org\t",
+        "Oshared/userdb/bbbbbbbbb@chat.example.org\t",
+    ]
+    assert auth.iterate("shared/userdb/", max_rows=1) == rows[:1]
+    # unknown path: still the terminator (defect #7 upstream)
+    assert auth.iterate("shared/other/") == []
+    assert auth.lookup(f"shared/userdb/{ADDR}") == "N"  # connection still in step
+
+
+def test_concurrent_first_logins_make_one_account(config, nocreate):
+    """Two servers (as two doveauth processes would) race on one address."""
+    proxies = [AuthDict(config, nocreate_path=nocreate) for _ in range(2)]
+    results: dict[str, str] = {}
+    with running(proxies[0]) as path1, running(proxies[1]) as path2:
+        barrier = threading.Barrier(4)
+
+        def login(name, path, password):
+            client = DictClient(path)
+            barrier.wait()
+            results[name] = passdb(client, ADDR, password)
+            client.close()
+
+        threads = [
+            threading.Thread(target=login, args=("a1", path1, PASSWORD)),
+            threading.Thread(target=login, args=("a2", path2, PASSWORD)),
+            threading.Thread(target=login, args=("b1", path1, "different-pw-9")),
+            threading.Thread(target=login, args=("b2", path2, "different-pw-9")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    stored = (config.mailboxes_dir / ADDR / "password").read_text()
+    hashes = {entry(r)["password"] for r in results.values()}
+    assert hashes == {stored}, "every login must see the one stored hash"
+    # exactly one of the two passwords won; Dovecot accepts only that one
+    assert verify_password(PASSWORD, stored) != verify_password("different-pw-9", stored)
+
+
+def test_hash_matches_openssl():
+    expected = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", "saltsaltsalt1234", "pässwörd"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert sha512_crypt("pässwörd", "saltsaltsalt1234") == expected
+    assert hash_password("x") != hash_password("x")  # random salt
+
+
+def test_split_key_fields():
+    assert split_key_fields('pw"user') == ["pw", "user"]
+    assert split_key_fields('p\\"w\\\\"u') == ['p"w\\', "u"]
+    with pytest.raises(ValueError):
+        split_key_fields("abc\\")
+
+
+def test_survives_malformed_input(config, nocreate):
+    with running(AuthDict(config, nocreate_path=nocreate)) as path:
+
+        def probe(client):
+            assert entry(passdb(client, ADDR, PASSWORD))["addr"] == ADDR
+
+        assert_survives_garbage(path, probe)
+
+
+def test_main_serves_socket(tmp_path, config):
+    """python3 -m chatmaild.doveauth <socket> <ini> serves and unlinks a stale socket."""
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from chatmaild.config import render_ini
+
+    ini = tmp_path / "chatmail.ini"
+    ini.write_text(render_ini(config.settings).replace("/home/vmail/passdb.sqlite", str(tmp_path / "passdb.sqlite")))
+    sockdir = Path(tempfile.mkdtemp(prefix="dict-"))
+    sock = sockdir / "doveauth.socket"
+    import socket as socketmod
+
+    stale = socketmod.socket(socketmod.AF_UNIX)
+    stale.bind(str(sock))
+    stale.close()
+    env = dict(os.environ, PYTHONPATH=str(Path(__import__("chatmaild").__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, "-m", "chatmaild.doveauth", str(sock), str(ini)], env=env)
+    try:
+        for _ in range(100):
+            try:
+                client = DictClient(sock)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("doveauth did not start")
+        assert entry(passdb(client, ADDR, PASSWORD))["addr"] == ADDR
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(5)
