@@ -1,0 +1,4 @@
+include:
+  - chatmail.unbound.package
+  - chatmail.unbound.config
+  - chatmail.unbound.service

@@ -1,0 +1,14 @@
+{#- unbound with Debian's DNSSEC root key (dns-root-data: Debian's
+    unbound-helper copies /usr/share/dns/root.key into the auto trust anchor
+    at every start, no network needed).  Installed without autostart so the
+    resolver first runs with the formula's config. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/unbound/noautostart.jinja" import pkgs_installed_without_autostart %}
+{%- if "install" in chatmail.stages %}
+{{ pkgs_installed_without_autostart("unbound", ["unbound", "dns-root-data", "dnsutils"]) }}
+{%- else %}
+
+chatmail-unbound-package-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}

@@ -1,0 +1,40 @@
+{#- unbound starts only here, after its config exists; then (and only
+    then) the host resolves through it.  resolv.conf names only the local
+    resolver: no public fallback, so a relay never leaks lookups elsewhere
+    and a broken resolver shows up at once instead of being masked. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- if "activate" in chatmail.stages %}
+
+include:
+  - chatmail.unbound.config
+
+chatmail-unbound-service-running:
+  service.running:
+    - name: unbound
+    - enable: true
+    - watch:
+      - sls: chatmail.unbound.config
+
+chatmail-unbound-resolv-conf-file-managed:
+  file.managed:
+    - name: /etc/resolv.conf
+    - follow_symlinks: false
+    - contents: |
+        # managed by the chatmail formula: the local unbound resolver
+        nameserver 127.0.0.1
+{%- if not chatmail.disable_ipv6 %}
+        nameserver ::1
+{%- endif %}
+        options trust-ad
+    - user: root
+    - group: root
+    - mode: "0644"
+    - require:
+      - service: chatmail-unbound-service-running
+
+{%- else %}
+
+chatmail-unbound-service-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}
