@@ -5,10 +5,10 @@ for a 300 kB encrypted message that is most of the filter's time.  The
 rules only need the top-level headers, the headers of the direct subparts
 and the raw bodies of those subparts, so this module
 
-* parses header blocks with :mod:`email` (the same header semantics as a
-  full parse: folding, quoting, parameters), and
-* finds the multipart delimiter lines with one compiled regular
-  expression over the body bytes (RFC 2046: ``--boundary`` at the start of
+* reads header blocks with the same semantics as :mod:`email`'s parser
+  (compat32), leaving parameter parsing to :mod:`email` itself, and
+* finds the multipart delimiter lines with ``bytes.find`` over the body
+  bytes (RFC 2046: ``--boundary`` at the start of
   a line, ``--boundary--`` closes, trailing blanks allowed; the line break
   before a delimiter belongs to the delimiter).
 
@@ -21,14 +21,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 from email.utils import parseaddr
 from functools import cached_property
 
 from .openpgp import check_armored
 
 __all__ = [
+    "Headers",
+    "parse_head",
     "Part",
     "Mail",
     "split_parts",
@@ -38,37 +38,129 @@ __all__ = [
     "is_mailer_daemon_report",
 ]
 
-_HEADER_PARSER = BytesParser(policy=compat32)
-# End of a header block: a line break followed by an empty line.
-_BLANK_LINE = re.compile(rb"\r?\n(\r?\n)")
-_LEADING_BLANK_LINE = re.compile(rb"\r?\n")
+# A line that continues the header block (as email.feedparser.headerRE).
+_HEADER_LINE = re.compile(rb"From |[\041-\071\073-\176]*:|[\t ]")
+_BLANK_LINES = (b"\r\n", b"\n", b"\r")
 
 
-def _parse_headers(block: bytes) -> Message:
-    return _HEADER_PARSER.parsebytes(block, headersonly=True)
+class Headers:
+    """The header block of a message or part, with the meaning :mod:`email` gives it.
+
+    Field values are kept raw as the compat32 policy keeps them (unfolded
+    only by joining lines); the first occurrence of a field counts.
+    ``Content-Type`` is interpreted by :class:`email.message.Message`
+    itself, so parameters (quoting, RFC 2231) mean exactly the same.
+    """
+
+    __slots__ = ("fields", "_content")
+
+    def __init__(self, fields: dict[str, str]):
+        self.fields = fields
+        self._content: Message | None = None
+
+    def get(self, name: str) -> str | None:
+        return self.fields.get(name.lower())
+
+    @property
+    def content(self) -> Message:
+        if self._content is None:
+            self._content = Message()
+            value = self.fields.get("content-type")
+            if value is not None:
+                self._content.set_raw("Content-Type", value)
+        return self._content
+
+    @property
+    def content_type(self) -> str:
+        return self.content.get_content_type()
+
+    @property
+    def content_maintype(self) -> str:
+        return self.content.get_content_maintype()
+
+    @property
+    def boundary(self) -> str | None:
+        return self.content.get_boundary()
 
 
-def _split_head(data: bytes, start: int, end: int) -> tuple[bytes, int]:
-    """Header block of ``data[start:end]`` and the offset where its body starts."""
-    lead = _LEADING_BLANK_LINE.match(data, start, end)
-    if lead:
-        return b"", lead.end()
-    blank = _BLANK_LINE.search(data, start, end)
-    if blank is None:
-        return data[start:end], end
-    return data[start : blank.start(1)], blank.end()
+def parse_head(data: bytes, start: int, end: int) -> tuple[Headers, int]:
+    """The headers of ``data[start:end]`` and the offset where its body starts.
+
+    Same result as :mod:`email.feedparser`: the header block ends at an
+    empty line (dropped) or before the first line that cannot be a header
+    line; line ends are CRLF, CR or LF.  The lines are split in C
+    (``bytes.splitlines``) up to the first CRLF blank line, which always
+    ends the block, so a message body is never split into lines.
+    """
+    stop = data.find(b"\r\n\r\n", start, end)
+    region_end = end if stop < 0 else stop + 4
+    pos = start
+    lines: list[bytes] = []
+    for line in data[start:region_end].splitlines(True):
+        if line in _BLANK_LINES:
+            pos += len(line)
+            break
+        if not _HEADER_LINE.match(line):
+            break  # the first body line
+        lines.append(line)
+        pos += len(line)
+    fields, pushed_back = _header_fields(lines)
+    if pushed_back:
+        pos = start + sum(len(line) for line in lines[:-1])
+    return Headers(fields), pos
+
+
+def _header_fields(lines: list[bytes]) -> tuple[dict[str, str], bool]:
+    """Fields of header lines as email.feedparser and compat32 read them.
+
+    Returns the fields (first occurrence per lower-cased name) and whether
+    the last line is given back to the body (a late ``From `` line).
+    """
+    fields: dict[str, str] = {}
+    name = None
+    value: list[str] = []
+    last = len(lines) - 1
+    for number, raw in enumerate(lines):
+        line = raw.decode("ascii", "surrogateescape")
+        if line[0] in " \t":
+            if name is not None:
+                value.append(line)
+            continue  # a continuation without a field is ignored
+        if name is not None:
+            _add_field(fields, name, value)
+            name = None
+        if line.startswith("From "):
+            if number == last and number != 0:
+                return fields, True  # most likely the first body line
+            continue  # an mbox envelope line
+        colon = line.find(":")
+        if colon == 0:
+            continue  # no field name
+        name, value = line[:colon], [line[colon + 1 :]]
+    if name is not None:
+        _add_field(fields, name, value)
+    return fields, False
+
+
+def _add_field(fields: dict[str, str], name: str, value: list[str]) -> None:
+    # compat32: value = first line without leading blanks + continuation
+    # lines as they are, without the final line break.
+    key = name.lower()
+    if key not in fields:
+        value[0] = value[0].lstrip(" \t")
+        fields[key] = "".join(value).rstrip("\r\n")
 
 
 @dataclass
 class Part:
     """One direct subpart of a multipart message: its headers and raw body."""
 
-    headers: Message
+    headers: Headers
     body: bytes
 
     @property
     def content_type(self) -> str:
-        return self.headers.get_content_type()
+        return self.headers.content_type
 
 
 class Mail:
@@ -76,12 +168,11 @@ class Mail:
 
     def __init__(self, data: bytes):
         self.data = data
-        head, self._body_start = _split_head(data, 0, len(data))
-        self.headers = _parse_headers(head)
+        self.headers, self._body_start = parse_head(data, 0, len(data))
 
     @cached_property
     def content_type(self) -> str:
-        return self.headers.get_content_type()
+        return self.headers.content_type
 
     @cached_property
     def from_address(self) -> str:
@@ -89,11 +180,10 @@ class Mail:
         value = self.headers.get("From")
         if value is None:
             return ""
-        return parseaddr(str(value))[1]
+        return parseaddr(value)[1]
 
     def header(self, name: str) -> str | None:
-        value = self.headers.get(name)
-        return None if value is None else str(value)
+        return self.headers.get(name)
 
     @cached_property
     def parts(self) -> list[Part] | None:
@@ -102,9 +192,9 @@ class Mail:
         A multipart type whose boundary never occurs as a delimiter line is
         not multipart (as for :mod:`email`): its body is plain text.
         """
-        if self.headers.get_content_maintype() != "multipart":
+        if self.headers.content_maintype != "multipart":
             return None
-        boundary = self.headers.get_boundary()
+        boundary = self.headers.boundary
         if not boundary:
             return None
         return split_parts(self.data, self._body_start, boundary)
@@ -125,7 +215,7 @@ def split_parts(data: bytes, start: int, boundary: str) -> list[Part] | None:
     return parts or None
 
 
-_DELIMITER_TAIL = re.compile(rb"(--)?[ \t]*(\r?\n|\Z)")
+_DELIMITER_TAIL = re.compile(rb"(--)?[ \t]*(\r\n|\r|\n|\Z)")
 
 
 def _delimiters(data: bytes, start: int, boundary: bytes):
@@ -141,7 +231,7 @@ def _delimiters(data: bytes, start: int, boundary: bytes):
         if found < 0:
             return
         pos = found + len(dash_boundary)
-        if found != start and data[found - 1] != 0x0A:  # not at a line start
+        if found != start and data[found - 1] not in b"\r\n":  # not at a line start
             continue
         tail = _DELIMITER_TAIL.match(data, pos)
         if tail is None:
@@ -153,14 +243,14 @@ def _delimiters(data: bytes, start: int, boundary: bytes):
 def _line_break_before(data: bytes, pos: int) -> int:
     if data.endswith(b"\r\n", 0, pos):
         return pos - 2
-    if data.endswith(b"\n", 0, pos):
+    if data.endswith((b"\n", b"\r"), 0, pos):
         return pos - 1
     return pos
 
 
 def _make_part(data: bytes, start: int, end: int) -> Part:
-    head, body_start = _split_head(data, start, end)
-    return Part(_parse_headers(head), data[body_start:end])
+    headers, body_start = parse_head(data, start, end)
+    return Part(headers, data[body_start:end])
 
 
 # -- the shapes ----------------------------------------------------------------
