@@ -1,0 +1,91 @@
+{#- Dovecot configuration: one dovecot.conf replaces Debian's whole conf
+    tree (validated with doveconf before it goes live), the dict auth
+    config, the push hook, and the host settings Dovecot wants. #}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- if "configure" in chatmail.stages %}
+
+include:
+  - chatmail.dovecot.package
+
+chatmail-dovecot-conf-file-managed:
+  file.managed:
+    - name: /etc/dovecot/dovecot.conf
+    - source: salt://chatmail/dovecot/files/dovecot.conf.j2
+    - template: jinja
+    - context:
+        chatmail: {{ chatmail | json }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - check_cmd: doveconf -n -c
+    - require:
+      - sls: chatmail.dovecot.package
+
+{%- for name in ("auth.conf", "push_notification.lua") %}
+
+chatmail-dovecot-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed:
+  file.managed:
+    - name: /etc/dovecot/{{ name }}
+    - source: salt://chatmail/dovecot/files/{{ name }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - require:
+      - sls: chatmail.dovecot.package
+{%- endfor %}
+
+{#- Upstream sets TZ for Dovecot's sake (no stat of /etc/localtime on
+    every time conversion); an online acceptance test checks it. #}
+chatmail-dovecot-environment-file-managed:
+  file.managed:
+    - name: /etc/environment
+    - replace: false
+    - user: root
+    - group: root
+    - mode: "0644"
+
+chatmail-dovecot-tz-file-replace:
+  file.replace:
+    - name: /etc/environment
+    - pattern: '^TZ=.*$'
+    - repl: 'TZ=:/etc/localtime'
+    - append_if_not_found: true
+    - require:
+      - file: chatmail-dovecot-environment-file-managed
+
+{#- Many IMAP IDLE sessions need many inotify instances and watches.
+    Skipped when the kernel already allows more, and when /proc/sys is
+    read-only (containers), where the host decides. #}
+{%- for key in ("max_user_instances", "max_user_watches") %}
+
+chatmail-dovecot-inotify-{{ key | replace("_", "-") }}-sysctl-present:
+  sysctl.present:
+    - name: fs.inotify.{{ key }}
+    - value: 65535
+    - config: /etc/sysctl.d/90-chatmail-dovecot.conf
+    - onlyif:
+      - test -w /proc/sys/fs/inotify/{{ key }}
+      - test "$(cat /proc/sys/fs/inotify/{{ key }})" -lt 65535
+{%- endfor %}
+
+chatmail-dovecot-restart-dropin-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/dovecot.service.d/10_restart.conf
+    - source: salt://chatmail/dovecot/files/10_restart.conf
+    - user: root
+    - group: root
+    - mode: "0644"
+    - makedirs: true
+
+chatmail-dovecot-systemd-reload-module-run:
+  module.run:
+    - service.systemctl_reload: []
+    - onchanges:
+      - file: chatmail-dovecot-restart-dropin-file-managed
+
+{%- else %}
+
+chatmail-dovecot-config-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}

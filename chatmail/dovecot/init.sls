@@ -1,0 +1,4 @@
+include:
+  - chatmail.dovecot.package
+  - chatmail.dovecot.config
+  - chatmail.dovecot.service

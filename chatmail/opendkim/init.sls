@@ -1,0 +1,4 @@
+include:
+  - chatmail.opendkim.package
+  - chatmail.opendkim.config
+  - chatmail.opendkim.service

@@ -1,0 +1,72 @@
+{#- Postfix configuration.  main.cf and master.cf are validated before they
+    replace the live files (see files/chatmail-postfix-check); the two
+    regexp tables are static and checked by the functional tests. #}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- if "configure" in chatmail.stages %}
+
+include:
+  - chatmail.postfix.package
+
+chatmail-postfix-check-file-managed:
+  file.managed:
+    - name: /usr/local/sbin/chatmail-postfix-check
+    - source: salt://chatmail/postfix/files/chatmail-postfix-check
+    - user: root
+    - group: root
+    - mode: "0755"
+
+{%- for name in ("main.cf", "master.cf") %}
+
+chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
+  file.managed:
+    - name: /etc/postfix/{{ name }}
+    - source: salt://chatmail/postfix/files/{{ name }}.j2
+    - template: jinja
+    - context:
+        chatmail: {{ chatmail | json }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - check_cmd: /usr/local/sbin/chatmail-postfix-check {{ name }}
+    - require:
+      - file: chatmail-postfix-check-file-managed
+      - sls: chatmail.postfix.package
+{%- if name == "master.cf" %}
+      - file: chatmail-postfix-main-cf-file-managed
+{%- endif %}
+{%- endfor %}
+
+{%- for name in ("login_map", "submission_header_cleanup") %}
+
+chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
+  file.managed:
+    - name: /etc/postfix/{{ name }}
+    - source: salt://chatmail/postfix/files/{{ name }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - require:
+      - sls: chatmail.postfix.package
+{%- endfor %}
+
+chatmail-postfix-restart-dropin-file-managed:
+  file.managed:
+    - name: /etc/systemd/system/postfix@.service.d/10_restart.conf
+    - source: salt://chatmail/postfix/files/10_restart.conf
+    - user: root
+    - group: root
+    - mode: "0644"
+    - makedirs: true
+
+chatmail-postfix-systemd-reload-module-run:
+  module.run:
+    - service.systemctl_reload: []
+    - onchanges:
+      - file: chatmail-postfix-restart-dropin-file-managed
+
+{%- else %}
+
+chatmail-postfix-config-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}

@@ -1,0 +1,4 @@
+include:
+  - chatmail.postfix.package
+  - chatmail.postfix.config
+  - chatmail.postfix.service

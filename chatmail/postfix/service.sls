@@ -1,0 +1,37 @@
+{#- Postfix runs after Dovecot (which creates private/auth and
+    private/dovecot-lmtp) and the chatmaild services (filtermail ports).
+    disable_mail stops and disables it (section 8.5 of the spec). #}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- if "activate" in chatmail.stages %}
+
+include:
+  - chatmail.postfix.config
+  - chatmail.dovecot.service
+  - chatmail.opendkim.service
+
+{%- if chatmail.disable_mail %}
+
+chatmail-postfix-service-dead:
+  service.dead:
+    - name: postfix
+    - enable: false
+
+{%- else %}
+
+chatmail-postfix-service-running:
+  service.running:
+    - name: postfix
+    - enable: true
+    - require:
+      - sls: chatmail.dovecot.service
+      - sls: chatmail.opendkim.service
+    - watch:
+      - sls: chatmail.postfix.config
+
+{%- endif %}
+{%- else %}
+
+chatmail-postfix-service-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}
