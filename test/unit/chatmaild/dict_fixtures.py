@@ -154,3 +154,56 @@ def assert_survives_garbage(path: Path, probe) -> None:
     fresh = DictClient(path)
     probe(fresh)
     fresh.close()
+
+
+class PushServer:
+    """A local stand-in for notifications.delta.chat on 127.0.0.1.
+
+    FAKE: the public push service cannot be reached from tests; this HTTP
+    server records each POSTed token and answers with the next status from
+    ``statuses`` (200 once they run out).
+    """
+
+    def __init__(self):
+        import http.server
+
+        self.requests: list[tuple[str, bytes]] = []
+        self.statuses: dict[bytes, list[int]] = {}
+        self.received = threading.Condition()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                plan = outer.statuses.get(body, [])
+                status = plan.pop(0) if plan else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                with outer.received:
+                    outer.requests.append((self.path, body))
+                    outer.received.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/notify"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[tuple[str, bytes]]:
+        with self.received:
+            self.received.wait_for(lambda: len(self.requests) >= count, timeout)
+            return list(self.requests)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def push_server():
+    server = PushServer()
+    yield server
+    server.close()

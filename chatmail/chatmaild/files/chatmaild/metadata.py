@@ -1,0 +1,114 @@
+"""chatmail-metadata: Dovecot's IMAP METADATA backend and push trigger.
+
+All IMAP METADATA goes through this dict (``mail_attribute_dict``):
+
+* clients store their push device token (``/private/devicetoken``),
+* Dovecot's Lua push hook sets ``/private/messagenew`` on delivery, which
+  queues a push per token (see notifier.py),
+* clients read the relay's iroh relay URL and TURN credentials from the
+  server entries ``/shared/vendor/deltachat/{irohrelay,turn}``.
+
+Run as ``python3 -m chatmaild.metadata <socket> <chatmail.ini>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from .config import Config, read_config
+from .dictproxy import DictProxy, Transaction, serve, setup_logging
+from .metadata_tokens import TokenStore
+from .notifier import Notifier
+from .turncreds import SECRET_PATH, turn_value
+
+log = logging.getLogger(__name__)
+
+SERVER_ENTRY = "vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
+
+
+class MetadataDict(DictProxy):
+    name = "chatmail-metadata"
+
+    def __init__(self, config: Config, tokens: TokenStore, notifier: Notifier, turn_secret: Path = SECRET_PATH):
+        self.config = config
+        self.tokens = tokens
+        self.notifier = notifier
+        self.turn_secret = Path(turn_secret)
+        # server entries: name -> function answering the lookup
+        self.server_entries = {
+            "irohrelay": self.iroh_relay,
+            "turn": self.turn,
+        }
+
+    def iroh_relay(self) -> str | None:
+        return self.config.iroh_relay_url or None
+
+    def turn(self) -> str | None:
+        try:
+            return turn_value(self.config.mail_domain, self.turn_secret)
+        except (OSError, ValueError) as exc:
+            log.error("no TURN credentials: %s", exc)
+            return None
+
+    def lookup(self, key: str, user: str) -> str | None:
+        namespace, _, rest = key.partition("/")
+        _, _, name = rest.partition("/")  # skip the mailbox guid / shared id
+        if namespace == "priv" and name == "devicetoken":
+            if not user:
+                log.warning("devicetoken lookup without user")
+                return None
+            try:
+                return " ".join(self.tokens.get(user))
+            except ValueError:
+                return None
+        if namespace == "shared" and name.startswith(SERVER_ENTRY):
+            answer = self.server_entries.get(name[len(SERVER_ENTRY):])
+            if answer is not None:
+                return answer()
+        log.info("lookup of unknown metadata key %r", key[:120])
+        return None
+
+    def set(self, tx: Transaction, key: str, value: str) -> bool:
+        namespace, _, rest = key.partition("/")
+        _, _, name = rest.partition("/")
+        if namespace != "priv" or not tx.user:
+            log.warning("refusing metadata set of %r", key[:120])
+            return False
+        try:
+            if name == "devicetoken":
+                if value:
+                    self.tokens.add(tx.user, value)
+                return True
+            if name == "messagenew":
+                self.notifier.notify(tx.user, self.tokens.get(tx.user))
+                return True
+        except (OSError, ValueError) as exc:
+            log.warning("metadata set of %r for %s failed: %s", name, tx.user, exc)
+            return False
+        log.warning("refusing metadata set of %r", key[:120])
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python3 -m chatmaild.metadata <socket> <chatmail.ini>", file=sys.stderr)
+        return 2
+    setup_logging()
+    config = read_config(args[1])
+    if not config.mailboxes_dir.is_dir():
+        log.error("mailbox directory %s does not exist", config.mailboxes_dir)
+        return 1
+    tokens = TokenStore(config)
+    notifier = Notifier(config.mailboxes_dir / "pending_notifications", tokens)
+    queued = notifier.load()
+    log.info("re-queued %d pending notifications", queued)
+    notifier.start()
+    serve(MetadataDict(config, tokens, notifier), args[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
