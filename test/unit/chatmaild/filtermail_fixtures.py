@@ -79,10 +79,19 @@ class Sink:
 
     def start(self) -> "Sink":
         self.controller.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if getattr(self, "running", False):
+            self.controller.stop()
+            self.running = False
+
+    def restart(self) -> None:
+        """Stop (closing every connection) and listen again on the same port, same records."""
+        self.stop()
+        self.controller = Controller(self.handler, hostname=LOOPBACK, port=self.port, data_size_limit=None)
+        self.start()
 
 
 def write_ini(directory: Path, **settings) -> Path:

@@ -1,0 +1,304 @@
+"""filtermail over real SMTP: smtplib client -> filter -> aiosmtpd sink (Postfix's reinjection port)."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import mailcorpus as mc
+from filtermail_fixtures import LOOPBACK, RunningFilter, Sink, write_ini
+
+ALICE = "alice@example.org"
+BOB = "bob@example.org"
+REMOTE = "remote@elsewhere.net"
+
+
+def send(port, mail_from, rcpt_tos, data, mail_options=(), rcpt_options=(), conn=None):
+    """One transaction; the first reply that is not a success, or the final one."""
+    client = conn or smtplib.SMTP(LOOPBACK, port, timeout=30)
+    try:
+        if conn is None:
+            client.ehlo("client.test")
+        code, text = client.mail(mail_from, list(mail_options))
+        if code != 250:
+            client.rset()
+            return code, text.decode()
+        for rcpt in rcpt_tos:
+            code, text = client.rcpt(rcpt, list(rcpt_options))
+            if code not in (250, 251):
+                client.rset()
+                return code, text.decode()
+        try:
+            code, text = client.data(data)
+        except smtplib.SMTPDataError as exc:
+            return exc.smtp_code, exc.smtp_error.decode()
+        return code, text.decode()
+    finally:
+        if conn is None:
+            client.quit()
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """Factory: (filter, sink) for a mode, with extra chatmail.ini settings."""
+    started = []
+
+    def make(mode="outgoing", **settings):
+        ini = write_ini(tmp_path, **settings)
+        filt = RunningFilter(ini, mode)
+        sink = Sink(filt.reinject_port).start()
+        started.append(sink)
+        filt.start()
+        started.append(filt)
+        return filt, sink
+
+    yield make
+    for thing in reversed(started):
+        thing.stop()
+
+
+def test_encrypted_reinjected_unchanged(setup):
+    filt, sink = setup()
+    data = mc.encrypted(ALICE, [BOB, REMOTE], size=40_000)
+    assert send(filt.port, ALICE, [BOB, REMOTE], data)[0] == 250
+    (got,) = sink.received
+    assert (got.mail_from, got.rcpt_tos, got.data) == (ALICE, [BOB, REMOTE], data)
+
+
+def test_dot_lines_survive(setup):
+    filt, sink = setup(passthrough_recipients=["echo@example.org"])
+    data = mc.plain(ALICE, ["echo@example.org"], body=".\r\n..\r\n.leading dot\r\nend.")
+    assert send(filt.port, ALICE, ["echo@example.org"], data)[0] == 250
+    assert sink.received[0].data == data
+
+
+def test_esmtp_parameters_ignored(setup):
+    filt, sink = setup()
+    data = mc.encrypted(ALICE, [BOB])
+    code, _ = send(filt.port, ALICE, [BOB], data, mail_options=["SIZE=99999", "BODY=8BITMIME"],
+                   rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;bob@example.org"])
+    assert code == 250
+    assert sink.received[0].rcpt_tos == [BOB]
+
+
+@pytest.mark.parametrize(
+    "mail_from, data, code, text",
+    [
+        (ALICE, mc.plain(ALICE, [BOB]), 523, "Encryption Needed: Invalid Unencrypted Mail"),
+        (ALICE, mc.encrypted(ALICE, [BOB], from_header="From: <mallory@example.org>"), 500,
+         "Invalid FROM <'mallory@example.org'> for <'alice@example.org'>"),
+        (ALICE, mc.encrypted(ALICE, [BOB], payload=mc.packet(mc.TAG_LITERAL, mc.literal_body(b"hi"))), 523, "Encryption Needed"),
+        ("alice", mc.encrypted(ALICE, [BOB]), 500, "Invalid from address <'alice'>"),
+    ],
+    ids=["plain", "From mismatch (AC-15)", "literal packet", "bad envelope sender"],
+)
+def test_refusals(setup, mail_from, data, code, text):
+    filt, sink = setup()
+    reply = send(filt.port, mail_from, [BOB], data)
+    assert reply[0] == code and text in reply[1]
+    assert sink.received == []
+
+
+def test_rate_limit(setup):
+    """AC-19: the first max_user_send_per_minute pass, then 450 4.7.1."""
+    limit = 4
+    filt, sink = setup(max_user_send_per_minute=limit)
+    data = mc.encrypted(ALICE, [BOB])
+    replies = [send(filt.port, ALICE, [BOB], data) for _ in range(limit + 2)]
+    assert [r[0] for r in replies[:limit]] == [250] * limit
+    assert replies[limit][0] == 450 and replies[limit][1].startswith("4.7.1: Too much mail from " + ALICE)
+    assert len(sink.received) == limit
+    assert send(filt.port, BOB, [ALICE], mc.encrypted(BOB, [ALICE]))[0] == 250  # per sender
+
+
+@pytest.mark.parametrize(
+    "stage, postfix_reply, client_code",
+    [
+        ("DATA", "451 4.7.1 Service unavailable - try again later", 451),
+        ("MAIL", "421 4.3.2 Service shutting down", 451),
+        ("RCPT", "452 4.5.3 Too many recipients", 452),
+        ("DATA", "550 5.7.1 Message rejected", 550),
+        ("RCPT", "554 5.7.1 Relay access denied", 554),
+    ],
+)
+def test_postfix_replies_reach_client(setup, stage, postfix_reply, client_code):
+    """Temporary trouble behind the filter stays temporary; permanent refusals stay permanent."""
+    filt, sink = setup()
+    sink.handler.replies[stage] = postfix_reply
+    code, text = send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))
+    assert code == client_code
+    del sink.handler.replies[stage]
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250  # still serving
+
+
+def test_partial_recipient_refusal_queues_nothing(setup):
+    filt, sink = setup()
+    sink.handler.refuse_rcpt[REMOTE] = "450 4.2.0 Mailbox busy"
+    code, _ = send(filt.port, ALICE, [BOB, REMOTE], mc.encrypted(ALICE, [BOB, REMOTE]))
+    assert code == 450  # the client retries the whole message ...
+    assert sink.received == []  # ... and nobody gets it twice
+
+
+def test_postfix_down_is_temporary(setup):
+    filt, sink = setup()
+    sink.stop()
+    code, text = send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))
+    assert code == 451 and text.startswith("4.")
+    sink.restart()  # Postfix is back
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
+
+
+def test_kept_connection_replaced_after_postfix_restart(setup):
+    filt, sink = setup()
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=1))[0] == 250
+    sink.restart()  # closes the connection the filter kept open
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=2))[0] == 250
+    assert len(sink.received) == 2
+
+
+def test_many_messages_one_connection(setup):
+    filt, sink = setup()
+    client = smtplib.SMTP(LOOPBACK, filt.port, timeout=30)
+    client.ehlo("client.test")
+    replies = [send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=i), conn=client)[0] for i in range(3)]
+    replies.append(send(filt.port, ALICE, [BOB], mc.plain(ALICE, [BOB]), conn=client)[0])
+    replies.append(send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=9), conn=client)[0])
+    client.quit()
+    assert replies == [250, 250, 250, 523, 250]
+    assert [r.data for r in sink.received][-1] == mc.encrypted(ALICE, [BOB], seed=9)
+
+
+def test_parallel_clients(setup):
+    filt, sink = setup(max_user_send_per_minute=1000)
+    results = []
+
+    def client(n):
+        for i in range(5):
+            sender = f"user{n}@example.org"
+            results.append(send(filt.port, sender, [BOB], mc.encrypted(sender, [BOB], seed=i, size=5000 * (i + 1)))[0])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [250] * 40
+    assert len(sink.received) == 40
+
+
+# -- malformed input --------------------------------------------------------------
+
+
+def raw_session(port, lines: list[bytes]) -> list[bytes]:
+    """Speak SMTP by hand (for input smtplib refuses to produce); the replies."""
+    with socket.create_connection((LOOPBACK, port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        replies = [reader.readline()]
+        for chunk in lines:  # each chunk is answered by one reply
+            sock.sendall(chunk)
+            replies.append(_reply(reader))
+        return replies
+
+
+def _reply(reader) -> bytes:
+    reply = b""
+    while True:
+        line = reader.readline()
+        reply += line
+        if len(line) < 4 or line[3:4] != b"-":
+            return reply
+
+
+def test_garbage_data_refused_then_serving(setup):
+    filt, sink = setup()
+    garbage = bytes(b for b in range(256) if b not in b"\r\n") * 3
+    replies = raw_session(filt.port, [
+        b"EHLO client.test\r\n", b"MAIL FROM:<alice@example.org>\r\n", b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n",
+        b"From: alice@example.org\r\n\r\n" + garbage[:900] + b"\r\n.\r\n", b"RSET\r\n",
+        b"MAIL FROM:<alice@example.org>\r\n", b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n",
+        mc.encrypted(ALICE, [BOB]) + b".\r\n", b"QUIT\r\n",
+    ])
+    codes = [r[:3] for r in replies]
+    assert codes == [b"220", b"250", b"250", b"250", b"354", b"523", b"250", b"250", b"250", b"354", b"250", b"221"]
+    assert len(sink.received) == 1
+
+
+def test_huge_header_line_refused(setup):
+    filt, sink = setup()
+    data = b"From: alice@example.org\r\nX-Long: " + b"a" * 5000 + b"\r\n\r\nbody\r\n"
+    assert send(filt.port, ALICE, [BOB], data)[0] == 500  # line too long
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
+
+
+def test_message_size_limit(setup):
+    filt, sink = setup(max_message_size=100_000)
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], size=150_000))[0] == 552
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], size=50_000))[0] == 250
+
+
+# -- incoming -----------------------------------------------------------------------
+
+
+def test_incoming(setup, tmp_path):
+    filt, sink = setup("incoming", max_user_send_per_minute=1)
+    protected = filt.config.get_user_dir(BOB)
+    protected.mkdir(parents=True)
+    (protected / "enforceE2EEincoming").touch()
+    cases = [
+        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB]), 250),
+        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB], armor_headers=["Version: ProtonMail"]), 250),
+        (REMOTE, [BOB], mc.plain(REMOTE, [BOB]), 523),
+        (REMOTE, [ALICE], mc.plain(REMOTE, [ALICE]), 250),  # no marker
+        ("", [BOB], mc.report(recipient=BOB), 250),  # a bounce, null sender
+        (REMOTE, [BOB], mc.securejoin(REMOTE, BOB), 250),
+        # no From check and no rate limit on incoming mail
+        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB], from_header="From: <other@elsewhere.net>"), 250),
+    ]
+    codes = [send(filt.port, *case[:3])[0] for case in cases]
+    assert codes == [case[3] for case in cases]
+    assert [r.mail_from for r in sink.received] == [REMOTE, REMOTE, REMOTE, "<>", REMOTE, REMOTE]
+
+
+# -- the command line -------------------------------------------------------------
+
+
+def test_command_line(tmp_path):
+    ini = write_ini(tmp_path)
+    filt = RunningFilter(ini, "outgoing")  # only for the ports; not started
+    sink = Sink(filt.reinject_port).start()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"],
+                            stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection((LOOPBACK, filt.port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "filtermail did not start"
+                time.sleep(0.05)
+        assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
+        assert send(filt.port, ALICE, [BOB], mc.plain(ALICE, [BOB]))[0] == 523
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+        sink.stop()
+    log = err.decode()
+    assert "Outgoing: Filtering encrypted mail." in log
+    assert "Rejected unencrypted mail." in log
+    assert len(sink.received) == 1
+
+
+def test_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "chatmaild.filtermail", "x.ini", "sideways"],
+                          capture_output=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert proc.returncode == 2 and b"usage" in proc.stderr
