@@ -1,0 +1,4 @@
+include:
+  - chatmail.tls.package
+  - chatmail.tls.config
+  - chatmail.tls.service
