@@ -97,6 +97,20 @@ class DictClient:
         self.sock.close()
 
 
+def wait_connect(path: Path, timeout: float = 10.0) -> DictClient:
+    """Connect once a server process has bound and listens on ``path``."""
+    import time
+
+    end = time.time() + timeout
+    while True:
+        try:
+            return DictClient(path)
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.05)
+
+
 @pytest.fixture
 def config(tmp_path):
     cfg = make_config(tmp_path)

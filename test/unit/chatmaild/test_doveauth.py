@@ -12,7 +12,7 @@ import pytest
 from chatmaild.doveauth import AuthDict, split_key_fields
 from chatmaild.hashing import hash_password, sha512_crypt, verify_password
 
-from dict_fixtures import DictClient, assert_survives_garbage, config, running  # noqa: F401
+from dict_fixtures import DictClient, assert_survives_garbage, config, running, wait_connect  # noqa: F401
 
 ADDR = "abcdefghi@chat.example.org"
 PASSWORD = "secret-password-1"
@@ -213,7 +213,6 @@ def test_main_serves_socket(tmp_path, config):
     """python3 -m chatmaild.doveauth <socket> <ini> serves and unlinks a stale socket."""
     import sys
     import tempfile
-    import time
     from pathlib import Path
 
     from chatmaild.config import render_ini
@@ -230,14 +229,7 @@ def test_main_serves_socket(tmp_path, config):
     env = dict(os.environ, PYTHONPATH=str(Path(__import__("chatmaild").__file__).parent.parent))
     proc = subprocess.Popen([sys.executable, "-m", "chatmaild.doveauth", str(sock), str(ini)], env=env)
     try:
-        for _ in range(100):
-            try:
-                client = DictClient(sock)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("doveauth did not start")
+        client = wait_connect(sock)
         assert entry(passdb(client, ADDR, PASSWORD))["addr"] == ADDR
         client.close()
     finally:
