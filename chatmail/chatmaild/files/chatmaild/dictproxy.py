@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import selectors
 import socket
 import stat
@@ -65,8 +66,11 @@ def tab_unescape(field: str) -> str:
     return "".join(out)
 
 
+_NEEDS_ESCAPE = re.compile("[\x00\x01\t\r\n]")
+
+
 def tab_escape(value: str) -> str:
-    return value.translate(_ESCAPE)
+    return value.translate(_ESCAPE) if _NEEDS_ESCAPE.search(value) else value
 
 
 class LookupFailed(Exception):

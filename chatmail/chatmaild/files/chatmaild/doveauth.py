@@ -12,6 +12,7 @@ Run as ``python3 -m chatmaild.doveauth <socket> <chatmail.ini>``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 NOCREATE_PATH = Path("/etc/chatmail-nocreate")
 LOCALPART_CHARS = re.compile(r"[a-z0-9._-]+")
 USERDB_PREFIX = "shared/userdb/"
+_json_string = json.encoder.encode_basestring_ascii
 
 
 def split_key_fields(text: str) -> list[str]:
@@ -39,6 +41,8 @@ def split_key_fields(text: str) -> list[str]:
     password may contain the separator.  A trailing lone backslash cannot
     come from Dovecot and is rejected.
     """
+    if "\\" not in text:
+        return text.split('"')
     fields, current = [], []
     chars = iter(text)
     for ch in chars:
@@ -65,6 +69,9 @@ class AuthDict(DictProxy):
         self.config = config
         self.nocreate_path = Path(nocreate_path)
         self.domain_suffix = "@" + config.mail_domain
+        # Path building and validation cost more than the lookup itself, and
+        # the same addresses come back on every login: remember them.
+        self._user_dir = functools.lru_cache(maxsize=65536)(self._user_dir_uncached)
 
     # -- dict hooks ------------------------------------------------------------
 
@@ -102,6 +109,9 @@ class AuthDict(DictProxy):
 
     def user_dir(self, addr: str) -> Path | None:
         """MB/<addr> for an address of our domain, else None."""
+        return self._user_dir(addr)
+
+    def _user_dir_uncached(self, addr: str) -> Path | None:
         if not addr.endswith(self.domain_suffix) or addr.count("@") != 1:
             return None
         try:
@@ -111,7 +121,11 @@ class AuthDict(DictProxy):
 
     def read_password(self, userdir: Path) -> str | None:
         try:
-            hashed = (userdir / "password").read_text("ascii").strip()
+            fd = os.open(f"{userdir}/password", os.O_RDONLY)
+            try:
+                hashed = os.read(fd, 4096).decode("ascii").strip()
+            finally:
+                os.close(fd)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, UnicodeDecodeError) as exc:
@@ -122,8 +136,11 @@ class AuthDict(DictProxy):
         return hashed
 
     def entry(self, addr: str, userdir: Path, hashed: str) -> str:
-        return json.dumps(
-            {"addr": addr, "home": str(userdir), "uid": "vmail", "gid": "vmail", "password": hashed}
+        """The passdb/userdb JSON object (same text json.dumps would give)."""
+        q = _json_string
+        return (
+            f'{{"addr": {q(addr)}, "home": {q(str(userdir))}, "uid": "vmail", '
+            f'"gid": "vmail", "password": {q(hashed)}}}'
         )
 
     def userdb(self, addr: str) -> str | None:
