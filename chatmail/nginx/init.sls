@@ -1,0 +1,4 @@
+include:
+  - chatmail.nginx.package
+  - chatmail.nginx.config
+  - chatmail.nginx.service
