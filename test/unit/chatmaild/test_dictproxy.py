@@ -201,3 +201,21 @@ def test_socket_mode_follows_service_umask(config, tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_random_bytes_fuzz(sock, memory):
+    """Seeded random request lines: the connection stays usable afterwards."""
+    import random
+
+    rng = random.Random(1234)
+    memory.data["marker"] = "alive"
+    c = DictClient(sock, timeout=10)
+    alphabet = b"LIBSCDRUAH\t\x01\\\"/\x00\xff\xc3 abc019"
+    for _ in range(2000):
+        line = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 40))).replace(b"\n", b"")
+        c.sock.sendall(line + b"\n")
+    c.send("Lmarker")
+    while (reply := c.readline()) != "Oalive":
+        assert reply == "" or reply[0] in "ONFA", reply
+    fresh = DictClient(sock)
+    assert fresh.lookup("marker") == "Oalive"
