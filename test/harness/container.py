@@ -30,6 +30,10 @@ VENV = REPO / ".venv"
 MINION_CONF = Path(__file__).resolve().parent / "minion.conf"
 STATE_ROOT = Path("/var/tmp/chatmail-test")
 FORMULA_MOUNT = "/srv/formula"
+HIDDEN_IN_FORMULA = (".venv", ".git")
+# paths that change by themselves in a running container (see written_files)
+NOISE = ("var/log", "var/cache/salt", "var/lib/systemd", "var/tmp", "tmp", "run", "srv/pillar",
+         "var/cache/ldconfig", "etc/machine-id", "var/lib/dbus", "root/.cache")
 
 
 class Container:
@@ -68,6 +72,11 @@ class Container:
             "-M", self.machine, f"--hostname={self.name}", f"--network-bridge={self.bridge.name}",
             "--console=passive", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
             f"--bind-ro={REPO}:{FORMULA_MOUNT}",
+            # Salt's local fileserver walks all of file_roots on every listing
+            # (fileserver_list_cache_time 0): hiding the venv and .git there
+            # makes a state.apply ~5x faster
+            *(f"--tmpfs={FORMULA_MOUNT}/{hidden}:mode=0555" for hidden in HIDDEN_IN_FORMULA
+              if (REPO / hidden).exists()),
         ]
         cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -142,6 +151,27 @@ class Container:
     def write_file(self, path: str, content: str | bytes, mode: str = "0644") -> None:
         script = 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"'
         self.run(["sh", "-c", script, "sh", path, mode], input=content, text=isinstance(content, str))
+
+    def written_files(self, ignore: tuple[str, ...] = NOISE) -> dict[str, tuple[int, int, int]]:
+        """Every file the container has written since boot, with (mtime_ns, size, mode).
+
+        Read from the overlay's upper dir on the host, so it sees the
+        whole filesystem at once; two snapshots differ exactly where
+        something was written.  ``ignore`` skips paths that change on
+        their own (journal, Salt's cache, the pillar the harness writes).
+        """
+        upper = self.state_dir / "upper"
+        found = {}
+        for dirpath, dirnames, filenames in os.walk(upper):
+            rel_dir = os.path.relpath(dirpath, upper)
+            dirnames[:] = [d for d in dirnames if not _ignored(os.path.join(rel_dir, d), ignore)]
+            for name in filenames:
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                if _ignored(rel, ignore):
+                    continue
+                st = os.lstat(os.path.join(dirpath, name))
+                found["/" + rel] = (st.st_mtime_ns, st.st_size, st.st_mode)
+        return found
 
     def shell_command(self) -> str:
         """How a person gets a shell inside (printed by deploy-local)."""
@@ -301,6 +331,11 @@ def changed_states(result: SaltResult) -> list[str]:
     """State ids that changed something (or, with test=True, would: result None)."""
     return [state.get("__id__", key) for key, state in result.states.items()
             if state.get("changes") or state.get("result") is None]
+
+
+def _ignored(rel: str, prefixes: tuple[str, ...]) -> bool:
+    rel = os.path.normpath(rel)
+    return any(rel == p or rel.startswith(p + "/") for p in prefixes)
 
 
 def _descendants(pid: int) -> list[int]:
