@@ -1,0 +1,4 @@
+include:
+  - chatmail.fcgiwrap.package
+  - chatmail.fcgiwrap.config
+  - chatmail.fcgiwrap.service

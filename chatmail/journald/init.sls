@@ -1,0 +1,2 @@
+include:
+  - chatmail.journald.config

@@ -1,0 +1,46 @@
+{#- Leftovers of older upstream deployments (spec 7.9), removed on every
+    run; each state is a no-op once the host is clean.  (acmetool's old
+    cron job and hooks are removed by chatmail.tls.) -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service"] %}
+{%- set old_paths = [
+  "/etc/cron.d/expunge",
+  "/etc/apt/keyrings/obs-home-deltachat.gpg",
+  "/etc/mta-sts-daemon.yml",
+  "/usr/local/lib/postfix-mta-sts-resolver",
+  "/etc/systemd/system/mta-sts-daemon.service",
+] %}
+{%- if "configure" in chatmail.stages %}
+{%-   for unit in old_services %}
+
+chatmail-legacy-{{ unit | replace(".", "-") }}-service-dead:
+  service.dead:
+    - name: {{ unit }}
+    - enable: false
+{%-   endfor %}
+{%-   for path in old_paths %}
+
+chatmail-legacy-{{ path | replace("/", "-") | trim("-") | replace(".", "-") }}-file-absent:
+  file.absent:
+    - name: {{ path }}
+    - require:
+      - service: chatmail-legacy-mta-sts-daemon-service-service-dead
+{%-   endfor %}
+
+chatmail-legacy-obs-apt-source-file-replace:
+  file.replace:
+    - name: /etc/apt/sources.list
+    - pattern: '^deb .*home:/deltachat.*\n'
+    - repl: ''
+    - ignore_if_missing: true
+
+chatmail-legacy-rspamd-pkg-removed:
+  pkg.removed:
+    - name: rspamd
+
+{%- else %}
+
+chatmail-legacy-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}

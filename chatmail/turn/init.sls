@@ -1,0 +1,4 @@
+include:
+  - chatmail.turn.package
+  - chatmail.turn.config
+  - chatmail.turn.service
