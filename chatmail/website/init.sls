@@ -1,0 +1,3 @@
+include:
+  - chatmail.website.package
+  - chatmail.website.config
