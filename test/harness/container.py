@@ -112,6 +112,23 @@ class Container:
         lifecycle.unregister(self._handle)
         self.timings["stop"] = time.monotonic() - started
 
+    @classmethod
+    def attach(cls, state_dir: Path, image: Path) -> "Container | None":
+        """A handle on a persistent container started by an earlier process, if it still runs."""
+        from .network import Bridge
+
+        try:
+            state = json.loads((Path(state_dir) / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        container = cls(state["name"], image, Bridge.from_dict(state["bridge"]), state["address"],
+                        state_dir=Path(state_dir), persistent=True)
+        container.machine = state["machine"]
+        container.nspawn_pid, container.init_pid = state["nspawn_pid"], state["init_pid"]
+        if not (_alive(container.nspawn_pid) and _alive(container.init_pid)):
+            return None
+        return container
+
     def __enter__(self) -> "Container":
         return self.start() if self.init_pid is None else self
 

@@ -152,7 +152,7 @@ zone:
     def stop(self) -> None:
         pid = self.pid()
         if pid:
-            os.kill(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)  # nsd forks xfrd/main/server: the whole group
             if self.process:
                 try:
                     self.process.wait(5)
