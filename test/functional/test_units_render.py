@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -91,3 +92,34 @@ def test_job_commands_really_run(units, tmp_path):
 def test_stages_split_units_and_services(tmp_path):
     r = render("chatmail.chatmaild.service", {"mail_domain": "chat.example.org", "stages": ["configure"]}, tmp_path)
     assert "chatmail-chatmaild-services-skipped" in r.states and "/etc/systemd/system/doveauth.service" in r.files
+
+
+def test_iroh_and_mtail_off_unless_wanted(tmp_path):
+    """iroh_relay set -> no download, relay stopped; no mtail_address -> mtail stopped (spec 9 #14)."""
+    r = render("chatmail.iroh", {"mail_domain": "chat.example.org", "iroh_relay": ""}, tmp_path / "a")
+    assert "chatmail-iroh-release-archive-extracted" not in r.states
+    assert r.state("chatmail-iroh-service-dead") == {"name": "iroh-relay", "enable": False, "order": r.state("chatmail-iroh-service-dead")["order"]}
+    r = render("chatmail.iroh", {"mail_domain": "chat.example.org"}, tmp_path / "b")  # render only: no download here
+    src = r.state("chatmail-iroh-release-archive-extracted")
+    assert src["source"].endswith("-unknown-linux-musl.tar.gz") and src["source_hash"].startswith("sha256=")
+    assert "chatmail-iroh-service-running" in r.states
+    r = render("chatmail.mtail", {"mail_domain": "chat.example.org"}, tmp_path / "c")
+    assert "chatmail-mtail-service-dead" in r.states and not r.files
+
+
+@pytest.mark.skipif(not shutil.which("mtail"), reason="needs Debian's mtail")
+def test_mtail_program_counts_relay_log_lines(tmp_path):
+    r = render("chatmail.mtail", {"mail_domain": "chat.example.org", "mtail_address": "127.0.0.1"}, tmp_path)
+    assert "--address=127.0.0.1 --port=3903" in r.files["/etc/systemd/system/mtail.service"]
+    progs = tmp_path / "progs"
+    r.write("/etc/mtail/delivered_mail.mtail", progs / "delivered_mail.mtail")
+    log = tmp_path / "journal.log"
+    log.write_text(
+        "t h doveauth[1]: Created address: ci-abc@x\nt h doveauth[1]: Created address: bob@x\n"
+        "t h filtermail[1]: Outgoing: Filtering encrypted mail.\nt h dovecot: lmtp(bob@x)<1>: saved mail to INBOX\n"
+    )
+    out = subprocess.run(["mtail", "--one_shot", "--one_shot_format=prometheus", "--progs", str(progs), "--logs", str(log)],
+                         capture_output=True, text=True, timeout=30).stdout
+    values = {l.split("{")[0]: float(l.rsplit(" ", 1)[1]) for l in out.splitlines() if l and not l.startswith("#")}
+    assert values["created_accounts"] == 2 and values["created_ci_accounts"] == 1 and values["created_nonci_accounts"] == 1
+    assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 1 and values["delivered_mail"] == 1

@@ -1,0 +1,4 @@
+include:
+  - chatmail.iroh.package
+  - chatmail.iroh.config
+  - chatmail.iroh.service

@@ -1,0 +1,4 @@
+include:
+  - chatmail.mtail.package
+  - chatmail.mtail.config
+  - chatmail.mtail.service
