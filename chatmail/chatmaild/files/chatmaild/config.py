@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -258,14 +257,22 @@ def kind_forward_zones(value: Any) -> dict[str, list[str]]:
 # -- the table -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Setting:
-    kind: Callable[[Any], Any]
-    default: Any
-    doc: str
-    # "ini": a chatmail.ini key (rendered for the services);
-    # "formula": a key only the Salt formula reads.
-    scope: str = "ini"
+    """One key: how to read it, its default, what it is for, who reads it.
+
+    ``scope`` is "ini" for chatmail.ini keys (rendered for the services) and
+    "formula" for keys only the Salt formula reads.  (A plain class, not a
+    dataclass: Salt's loader imports this file without registering it in
+    sys.modules, which dataclasses need.)
+    """
+
+    __slots__ = ("kind", "default", "doc", "scope")
+
+    def __init__(self, kind: Callable[[Any], Any], default: Any, doc: str, scope: str = "ini"):
+        self.kind = kind
+        self.default = default
+        self.doc = doc
+        self.scope = scope
 
 
 REQUIRED = object()
@@ -336,7 +343,7 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
         if key not in SETTINGS:
             hint = difflib.get_close_matches(str(key), SETTINGS, n=1)
             also = f" (did you mean {hint[0]}?)" if hint else ""
-            problems.append(f"{source}:{key}: unknown key{also}; expected one of the keys in pillar.example")
+            problems.append(f"{source}:{key}: got {raw[key]!r} for an unknown key{also}; expected one of the keys in pillar.example")
     for key, setting in SETTINGS.items():
         if key not in raw:
             if setting.default is REQUIRED:

@@ -1,0 +1,3 @@
+include:
+  - chatmail.base.package
+  - chatmail.base.config

@@ -1,0 +1,3 @@
+include:
+  - chatmail.chatmaild.package
+  - chatmail.chatmaild.config

@@ -1,0 +1,32 @@
+{#- The chatmaild services run on Debian's python3 with Debian's libraries,
+    so a relay needs no PyPI access; the package itself is copied from the
+    formula (salt://chatmail/chatmaild/files/chatmaild). #}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- if "install" in chatmail.stages %}
+
+chatmail-chatmaild-deps-pkg-installed:
+  pkg.installed:
+    - pkgs:
+      - python3
+      - python3-aiosmtpd
+      - python3-filelock
+      - python3-requests
+
+chatmail-chatmaild-code-file-recurse:
+  file.recurse:
+    - name: /usr/local/lib/chatmaild/chatmaild
+    - source: salt://chatmail/chatmaild/files/chatmaild
+    - user: root
+    - group: root
+    - dir_mode: "0755"
+    - file_mode: "0644"
+    - clean: true
+    - exclude_pat: E@(__pycache__|\.pyc$)
+    - makedirs: true
+
+{%- else %}
+
+chatmail-chatmaild-package-skipped:
+  test.nop:
+    - name: stage not selected
+{%- endif %}
