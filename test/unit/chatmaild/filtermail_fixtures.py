@@ -43,6 +43,13 @@ class SinkHandler:
     received: list[Received] = field(default_factory=list)
     replies: dict[str, str] = field(default_factory=dict)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    pipelining: bool = True  # Postfix offers it
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         if "MAIL" in self.replies:

@@ -139,8 +139,10 @@ def test_postfix_replies_reach_client(setup, stage, postfix_reply, client_code):
     assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250  # still serving
 
 
-def test_partial_recipient_refusal_queues_nothing(setup):
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_partial_recipient_refusal_queues_nothing(setup, pipelining):
     filt, sink = setup()
+    sink.handler.pipelining = pipelining
     sink.handler.refuse_rcpt[REMOTE] = "450 4.2.0 Mailbox busy"
     code, _ = send(filt.port, ALICE, [BOB, REMOTE], mc.encrypted(ALICE, [BOB, REMOTE]))
     assert code == 450  # the client retries the whole message ...

@@ -35,8 +35,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from aiosmtpd.smtp import SMTP
-
 from .config import Config, read_config
 from .mimecheck import (
     Mail,
@@ -47,8 +45,9 @@ from .mimecheck import (
 )
 from .ratelimit import SendRateLimiter
 from .reinject import Reinjector
+from .smtpserver import FilterSMTP
 
-__all__ = ["MODES", "Mode", "FilterPolicy", "FilterHandler", "FilterSMTP", "serve", "main"]
+__all__ = ["MODES", "Mode", "FilterPolicy", "FilterHandler", "serve", "main"]
 
 log = logging.getLogger("filtermail")
 
@@ -190,27 +189,6 @@ class FilterHandler:
         if refusal:
             return refusal
         return self.reinjector.send(mail_from, rcpt_tos, data)
-
-
-class FilterSMTP(SMTP):
-    """aiosmtpd's server without ESMTP parameters on MAIL and RCPT."""
-
-    async def smtp_MAIL(self, arg: str) -> None:
-        await super().smtp_MAIL(self._without_parameters(arg, "FROM:"))
-
-    async def smtp_RCPT(self, arg: str) -> None:
-        await super().smtp_RCPT(self._without_parameters(arg, "TO:"))
-
-    def _without_parameters(self, arg: str | None, keyword: str) -> str | None:
-        rest = self._strip_command_keyword(keyword, arg) if arg else None
-        if rest is None:
-            return arg  # let aiosmtpd answer the syntax error
-        address, _params = self._getaddr(rest)
-        if address is None:
-            return arg  # malformed address: aiosmtpd's own answer
-        if address == "<>":
-            address = ""
-        return f"{keyword}<{address}>"
 
 
 async def serve(config: Config, mode: Mode, host: str = "127.0.0.1", port: int | None = None) -> asyncio.AbstractServer:

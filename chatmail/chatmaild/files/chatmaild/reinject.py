@@ -135,17 +135,24 @@ class Reinjector:
 
     def _transact(self, conn: smtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
         utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpt_tos))
-        options = " SMTPUTF8" if utf8 and conn.has_extn("smtputf8") else ""
+        options = ""
+        if utf8 and conn.has_extn("smtputf8"):
+            options, conn.command_encoding = " SMTPUTF8", "utf-8"
         sender = "" if mail_from == "<>" else mail_from
+        commands = [f"MAIL FROM:<{sender}>{options}"] + [f"RCPT TO:<{rcpt}>" for rcpt in rcpt_tos]
         handed_over = False
         try:
-            _expect(conn.docmd("MAIL", f"FROM:<{sender}>{options}"), 250)
-            refusals = [conn.docmd("RCPT", f"TO:<{rcpt}>") for rcpt in rcpt_tos]
-            refusals = [r for r in refusals if r[0] not in (250, 251)]
+            if conn.has_extn("pipelining"):
+                # RFC 2920: one write for MAIL and all RCPTs, then their replies in order.
+                conn.send("".join(c + "\r\n" for c in commands))
+                replies = [conn.getreply() for _ in commands]
+            else:
+                replies = [conn.docmd(c) for c in commands]
+            _expect(replies[0], 250)
+            refusals = [r for r in replies[1:] if r[0] not in (250, 251)]
             if refusals:
                 # All or nothing; a temporary refusal wins so the client retries.
-                refusals.sort(key=lambda r: r[0] >= 500)
-                raise _Refused(Reply(refusals[0][0], _text(refusals[0][1])))
+                _expect(min(refusals, key=lambda r: r[0] >= 500), 250)
             _expect(conn.docmd("DATA"), 354)
             handed_over = True
             conn.send(_dot_stuffed(data))

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""How fast filtermail checks and passes mail on; prints figures, runs ~30 s.
+
+(a) the check alone: FilterPolicy.check_message on a mixed corpus
+    (70 % encrypted 1-60 kB, 10 % encrypted 300 kB, 10 % Secure-Join,
+    10 % cleartext refused with 523), messages per second in one thread;
+(b) SMTP in and out: the outgoing filter as its own process
+    (``python3 -m chatmaild.filtermail <ini> outgoing``), smtplib clients
+    over 1 and over 8 connections, reinjection to an aiosmtpd sink in
+    another process standing in for Postfix; accepted + refused per second.
+
+Upstream's outgoing filter on this kind of machine: 181 msg/s over 1
+connection, 212 msg/s over 8 (shared/notes/upstream-measured.md).
+
+Usage: bench/bench_filtermail.py [seconds per figure, default 6]
+All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "chatmail/chatmaild/files"), str(ROOT / "test/unit/chatmaild")]
+
+import mailcorpus  # noqa: E402
+from chatmaild.config import read_config  # noqa: E402
+from chatmaild.filtermail import MODES, FilterPolicy  # noqa: E402
+
+HOST = "127.0.0.1"
+SENDER = "bench{}@example.org"
+RECIPIENT = "peer@example.org"
+
+SINK = """
+import asyncio, sys
+from aiosmtpd.controller import Controller
+class Count:
+    n = 0
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        responses.insert(-1, "250-PIPELINING")  # as Postfix
+        return responses
+    async def handle_DATA(self, server, session, envelope):
+        Count.n += 1
+        return "250 OK"
+c = Controller(Count(), hostname="127.0.0.1", port=int(sys.argv[1]), data_size_limit=None)
+c.start()
+print("ready", flush=True)
+sys.stdin.read()
+c.stop()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def write_ini(directory: Path) -> Path:
+    ini = directory / "chatmail.ini"
+    ini.write_text(
+        "[params]\nmail_domain = example.org\nmax_user_send_per_minute = 1000000\n"
+        f"mailboxes_dir = {directory}/mailboxes\n"
+        f"filtermail_smtp_port = {free_port()}\npostfix_reinject_port = {free_port()}\n"
+        f"filtermail_smtp_port_incoming = {free_port()}\npostfix_reinject_port_incoming = {free_port()}\n"
+    )
+    return ini
+
+
+def corpus(n: int, sender: str) -> list[mailcorpus.Envelope]:
+    return mailcorpus.mixed_corpus(n, sender, RECIPIENT)
+
+
+def bench_check(ini: Path, seconds: float) -> None:
+    policy = FilterPolicy(read_config(ini), MODES["outgoing"])
+    sender = SENDER.format(0)
+    mails = corpus(200, sender)
+    by_kind: dict[str, list[float]] = {}
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for env in mails:
+            t0 = time.perf_counter()
+            policy.check_message(env.mail_from, env.rcpt_tos, env.data)
+            by_kind.setdefault(env.kind, []).append(time.perf_counter() - t0)
+        count += len(mails)
+    elapsed = time.perf_counter() - start
+    print(f"(a) check alone: {count / elapsed:,.0f} msg/s ({count} messages in {elapsed:.1f} s)")
+    for kind, times in sorted(by_kind.items()):
+        times.sort()
+        print(f"      {kind:<10} median {times[len(times) // 2] * 1e6:7.0f} us  p99 {times[int(len(times) * 0.99)] * 1e6:7.0f} us")
+
+
+def wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
+    while True:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"port {port} did not open")
+            time.sleep(0.05)
+
+
+def client(port: int, mails: list, stop_at: float, counts: list, index: int) -> None:
+    """One SMTP connection sending messages back to back until ``stop_at``."""
+    conn = smtplib.SMTP(HOST, port, timeout=60)
+    conn.ehlo("bench.test")
+    done = 0
+    while time.perf_counter() < stop_at:
+        env = mails[done % len(mails)]
+        try:
+            conn.sendmail(env.mail_from, env.rcpt_tos, env.data)
+        except smtplib.SMTPDataError as exc:
+            if exc.smtp_code != 523:
+                raise
+        done += 1
+    conn.quit()
+    counts[index] = done
+
+
+def bench_smtp(ini: Path, connections: int, seconds: float) -> float:
+    threads, counts = [], [0] * connections
+    mails = [corpus(100, SENDER.format(i)) for i in range(connections)]
+    config = read_config(ini)
+    stop_at = time.perf_counter() + seconds
+    for i in range(connections):
+        threads.append(threading.Thread(target=client, args=(config.filtermail_smtp_port, mails[i], stop_at, counts, i)))
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    rate = sum(counts) / elapsed
+    print(f"(b) SMTP through the outgoing filter, {connections} connection(s): {rate:,.0f} msg/s "
+          f"({sum(counts)} messages in {elapsed:.1f} s)")
+    return rate
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
+    with tempfile.TemporaryDirectory() as tmp:
+        ini = write_ini(Path(tmp))
+        config = read_config(ini)
+        bench_check(ini, seconds)
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "chatmail/chatmaild/files"))
+        sink = subprocess.Popen([sys.executable, "-c", SINK, str(config.postfix_reinject_port)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        filt = subprocess.Popen([sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"],
+                                stderr=subprocess.DEVNULL, env=env)
+        try:
+            sink.stdout.readline()
+            wait_port(config.filtermail_smtp_port, filt, time.monotonic() + 20)
+            bench_smtp(ini, 1, seconds)
+            bench_smtp(ini, 8, seconds)
+            print("    upstream: 181 msg/s (1 connection), 212 msg/s (8 connections)")
+        finally:
+            filt.terminate()
+            sink.stdin.close()
+            filt.wait(10)
+            sink.wait(10)
+
+
+if __name__ == "__main__":
+    main()
