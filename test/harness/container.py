@@ -24,11 +24,11 @@ from pathlib import Path
 
 from . import lifecycle
 from .dns import resolv_conf
+from .stale import STATE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
 MINION_CONF = Path(__file__).resolve().parent / "minion.conf"
-STATE_ROOT = Path("/var/tmp/chatmail-test")
 FORMULA_MOUNT = "/srv/formula"
 HIDDEN_IN_FORMULA = (".venv", ".git")
 # paths that change by themselves in a running container (see written_files)
@@ -80,7 +80,8 @@ class Container:
         ]
         cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        start_new_session=True, env=_clean_env())
+                                        start_new_session=True, env=_clean_env(),
+                                        preexec_fn=None if self.persistent else lifecycle.die_with_parent)
         self.nspawn_pid = self.process.pid
         self.init_pid = self._find_init(timeout)
         self._save_state()

@@ -124,7 +124,9 @@ zone:
         subprocess.run(["nsd-checkconf", str(conf)], check=True, capture_output=True)
         log = open(self.workdir / "nsd.out", "ab")
         self.process = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=log, start_new_session=True)
+                                        stdout=log, stderr=log, start_new_session=True,
+                                        preexec_fn=None if self.persistent else lifecycle.die_with_parent)
+        (self.workdir / "server.pid").write_text(str(self.process.pid))
         if not self.persistent:
             self._handle = lifecycle.register("nsd", self.stop)
         self._wait_for_serial()
@@ -143,7 +145,7 @@ zone:
         if self.process is not None:
             return self.process.pid if self.process.poll() is None else None
         try:  # a persistent server started by another process (deploy-local)
-            pid = int((self.workdir / "nsd.pid").read_text())
+            pid = int((self.workdir / "server.pid").read_text())
             os.kill(pid, 0)
             return pid
         except (OSError, ValueError):

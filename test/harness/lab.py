@@ -9,14 +9,18 @@ MX records ``<name>.test`` and the relay's default pillar at hand.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
+from . import lifecycle
 from .container import Container
 from .dns import TestDNS
 from .image import base_image
 from .network import Bridge, create_bridge
 from .proxy import Proxy
+from .stale import remove_stale_sessions, session_dir
 
 
 class Lab:
@@ -28,22 +32,28 @@ class Lab:
         self.image: Path | None = None
         self.containers: list[Container] = []
         self.timings: dict[str, float] = {}
+        self.session: Path | None = None
 
     def start(self) -> "Lab":
         t0 = time.monotonic()
         self.image = base_image(log=self.log)
         t1 = time.monotonic()
+        remove_stale_sessions()
+        self.session = session_dir()
+        session = self.session
+        lifecycle.register(f"session {session.name}", lambda: shutil.rmtree(session, ignore_errors=True))
         self.bridge = create_bridge()
-        self.proxy = Proxy(self.bridge.address, str(self.bridge.network)).start()
-        self.dns = TestDNS(self.bridge.address).start()
+        self.proxy = Proxy(self.bridge.address, str(self.bridge.network), workdir=self.session / "proxy").start()
+        self.dns = TestDNS(self.bridge.address, workdir=self.session / "dns").start()
         t2 = time.monotonic()
         self.timings.update(image=t1 - t0, network=t2 - t1)
         return self
 
     def boot(self, name: str, address: str | None = None) -> Container:
         """A started container ``name`` whose domain ``<name>.test`` resolves to it."""
+        state_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.session))
         container = Container(name, self.image, self.bridge, address or self.bridge.next_address(),
-                              proxy_url=self.proxy.url)
+                              proxy_url=self.proxy.url, state_dir=state_dir)
         self.containers.append(container)
         container.start()
         self.dns.a(name, container.address)
@@ -76,3 +86,5 @@ class Lab:
             self.proxy.stop()
         if self.bridge:
             self.bridge.delete()
+        if self.session:
+            shutil.rmtree(self.session, ignore_errors=True)

@@ -65,3 +65,16 @@ def _install() -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) in (signal.SIG_DFL, None):
                 signal.signal(sig, _on_signal)
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when this process dies, even by SIGKILL.
+
+    For nspawn, SIGTERM means a clean poweroff of the container; what is
+    left after that (the overlay mount, the state dir) is removed by
+    stale.remove_stale_sessions() at the next start.
+    """
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

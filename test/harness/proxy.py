@@ -68,7 +68,7 @@ class Proxy:
         log = open(self.workdir / "tinyproxy.log", "ab")
         self.process = subprocess.Popen(
             ["tinyproxy", "-d", "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=None if self.persistent else lifecycle.die_with_parent,
         )
         (self.workdir / "tinyproxy.pid").write_text(str(self.process.pid))
         if not self.persistent:

@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from harness import TargetRefused, check_target
+from harness import TargetRefused, check_target, network, stale
 
 pytestmark = pytest.mark.system
 
@@ -130,6 +131,35 @@ def test_killed_session_cleans_up(tmp_path):
     assert not Path(f"/sys/class/net/{seen['bridge']}").exists()
     assert seen["root"] not in Path("/proc/mounts").read_text()
     assert not [pid for pid in seen["pids"] if Path(f"/proc/{pid}").exists() and _not_zombie(pid)]
+
+
+def test_sigkilled_session_is_cleaned_up_by_the_next_one():
+    """SIGKILL runs no handler: children die with their parent, the next start removes the rest."""
+    script = textwrap.dedent(f"""
+        import json, os, signal, sys
+        sys.path.insert(0, {str(HARNESS_PARENT)!r})
+        from harness import Lab
+        lab = Lab().start()
+        box = lab.boot("hkill9")
+        print(json.dumps({{"bridge": lab.bridge.name, "session": str(lab.session), "root": str(box.root),
+                          "pids": [box.nspawn_pid, box.init_pid, lab.proxy.process.pid, lab.dns.process.pid]}}),
+              flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert Path(seen["session"]).exists()  # left behind: nothing ran at exit
+
+    stale.remove_stale_sessions()  # (a concurrent session may have done it already)
+    network.remove_stale_bridges()
+    assert not Path(seen["session"]).exists()
+    assert seen["root"] not in Path("/proc/mounts").read_text()
+    assert not Path(f"/sys/class/net/{seen['bridge']}").exists()
+    deadline = time.monotonic() + 30
+    while [pid for pid in seen["pids"] if _not_zombie(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in seen["pids"] if _not_zombie(pid)]
 
 
 def _not_zombie(pid: int) -> bool:
