@@ -76,7 +76,7 @@ class Container:
             # (fileserver_list_cache_time 0): hiding the venv and .git there
             # makes a state.apply ~5x faster
             *(f"--tmpfs={FORMULA_MOUNT}/{hidden}:mode=0555" for hidden in HIDDEN_IN_FORMULA
-              if (REPO / hidden).exists()),
+              if (REPO / hidden).is_dir()),
         ]
         cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
