@@ -1,8 +1,23 @@
-# Apply the whole relay.  The order of includes is the order of the run:
-# base system, resolver, TLS, the chatmaild services, then the mail daemons
-# (Dovecot before Postfix: Dovecot creates Postfix's private/auth socket),
-# then the web front.  Each component's init.sls includes its own
-# package (install stage), config (configure stage) and service (activate stage).
+# Apply the whole relay.  The order of includes is the order of the run
+# (spec: resolver first, certificates before the daemons that use them,
+# chatmaild sockets before Dovecot, Dovecot before Postfix because Dovecot
+# creates Postfix's private/auth socket, nginx last).  Each component's
+# init.sls includes its package (install stage), config (configure stage)
+# and service (activate stage) files.
 include:
   - chatmail.base
+  - chatmail.legacy
+  - chatmail.journald
+  - chatmail.unbound
+  - chatmail.turn
+  - chatmail.iroh
+  - chatmail.tls
+  - chatmail.website
   - chatmail.chatmaild
+  - chatmail.opendkim
+  - chatmail.dovecot
+  - chatmail.postfix
+  - chatmail.fcgiwrap
+  - chatmail.nginx
+  - chatmail.mtail
+  - chatmail.version

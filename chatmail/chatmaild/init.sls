@@ -1,3 +1,4 @@
 include:
   - chatmail.chatmaild.package
   - chatmail.chatmaild.config
+  - chatmail.chatmaild.service

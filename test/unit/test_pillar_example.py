@@ -1,0 +1,24 @@
+"""pillar.example documents exactly the keys the formula knows, with their defaults."""
+
+from pathlib import Path
+
+import yaml
+from chatmaild.config import SETTINGS, validate
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "pillar.example"
+
+
+def test_every_key_is_documented_and_nothing_else():
+    text = EXAMPLE.read_text()
+    listed = set(yaml.safe_load(text)["chatmail"])
+    # iroh_relay is shown commented out: its absence has a meaning of its own
+    assert "# iroh_relay:" in text
+    assert listed | {"iroh_relay"} == set(SETTINGS)
+
+
+def test_example_values_are_the_defaults():
+    example = yaml.safe_load(EXAMPLE.read_text())["chatmail"]
+    settings = validate(example)
+    for key, setting in SETTINGS.items():
+        if key != "mail_domain":
+            assert settings[key] == setting.default, key
