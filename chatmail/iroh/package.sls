@@ -15,10 +15,12 @@ chatmail-iroh-user-present:
     - createhome: false
     - shell: /usr/sbin/nologin
 
+{%- set release_url = "https://github.com/n0-computer/iroh/releases/download/iroh-relay-v" ~ iroh_version %}
+
 chatmail-iroh-release-archive-extracted:
   archive.extracted:
     - name: {{ dir }}
-    - source: https://github.com/n0-computer/iroh/releases/download/iroh-relay-v{{ iroh_version }}/iroh-relay-v{{ iroh_version }}-{{ arch }}-unknown-linux-musl.tar.gz
+    - source: {{ release_url }}/iroh-relay-v{{ iroh_version }}-{{ arch }}-unknown-linux-musl.tar.gz
     - source_hash: sha256={{ sha256 }}
     - enforce_toplevel: false
     - if_missing: {{ dir }}/iroh-relay

@@ -22,7 +22,9 @@ chatmail-mtail-unit-file-managed:
 
         [Service]
         Type=simple
-        ExecStart=/bin/sh -c 'journalctl -f -o short-iso -n 0 | /usr/bin/mtail --address={{ chatmail.mtail_address }} --port=3903 --progs /etc/mtail --logtostderr --logs /dev/stdin'
+        ExecStart=/bin/sh -c 'journalctl -f -o short-iso -n 0 | \
+          /usr/bin/mtail --address={{ chatmail.mtail_address }} --port=3903 \
+          --progs /etc/mtail --logtostderr --logs /dev/stdin'
         Restart=on-failure
 
         [Install]
