@@ -1,0 +1,166 @@
+"""chatmail.dovecot rendered through Salt, then read back with doveconf.
+
+Nothing is applied.  The patched chatmail Dovecot build (dovecot_source:
+chatmail) cannot be downloaded in this sandbox, so for it only the rendered
+states are checked (hash-pinned URLs, install from the verified files, apt
+pin); the container harness covers installation.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from saltrender import REPO, Rendered, render
+
+pytestmark = pytest.mark.skipif(shutil.which("doveconf") is None, reason="needs Debian's dovecot-core")
+
+DOMAIN = "chat.example.org"
+VARIANTS = {
+    "default": {"mail_domain": DOMAIN},
+    "compress_ipv4_nomail": {"mail_domain": DOMAIN, "imap_compress": True, "disable_ipv6": True, "disable_mail": True},
+    "rawlog_chatmail": {"mail_domain": DOMAIN, "imap_rawlog": True, "dovecot_source": "chatmail", "max_mailbox_size": "1G"},
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    cache: dict[str, Rendered] = {}
+
+    def get(variant: str) -> Rendered:
+        if variant not in cache:
+            cache[variant] = render("chatmail.dovecot", VARIANTS[variant], tmp_path_factory.mktemp(variant))
+        return cache[variant]
+
+    return get
+
+
+def doveconf(r: Rendered, tmp_path: Path, *args: str) -> str:
+    conf = r.write("/etc/dovecot/dovecot.conf", tmp_path / "dovecot.conf")
+    proc = subprocess.run(["doveconf", "-c", str(conf), *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def setting(r: Rendered, tmp_path: Path, name: str) -> str:
+    return doveconf(r, tmp_path, "-h", name).strip()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_doveconf_accepts(rendered, variant, tmp_path):
+    assert "protocols = imap lmtp" in doveconf(rendered(variant), tmp_path, "-n")
+
+
+def test_core_settings(rendered, tmp_path):
+    r = rendered("default")
+    text = r.files["/etc/dovecot/dovecot.conf"]
+    assert "!include" not in text  # Debian's conf.d is not part of the configuration
+    assert setting(r, tmp_path, "mail_location") == f"maildir:/home/vmail/mail/{DOMAIN}/%u"
+    assert setting(r, tmp_path, "listen") == "*, ::"
+    assert setting(r, tmp_path, "auth_mechanisms") == "plain"
+    assert setting(r, tmp_path, "ssl") == "required"
+    assert setting(r, tmp_path, "ssl_min_protocol") == "TLSv1.3"
+    assert setting(r, tmp_path, "ssl_cert") == f"</var/lib/acme/live/{DOMAIN}/fullchain"
+    assert setting(r, tmp_path, "mail_attribute_dict") == "proxy:/run/chatmail-metadata/metadata.socket:metadata"
+    assert setting(r, tmp_path, "imap_capability") == "+XDELTAPUSH XCHATMAIL"
+    assert setting(r, tmp_path, "mail_uid") == "vmail"
+    plugin = doveconf(r, tmp_path, "plugin")
+    assert "quota_rule = *:storage=500M" in plugin
+    assert "quota_max_mail_size = 31457280" in plugin
+    assert "quota_grace = 0" in plugin
+    assert "zlib_save = gz" in plugin
+    assert "last_login_dict = proxy:/run/chatmail-lastlogin/lastlogin.socket:lastlogin" in plugin
+    assert "push_notification_driver = lua:file=/etc/dovecot/push_notification.lua" in plugin
+
+
+def test_services_and_sockets(rendered, tmp_path):
+    r = rendered("default")
+    lmtp = doveconf(r, tmp_path, "service/lmtp")
+    assert "user = vmail" in lmtp and "/var/spool/postfix/private/dovecot-lmtp" in lmtp
+    auth = doveconf(r, tmp_path, "service/auth")
+    assert "/var/spool/postfix/private/auth" in auth and "mode = 0660" in auth
+    assert "user = vmail" in doveconf(r, tmp_path, "service/auth-worker")
+    assert "process_limit = 50000" in doveconf(r, tmp_path, "service/imap")
+    assert "service_count = 0" in doveconf(r, tmp_path, "service/imap-login")
+    lmtp_plugins = doveconf(r, tmp_path, "-f", "protocol=lmtp", "-h", "mail_plugins").split()
+    assert lmtp_plugins == ["zlib", "quota", "mail_lua", "notify", "push_notification", "push_notification_lua"]
+    assert doveconf(r, tmp_path, "-f", "protocol=lmtp", "-h", "lmtp_add_received_header").strip() == "no"
+
+
+@pytest.mark.parametrize("variant, compress", [("default", False), ("compress_ipv4_nomail", True)])
+def test_hibernation_iff_not_compress(rendered, tmp_path, variant, compress):
+    r = rendered(variant)
+    imap_plugins = doveconf(r, tmp_path, "-f", "protocol=imap", "-h", "mail_plugins").split()
+    assert imap_plugins[:4] == ["zlib", "quota", "imap_quota", "last_login"]
+    assert ("imap_zlib" in imap_plugins) is compress
+    assert setting(r, tmp_path, "imap_hibernate_timeout") == ("0" if compress else "30 secs")
+    services = doveconf(r, tmp_path, "-n")
+    assert ("service imap-hibernate" in services) is not compress
+
+
+def test_ipv4_only_listen(rendered, tmp_path):
+    assert setting(rendered("compress_ipv4_nomail"), tmp_path, "listen") == "*"
+
+
+@pytest.mark.parametrize("variant, rawlog", [("default", False), ("rawlog_chatmail", True)])
+def test_rawlog(rendered, tmp_path, variant, rawlog):
+    r = rendered(variant)
+    conf = doveconf(r, tmp_path, "-n")
+    assert ("rawlog_dir = %h" in conf) is rawlog
+    assert ("executable = script-login -d rawlog" in conf) is rawlog
+
+
+def test_quota_follows_max_mailbox_size(rendered, tmp_path):
+    assert "quota_rule = *:storage=1G" in doveconf(rendered("rawlog_chatmail"), tmp_path, "plugin")
+
+
+def test_auth_conf_and_push_hook():
+    auth = (REPO / "chatmail/dovecot/files/auth.conf").read_text()
+    assert "uri = proxy:/run/doveauth/doveauth.socket:auth" in auth
+    assert 'password_key = passdb/%Ew"%Eu' in auth and "user_key = userdb/%Eu" in auth
+    luac = shutil.which("luac5.4") or pytest.skip("needs luac5.4 (Debian lua5.4; Dovecot links liblua5.4)")
+    subprocess.run([luac, "-p", str(REPO / "chatmail/dovecot/files/push_notification.lua")], check=True)
+
+
+def test_host_settings(rendered):
+    r = rendered("default")
+    tz = r.state("chatmail-dovecot-tz-file-replace")
+    assert tz["name"] == "/etc/environment" and tz["repl"] == "TZ=:/etc/localtime" and tz["append_if_not_found"]
+    for key in ("max-user-instances", "max-user-watches"):
+        sysctl = r.state(f"chatmail-dovecot-inotify-{key}-sysctl-present")
+        assert sysctl["value"] == 65535
+        assert any(c.startswith("test -w /proc/sys/fs/inotify/") for c in sysctl["onlyif"])
+        assert any("-lt 65535" in c for c in sysctl["onlyif"])
+    assert "Restart=always" in r.files["/etc/systemd/system/dovecot.service.d/10_restart.conf"]
+    assert r.state("chatmail-dovecot-conf-file-managed")["check_cmd"] == "doveconf -n -c"
+
+
+def test_debian_packages_by_default(rendered):
+    r = rendered("default")
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]
+    assert "chatmail-dovecot-apt-pin-file-absent" in r.states
+    assert r.state("chatmail-dovecot-service-running")["watch"] == [{"sls": "chatmail.dovecot.config"}]
+
+
+def test_chatmail_build_is_hash_pinned_and_apt_pinned(rendered):
+    r = rendered("rawlog_chatmail")
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip())
+    if arch is None:
+        pytest.skip("no chatmail build for this architecture")
+    sources = r.state("chatmail-dovecot-packages-pkg-installed")["sources"]
+    assert [list(s) for s in sources] == [["dovecot-core"], ["dovecot-imapd"], ["dovecot-lmtpd"]]
+    for pkg in ("core", "imapd", "lmtpd"):
+        deb = r.state(f"chatmail-dovecot-{pkg}-deb-file-managed")
+        assert deb["source"] == f"https://download.delta.chat/dovecot/dovecot-{pkg}_2.3.21%2Bdfsg1-3_{arch}.deb"
+        assert deb["source_hash"].startswith("sha256=") and len(deb["source_hash"]) == len("sha256=") + 64
+        assert {f"dovecot-{pkg}": deb["name"]} in sources
+    pin = r.files["/etc/apt/preferences.d/chatmail-dovecot"]
+    assert "Pin-Priority: -1" in pin and "Pin: release o=Debian" in pin
+
+
+def test_disable_mail_stops_dovecot(rendered):
+    r = rendered("compress_ipv4_nomail")
+    assert "chatmail-dovecot-service-running" not in r.states
+    assert r.state("chatmail-dovecot-service-dead")["enable"] is False
