@@ -62,12 +62,15 @@ RelayFactory = Callable[..., Container]
 
 
 @pytest.fixture(scope="module")
-def relay_factory(lab) -> RelayFactory:
-    """``relay_factory(name, domain=None, **pillar)`` boots a container.
+def relay(lab) -> RelayFactory:
+    """A factory: ``relay(name, domain=None, **pillar)`` boots a container.
 
     The container gets ``.pillar``: the default relay pillar (mail_domain
     ``<name>.test`` or ``domain``, tls_mode self_signed, the test zone
-    forwarded to the test DNS) updated with ``pillar``; nothing is applied.
+    forwarded to the test DNS) updated with ``pillar``; nothing is applied
+    (``container.apply(container.pillar)`` does that).  ``domain`` must lie
+    in the test zone (``*.test``); it gets A and MX records like the name.
+    Module-scoped: call it from a module-scoped fixture and share the relay.
     """
     booted: list[Container] = []
 

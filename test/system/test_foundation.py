@@ -23,44 +23,43 @@ READ_CONFIG = (
 
 
 @pytest.fixture(scope="module")
-def relay(relay_factory):
-    return relay_factory("found1")
+def found(relay):
+    return relay("found1")
 
 
 @pytest.fixture(scope="module")
-def applied(relay):
-    result = relay.apply(relay.pillar)
-    return result
+def applied(found):
+    return found.apply(found.pillar)
 
 
-def test_first_apply_has_no_failed_states(relay, applied):
+def test_first_apply_has_no_failed_states(found, applied):
     assert failed_states(applied) == []
     assert applied.retcode == 0
     assert changed_states(applied), "a fresh container must get something from the formula"
-    domain = relay.pillar["mail_domain"]
-    assert relay.read_file("/etc/mailname").strip() == domain
+    domain = found.pillar["mail_domain"]
+    assert found.read_file("/etc/mailname").strip() == domain
     # the services' own reader accepts what the formula rendered (Debian's python3 inside)
-    out = relay.run(["/usr/bin/python3", "-c", READ_CONFIG, INI]).stdout.split()
+    out = found.run(["/usr/bin/python3", "-c", READ_CONFIG, INI]).stdout.split()
     assert out == [domain, "60", f"/home/vmail/mail/{domain}"]
 
 
-def test_second_apply_changes_nothing(relay, applied):
-    before = relay.written_files()
-    again = relay.apply(relay.pillar)
+def test_second_apply_changes_nothing(found, applied):
+    before = found.written_files()
+    again = found.apply(found.pillar)
     assert failed_states(again) == []
     assert changed_states(again) == []
-    assert _diff(before, relay.written_files()) == []
+    assert _diff(before, found.written_files()) == []
 
 
-def test_dry_run_reports_a_pillar_change_but_changes_nothing(relay, applied):
-    before = relay.written_files()
-    ini_before = relay.read_file(INI)
-    dry = relay.apply({**relay.pillar, "max_user_send_per_minute": 77}, test=True)
+def test_dry_run_reports_a_pillar_change_but_changes_nothing(found, applied):
+    before = found.written_files()
+    ini_before = found.read_file(INI)
+    dry = found.apply({**found.pillar, "max_user_send_per_minute": 77}, test=True)
     assert failed_states(dry) == []
     assert "chatmail-chatmaild-ini-file-managed" in changed_states(dry)
-    assert relay.read_file(INI) == ini_before
+    assert found.read_file(INI) == ini_before
     assert "max_user_send_per_minute = 60" in ini_before
-    assert _diff(before, relay.written_files()) == []
+    assert _diff(before, found.written_files()) == []
 
 
 BAD_PILLAR = {
@@ -80,14 +79,14 @@ BAD_PILLAR = {
 
 
 @pytest.mark.parametrize("case", BAD_PILLAR, ids=list(BAD_PILLAR))
-def test_bad_pillar_fails_naming_the_key_and_changes_nothing(relay, applied, case):
+def test_bad_pillar_fails_naming_the_key_and_changes_nothing(found, applied, case):
     changes, words = BAD_PILLAR[case]
-    pillar = {**relay.pillar, **changes}
+    pillar = {**found.pillar, **changes}
     pillar = {key: value for key, value in pillar.items() if value is not None}
-    mailname, ini = relay.read_file("/etc/mailname"), relay.read_file(INI)
-    before = relay.written_files()
+    mailname, ini = found.read_file("/etc/mailname"), found.read_file(INI)
+    before = found.written_files()
 
-    result = relay.apply(pillar)
+    result = found.apply(pillar)
 
     assert result.retcode != 0
     failures = "\n".join(failed_states(result))
@@ -95,8 +94,8 @@ def test_bad_pillar_fails_naming_the_key_and_changes_nothing(relay, applied, cas
         assert word in failures, f"{case}: {word!r} not in:\n{failures[:2000]}"
     assert changed_states(result) == []
     # read again from the container, not from anything cached
-    assert (relay.read_file("/etc/mailname"), relay.read_file(INI)) == (mailname, ini)
-    assert _diff(before, relay.written_files()) == []
+    assert (found.read_file("/etc/mailname"), found.read_file(INI)) == (mailname, ini)
+    assert _diff(before, found.written_files()) == []
 
 
 def _diff(before: dict, after: dict) -> list[str]:

@@ -19,8 +19,8 @@ HARNESS_PARENT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def box(relay_factory):
-    return relay_factory("hbox")
+def box(relay):
+    return relay("hbox")
 
 
 def test_container_is_booted_systemd(box):
