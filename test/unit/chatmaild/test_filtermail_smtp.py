@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import mailcorpus as mc
+from chatmaild.reinject import Reinjector
 from filtermail_fixtures import LOOPBACK, RunningFilter, Sink, write_ini
 
 ALICE = "alice@example.org"
@@ -147,6 +148,9 @@ def test_partial_recipient_refusal_queues_nothing(setup, pipelining):
     code, _ = send(filt.port, ALICE, [BOB, REMOTE], mc.encrypted(ALICE, [BOB, REMOTE]))
     assert code == 450  # the client retries the whole message ...
     assert sink.received == []  # ... and nobody gets it twice
+    del sink.handler.refuse_rcpt[REMOTE]
+    assert send(filt.port, ALICE, [BOB, REMOTE], mc.encrypted(ALICE, [BOB, REMOTE]))[0] == 250
+    assert [r.rcpt_tos for r in sink.received] == [[BOB, REMOTE]]
 
 
 def test_postfix_down_is_temporary(setup):
@@ -158,12 +162,35 @@ def test_postfix_down_is_temporary(setup):
     assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
 
 
-def test_kept_connection_replaced_after_postfix_restart(setup):
+def test_kept_connections_replaced_after_postfix_restart(setup):
     filt, sink = setup()
-    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=1))[0] == 250
-    sink.restart()  # closes the connection the filter kept open
-    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=2))[0] == 250
-    assert len(sink.received) == 2
+    threads = [threading.Thread(target=send, args=(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=i)))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kept = len(filt.server.filtermail_handler.reinjector._idle)
+    assert len(sink.received) == 6 and kept >= 1
+    sink.restart()  # closes every connection the filter kept open
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=7))[0] == 250
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=8))[0] == 250
+    assert len(sink.received) == 8
+
+
+def test_reinjector_with_several_stale_connections():
+    sink = Sink().start()
+    reinjector = Reinjector(sink.port)
+    try:
+        kept = [reinjector._connect() for _ in range(3)]
+        for conn in kept:
+            reinjector._give_back(conn)
+        sink.restart()
+        assert reinjector.send(ALICE, [BOB], b"Subject: x\r\n\r\nx\r\n") == "250 OK"
+        assert len(sink.received) == 1
+    finally:
+        reinjector.close()
+        sink.stop()
 
 
 def test_many_messages_one_connection(setup):

@@ -59,9 +59,12 @@ class Reply:
 
 
 class _Refused(Exception):
-    def __init__(self, reply: Reply):
+    """Postfix refused; ``reusable`` if the connection can serve the next message after RSET."""
+
+    def __init__(self, reply: Reply, reusable: bool = True):
         super().__init__(reply)
         self.reply = reply
+        self.reusable = reusable
 
 
 class _Broken(Exception):
@@ -94,27 +97,36 @@ class Reinjector:
 
     def send(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
         """Reinject one message; the SMTP reply for the client."""
-        for attempt in (1, 2):
-            conn, reused = self._take()
+        fresh = False
+        while True:
+            conn, reused = (None, False) if fresh else self._take()
             try:
                 if conn is None:
                     conn = self._connect()
                 self._transact(conn, mail_from, rcpt_tos, data)
             except _Refused as refused:
-                self._give_back(conn, reset=True)
+                if refused.reusable:
+                    self._give_back(conn, reset=True)
+                else:
+                    _close(conn)
                 log.warning("reinjection refused: %s %s", refused.reply.code, refused.reply.text)
                 return refused.reply.for_client()
             except _Broken as broken:
                 _close(conn)
-                if reused and not broken.handed_over and attempt == 1:
-                    continue  # a kept connection went stale: once more on a fresh one
+                if reused and not broken.handed_over:
+                    # A kept connection went stale (Postfix restarted or timed
+                    # it out); the other kept ones likely too.  Once more on
+                    # a fresh connection.
+                    self.close()
+                    fresh = True
+                    continue
                 log.warning("reinjection failed: %r", broken.cause)
                 return TRY_AGAIN
             self._give_back(conn)
             return ACCEPTED
-        return TRY_AGAIN  # pragma: no cover - the loop always returns
 
     def close(self) -> None:
+        """Close the kept connections."""
         with self._lock:
             idle, self._idle = self._idle, []
         for _, conn in idle:
@@ -130,7 +142,7 @@ class Reinjector:
             raise _Broken(exc, handed_over=False) from exc
         if code != 250:
             _close(conn)
-            raise _Refused(Reply(code, _text(text)))
+            raise _Refused(Reply(code, _text(text)), reusable=False)
         return conn
 
     def _transact(self, conn: smtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
@@ -142,18 +154,26 @@ class Reinjector:
         commands = [f"MAIL FROM:<{sender}>{options}"] + [f"RCPT TO:<{rcpt}>" for rcpt in rcpt_tos]
         handed_over = False
         try:
-            if conn.has_extn("pipelining"):
-                # RFC 2920: one write for MAIL and all RCPTs, then their replies in order.
-                conn.send("".join(c + "\r\n" for c in commands))
-                replies = [conn.getreply() for _ in commands]
+            pipelined = conn.has_extn("pipelining")
+            if pipelined:
+                # RFC 2920: MAIL, every RCPT and DATA in one write, then
+                # their replies in order: one round trip instead of 2 + N.
+                conn.send("".join(c + "\r\n" for c in commands + ["DATA"]))
+                replies = [conn.getreply() for _ in range(len(commands) + 1)]
             else:
                 replies = [conn.docmd(c) for c in commands]
-            _expect(replies[0], 250)
-            refusals = [r for r in replies[1:] if r[0] not in (250, 251)]
-            if refusals:
-                # All or nothing; a temporary refusal wins so the client retries.
-                _expect(min(refusals, key=lambda r: r[0] >= 500), 250)
-            _expect(conn.docmd("DATA"), 354)
+            # If a pipelined DATA was accepted while something before it was
+            # refused, only closing the connection (no final dot) drops it.
+            data_open = pipelined and replies[-1][0] == 354
+            try:
+                _expect(replies[0], 250)
+                refusals = [r for r in replies[1 : len(commands)] if r[0] not in (250, 251)]
+                if refusals:  # all or nothing; a temporary refusal wins so the client retries
+                    _expect(min(refusals, key=lambda r: r[0] >= 500), 250)
+            except _Refused as refused:
+                refused.reusable = not data_open
+                raise
+            _expect(replies[-1] if pipelined else conn.docmd("DATA"), 354)
             handed_over = True
             conn.send(_dot_stuffed(data))
             _expect(conn.getreply(), 250)
