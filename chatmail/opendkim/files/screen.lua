@@ -14,9 +14,20 @@ if nsigs == nil then
   return nil
 end
 
+-- Domain names compare case-insensitively.  (Only strings are lowered:
+-- `opendkim -n` runs this script with placeholder values, and any Lua
+-- error there crashes the config check.)
+local function lower(value)
+  if type(value) == "string" then
+    return string.lower(value)
+  end
+  return value
+end
+
+from_domain = lower(from_domain)
 for i = 0, nsigs - 1 do
   local sig = odkim.get_sighandle(ctx, i)
-  if sig ~= nil and string.lower(odkim.sig_getdomain(sig) or "") ~= string.lower(from_domain) then
+  if sig ~= nil and lower(odkim.sig_getdomain(sig)) ~= from_domain then
     odkim.sig_ignore(sig)
   end
 end
