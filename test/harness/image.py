@@ -116,13 +116,17 @@ def base_image(log=print) -> Path:
 
 def build(root: Path, packages: list[str]) -> None:
     """debootstrap + the image files + the host's CA certificates."""
-    subprocess.run(
+    proc = subprocess.run(
         ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(root), MIRROR],
-        check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
         env={**_clean_env(), "DEBIAN_FRONTEND": "noninteractive"},
     )
+    if proc.returncode != 0:
+        log = root / "debootstrap/debootstrap.log"
+        detail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"debootstrap failed ({proc.returncode}): {proc.stderr[-2000:]}\n{detail}")
     for rel, text in IMAGE_FILES.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
