@@ -120,7 +120,7 @@ def test_killed_session_cleans_up(tmp_path):
         from harness import Lab
         lab = Lab().start()
         box = lab.boot("hkill")
-        print(json.dumps({{"bridge": lab.bridge.name, "root": str(box.root),
+        print(json.dumps({{"bridge": lab.bridge.name, "root": str(box.root), "address": box.address,
                           "pids": [box.nspawn_pid, box.init_pid, lab.proxy.process.pid, lab.dns.process.pid]}}),
               flush=True)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -131,6 +131,8 @@ def test_killed_session_cleans_up(tmp_path):
     assert not Path(f"/sys/class/net/{seen['bridge']}").exists()
     assert seen["root"] not in Path("/proc/mounts").read_text()
     assert not [pid for pid in seen["pids"] if Path(f"/proc/{pid}").exists() and _not_zombie(pid)]
+    with pytest.raises(TargetRefused):  # its route is gone: the guard no longer lets anything go there
+        check_target(seen["address"])
 
 
 def test_sigkilled_session_is_cleaned_up_by_the_next_one():
