@@ -8,6 +8,7 @@ include:
   - chatmail.postfix.config
   - chatmail.dovecot.service
   - chatmail.opendkim.service
+  - chatmail.chatmaild.service
 
 {%- if chatmail.disable_mail %}
 
@@ -25,6 +26,7 @@ chatmail-postfix-service-running:
     - require:
       - sls: chatmail.dovecot.service
       - sls: chatmail.opendkim.service
+      - sls: chatmail.chatmaild.service
     - watch:
       - sls: chatmail.postfix.config
 

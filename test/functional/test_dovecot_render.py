@@ -141,7 +141,9 @@ def test_debian_packages_by_default(rendered):
     r = rendered("default")
     assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]
     assert "chatmail-dovecot-apt-pin-file-absent" in r.states
-    assert r.state("chatmail-dovecot-service-running")["watch"] == [{"sls": "chatmail.dovecot.config"}]
+    service = r.state("chatmail-dovecot-service-running")
+    assert service["watch"] == [{"sls": "chatmail.dovecot.config"}]
+    assert service["require"] == [{"sls": "chatmail.chatmaild.service"}]
 
 
 def test_chatmail_build_is_hash_pinned_and_apt_pinned(rendered):

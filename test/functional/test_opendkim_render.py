@@ -112,4 +112,6 @@ def test_directories_key_and_dropin(rendered):
     assert {"chatmail_dkim": "chatmail-opendkim-signing-key-present"} in conf["require"]
     dropin = rendered.files["/etc/systemd/system/opendkim.service.d/10-prevent-memory-leak.conf"]
     assert "Restart=always" in dropin and "RuntimeMaxSec=1d" in dropin
-    assert rendered.state("chatmail-opendkim-service-running")["watch"] == [{"sls": "chatmail.opendkim.config"}]
+    service = rendered.state("chatmail-opendkim-service-running")
+    assert service["watch"] == [{"sls": "chatmail.opendkim.config"}]
+    assert service["require"] == [{"sls": "chatmail.chatmaild.service"}]

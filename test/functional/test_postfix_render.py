@@ -182,6 +182,8 @@ def test_states_validate_before_replacing_and_order(rendered):
     assert r.state("chatmail-postfix-opendkim-group-present")["addusers"] == ["postfix"]
     service = r.state("chatmail-postfix-service-running")
     assert {"sls": "chatmail.dovecot.service"} in service["require"]
+    assert {"sls": "chatmail.opendkim.service"} in service["require"]
+    assert {"sls": "chatmail.chatmaild.service"} in service["require"]
     assert {"sls": "chatmail.postfix.config"} in service["watch"]
 
 
