@@ -140,6 +140,15 @@ def test_postfix_replies_reach_client(setup, stage, postfix_reply, client_code):
     assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250  # still serving
 
 
+def test_internal_failure_is_temporary(setup):
+    """A failure inside the filter (here: its worker pool is gone) is a 4xx, never a 5xx."""
+    filt, sink = setup()
+    filt.server.filtermail_handler.executor.shutdown()
+    code, text = send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))
+    assert code == 451 and text.startswith("4.3.0")
+    assert sink.received == []
+
+
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_partial_recipient_refusal_queues_nothing(setup, pipelining):
     filt, sink = setup()

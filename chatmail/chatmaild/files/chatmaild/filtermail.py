@@ -52,8 +52,9 @@ __all__ = ["MODES", "Mode", "FilterPolicy", "FilterHandler", "serve", "main"]
 log = logging.getLogger("filtermail")
 
 ENCRYPTION_NEEDED = "523 Encryption Needed: Invalid Unencrypted Mail"
-# What the client sees if a check fails unexpectedly (a bug, not the mail's fault).
-CHECK_FAILED = "451 4.3.0 Error while checking the message, try again later"
+# What the client sees if something fails unexpectedly (a bug, not the
+# mail's fault): temporary, so the message is tried again, never lost.
+INTERNAL_ERROR = "451 4.3.0 Internal error in the mail filter, try again later"
 
 
 @dataclass(frozen=True)
@@ -183,12 +184,17 @@ class FilterHandler:
         """Check one message and, if acceptable, reinject it: the reply for the client."""
         try:
             refusal = self.policy.check_message(mail_from, rcpt_tos, data)
+            if refusal:
+                return refusal
+            return self.reinjector.send(mail_from, rcpt_tos, data)
         except Exception:  # a bug must not turn into a permanent refusal
-            log.exception("checking a message failed")
-            return CHECK_FAILED
-        if refusal:
-            return refusal
-        return self.reinjector.send(mail_from, rcpt_tos, data)
+            log.exception("processing a message failed")
+            return INTERNAL_ERROR
+
+    async def handle_exception(self, error: Exception) -> str:
+        """Any other failure during an SMTP command: temporary (aiosmtpd would say 500)."""
+        log.error("SMTP session error: %r", error)
+        return INTERNAL_ERROR
 
 
 async def serve(config: Config, mode: Mode, host: str = "127.0.0.1", port: int | None = None) -> asyncio.AbstractServer:
