@@ -66,6 +66,9 @@ class Lab:
             "mail_domain": f"{name}.{self.dns.zone}",
             "tls_mode": "self_signed",
             "dns_forward_zones": {f"{self.dns.zone}.": [self.dns.address]},
+            # no local iroh relay: its binary comes from GitHub releases,
+            # which a test container cannot reach (the proxy passes registries only)
+            "iroh_relay": "",
         }
         pillar.update(overrides)
         return pillar
