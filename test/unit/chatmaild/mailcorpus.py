@@ -24,16 +24,28 @@ CRLF = "\r\n"
 TAG_PKESK, TAG_SIG, TAG_SKESK, TAG_ONEPASS, TAG_COMPRESSED, TAG_LITERAL, TAG_SEIPD = 1, 2, 3, 4, 8, 11, 18
 
 
-def crc24(data: bytes) -> int:
-    """The armor checksum (RFC 9580 section 6.1)."""
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
+def _crc24_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 16
         for _ in range(8):
             crc <<= 1
             if crc & 0x1000000:
                 crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
+        table.append(crc & 0xFFFFFF)
+    return table
+
+
+_CRC24_TABLE = _crc24_table()
+
+
+def crc24(data: bytes) -> int:
+    """The armor checksum (RFC 9580 section 6.1), one table lookup per byte."""
+    crc = 0xB704CE
+    table = _CRC24_TABLE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFF) ^ table[(crc >> 16) ^ byte]
+    return crc
 
 
 def new_length(n: int, form: int | None = None) -> bytes:
