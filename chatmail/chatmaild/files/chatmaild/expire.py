@@ -139,7 +139,8 @@ class Expirer:
                 pass
 
     def _remove_message(self, message: Message) -> bool:
-        self._note(f"removing {_day(message.time)} {message.size} {message.path}")
+        if self.log is not None:
+            self.log(f"removing {_day(message.time)} {message.size} {message.path}")
         if self.remove:
             try:
                 os.unlink(message.path)
@@ -155,7 +156,8 @@ class Expirer:
         return True
 
     def _remove_mailbox(self, mailbox: Mailbox) -> None:
-        self._note(f"removing inactive mailbox (last login {_day(mailbox.last_login)}) {mailbox.path}")
+        if self.log is not None:
+            self.log(f"removing inactive mailbox (last login {_day(mailbox.last_login)}) {mailbox.path}")
         if self.remove:
             try:
                 shutil.rmtree(mailbox.path)
