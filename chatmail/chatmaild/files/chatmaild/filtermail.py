@@ -11,8 +11,8 @@ Usage: ``python3 -m chatmaild.filtermail <chatmail.ini> outgoing|incoming``
 The rules, in the order they apply (spec 5.6):
 
 outgoing
-  MAIL   sender over the rate limit             450 4.7.1 (try later)
-  MAIL   sender not one local@domain address     500
+  MAIL   sender over the rate limit              450 4.7.1 (try later)
+  MAIL   sender not of the form x@y              500
   DATA   From: header differs from the sender    500
   DATA   encrypted, or a Secure-Join request     accept
   DATA   a cleartext exception (CLEARTEXT_OK)    accept
@@ -21,6 +21,18 @@ incoming
   DATA   encrypted, or a Secure-Join request     accept
   DATA   a cleartext exception (CLEARTEXT_OK)    accept
   DATA   otherwise                               523 Encryption Needed
+
+An accepted message is answered with Postfix's verdict (see
+:mod:`chatmaild.reinject`): 250 once queued, 4xx if Postfix is down or
+answers 4xx, Postfix's own 5xx if it refuses.  Anything failing inside the
+filter is a 451 as well: a client treats 5xx as final, so a 5xx is only
+ever given for a property of the message.
+
+Where this differs from the reference relay (spec section 9): an encrypted
+message must have exactly two parts (#8); the rate limit admits exactly
+``max_user_send_per_minute`` per minute, 0 meaning no limit (#11); the
+SEIPD packet must be version 1 or 2; reinjection is all-or-nothing across
+recipients; failures behind the filter are 4xx, not 500.
 
 ESMTP parameters of MAIL and RCPT (``SIZE``, ``ORCPT``, ``NOTIFY``, ...)
 are ignored instead of refused: some MTAs send them unasked.
@@ -197,7 +209,7 @@ class FilterHandler:
         return INTERNAL_ERROR
 
 
-async def serve(config: Config, mode: Mode, host: str = "127.0.0.1", port: int | None = None) -> asyncio.AbstractServer:
+async def serve(config: Config, mode: Mode) -> asyncio.AbstractServer:
     """Start the filter on the loop that runs this coroutine; returns the listening server."""
     policy = FilterPolicy(config, mode)
     reinjector = Reinjector(getattr(config, mode.reinject_port))
@@ -214,8 +226,7 @@ async def serve(config: Config, mode: Mode, host: str = "127.0.0.1", port: int |
             loop=loop,
         )
 
-    listen_port = getattr(config, mode.listen_port) if port is None else port
-    server = await loop.create_server(factory, host=host, port=listen_port)
+    server = await loop.create_server(factory, host="127.0.0.1", port=getattr(config, mode.listen_port))
     server.filtermail_handler = handler  # for tests and shutdown
     return server
 
