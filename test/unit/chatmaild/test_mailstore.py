@@ -199,6 +199,19 @@ def test_symlinks_are_not_followed(tmp_path):
     assert mboxes[0].messages == []
 
 
+def test_only_regular_files_are_messages(tmp_path):
+    box = tmp_path / "mb" / f"a@{DOMAIN}"
+    write_file(box / "cur" / "handmade", 7, 1)
+    (box / "cur" / "subdir").mkdir()
+    write_file(box / "cur" / "subdir" / "inner", 5, 1)  # not directly in cur: ignored
+    os.symlink(box / "cur" / "handmade", box / "cur" / "link")
+    (box / "new" / "fifo").parent.mkdir()
+    os.mkfifo(box / "new" / "fifo")
+    (mbox,) = mailstore.iter_mailboxes(tmp_path / "mb", with_extras=True)
+    assert [os.path.basename(m.path) for m in mbox.messages] == ["handmade"]
+    assert mbox.extra_files == []
+
+
 def test_reference_time_is_aware_utc_and_shifts_forward():
     ref = mailstore.reference_time(3, NOW)
     assert ref.tzinfo is not None and (ref - NOW).days == 3

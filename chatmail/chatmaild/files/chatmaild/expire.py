@@ -174,9 +174,11 @@ class Expirer:
     def _remove_if_empty(self, mailbox: Mailbox) -> None:
         """A password-less mailbox directory with no entries at all."""
         try:
-            st = os.stat(mailbox.path)
-            if any(os.scandir(mailbox.path)) or st.st_mtime >= self.cutoffs.now - EMPTY_MAILBOX_GRACE:
+            if os.stat(mailbox.path).st_mtime >= self.cutoffs.now - EMPTY_MAILBOX_GRACE:
                 return
+            with os.scandir(mailbox.path) as entries:
+                if next(entries, None) is not None:
+                    return
         except FileNotFoundError:
             return
         self._note(f"removing empty mailbox {mailbox.path}")

@@ -32,7 +32,13 @@ where the two cannot differ:
 The size comes from ``,S=<bytes>`` (the file's size on disk, which Dovecot
 also uses for its maildir quota).  A file whose name lacks the timestamp or
 the size (``tmp/`` files have no ``,S=``; files not made by Dovecot) falls
-back to stat().  A file that vanishes in between is skipped.
+back to lstat() and is skipped unless it is a regular file.  A file that
+vanishes in between is skipped.
+
+Cost: per mailbox one scandir() of each folder, one listdir() of each
+cur/new/tmp and one stat() of ``password``; per INBOX message nothing but
+a regex match on its name.  On a cold cache that avoids one inode read
+per message (the dominant cost at a million files).
 
 All times are POSIX timestamps (seconds since the epoch, UTC by
 definition), so nothing here depends on the host's timezone.
