@@ -144,6 +144,7 @@ def dns_zone(
     dkim_keydir: str = DKIM_KEYDIR,
     acme_state: str = ACME_STATE,
     acme_account_url: str | None = None,
+    zonefile: str | None = None,
 ) -> dict[str, Any]:
     """The relay's DNS records (spec 8.3) as data and as zone-file text.
 
@@ -156,6 +157,8 @@ def dns_zone(
         where the DKIM key and acmetool's state live
     acme_account_url
         the ACME account URI for CAA, instead of asking acmetool
+    zonefile
+        also write the zone text to this file (like ``cmdeploy dns --zonefile``)
 
     Returns ``domain``, ``records`` (each ``name``, ``type``, ``value`` in
     zone-file form, ``level`` required|recommended), ``zone`` (the text),
@@ -164,7 +167,7 @@ def dns_zone(
     CLI Example::
 
         salt-call --out=json chatmail.dns_zone
-        salt-call --out=newline_values_only chatmail.dns_zone ipv4=203.0.113.5 | sed -n '/^;/,$p'
+        salt-call chatmail.dns_zone ipv4=203.0.113.5 zonefile=/root/chat.example.org.zone
     """
     s = __salt__["chatmail.settings"](pillar)
     domain = s["mail_domain"]
@@ -222,6 +225,10 @@ def dns_zone(
     }
     if dkim:
         result["dkim_single_string"] = f"{dkim['name']} TXT {_txt(dkim['value'])}"
+    if zonefile:
+        with open(zonefile, "w", encoding="utf-8") as fh:
+            fh.write(result["zone"])
+        result["zonefile"] = os.path.abspath(zonefile)
     return result
 
 

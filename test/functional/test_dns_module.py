@@ -126,7 +126,7 @@ def chatmail(salt_loaders):
 def zone(chatmail, dkim_dir, tmp_path):
     return chatmail.dns_zone(
         ipv4=[V4, "127.0.0.1", "169.254.1.1"], ipv6=f"{V6},::1,fe80::1", pillar={"mail_domain": DOMAIN},
-        dkim_keydir=str(dkim_dir), acme_state=str(tmp_path),
+        dkim_keydir=str(dkim_dir), acme_state=str(tmp_path), zonefile=str(tmp_path / "relay.zone"),
     )
 
 
@@ -176,6 +176,7 @@ def test_zone_has_every_record_with_its_level(zone, dkim_dir):
 
 
 def test_zone_text_parses_to_the_same_records(zone):
+    assert open(zone["zonefile"]).read() == zone["zone"]
     parsed = dns.zone.from_text(zone["zone"], origin=ZONE + ".", relativize=False, check_origin=False)
     texts = {
         (str(name), dns.rdatatype.to_text(rdataset.rdtype), rdata.to_text())
