@@ -119,7 +119,11 @@ def test_armor(name):
 
 @pytest.mark.skipif(not shutil.which("gpg"), reason="gpg not installed")
 def test_gnupg_symmetric_message(tmp_path):
-    """A message written by GnuPG: its SKESK has a new-format header only with --openpgp."""
+    """A message written by the real GnuPG is judged by its packet header format.
+
+    GnuPG 2.2 writes its SKESK with an old-format header; spec 5.6 accepts
+    new-format headers only, so such a message is refused (as upstream).
+    """
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     out = subprocess.run(
