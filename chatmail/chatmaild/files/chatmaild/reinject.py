@@ -21,9 +21,13 @@ the port (the reinjection smtpd for outgoing mail sets the ORIGINATING
 daemon name), not by the client address.
 
 Connections are kept open between messages (a few idle ones, for a short
-while), which saves the connect/EHLO/QUIT round trips per message.  A kept
-connection that turns out to be closed before the message was handed over
-is replaced by a fresh one, once.
+while), which saves the connect/EHLO/QUIT round trips per message, and
+MAIL, RCPT and DATA go in one write when Postfix offers PIPELINING.  If a
+kept connection turns out to be closed before the message was handed over
+(Postfix restarted or timed it out), all kept connections are dropped and
+the message is tried once more on a fresh one.  If the connection breaks
+after the data was sent, the client gets a 4xx and retries: at worst a
+duplicate, never a loss.
 """
 
 from __future__ import annotations
