@@ -34,6 +34,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: str = ""
 
 
 @dataclass
@@ -68,7 +69,9 @@ class SinkHandler:
     async def handle_DATA(self, server, session, envelope):
         if "DATA" in self.replies:
             return self.replies["DATA"]
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        self.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.peer[0])
+        )
         return "250 2.0.0 Ok: queued"
 
 
