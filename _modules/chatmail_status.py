@@ -279,7 +279,9 @@ def port_conflicts(ports: Any = None, pillar: dict[str, Any] | None = None) -> d
     """
     rows = [row for row in _port_rows(_settings(pillar)) if row["precheck"]]
     if ports not in (None, "", []):
-        wanted = {int(p) for p in (ports.split(",") if isinstance(ports, str) else ports)}
+        if isinstance(ports, (int, str)):  # from the CLI: 25 or "25,443"
+            ports = str(ports).split(",")
+        wanted = {int(p) for p in ports}
         unknown = sorted(wanted - {row["port"] for row in rows})
         if unknown:
             return {"checked": [], "conflicts": [], "error": f"not ports this relay checks: {unknown}; "
