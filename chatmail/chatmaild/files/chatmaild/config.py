@@ -317,6 +317,7 @@ SETTINGS: dict[str, Setting] = {
     "dovecot_source": Setting(one_of("debian", "chatmail"), "debian", "Debian's Dovecot or chatmail's patched build", "formula"),
     "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
+    "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
 }
 
 PRIVACY_KEYS = ("privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor")
