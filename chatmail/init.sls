@@ -5,6 +5,7 @@
 # init.sls includes its package (install stage), config (configure stage)
 # and service (activate stage) files.
 include:
+  - chatmail.preflight
   - chatmail.base
   - chatmail.legacy
   - chatmail.journald
