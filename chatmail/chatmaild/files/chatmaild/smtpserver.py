@@ -19,11 +19,14 @@ Two changes to :class:`aiosmtpd.smtp.SMTP`:
 from __future__ import annotations
 
 import asyncio
+import re
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 __all__ = ["FilterSMTP", "read_data"]
 
+# <addr> without quotes, brackets or blanks inside, then parameters (or nothing).
+_SIMPLE_PATH = re.compile(r"<([^<>\"\s\\]*)>(?:\s.*)?$")
 END_OF_DATA = b"\r\n.\r\n"
 DOT_LINE = b".\r\n"
 
@@ -95,6 +98,9 @@ class FilterSMTP(SMTP):
         rest = self._strip_command_keyword(keyword, arg) if arg else None
         if rest is None:
             return arg  # let aiosmtpd answer the syntax error
+        simple = _SIMPLE_PATH.match(rest)
+        if simple:  # the usual <local@domain> PARAM=...: no full address parse needed
+            return f"{keyword}<{simple.group(1)}>"
         address, _params = self._getaddr(rest)
         if address is None:
             return arg  # malformed address: aiosmtpd's own answer
