@@ -1,0 +1,3 @@
+include:
+  - chatmail.selfheal.config
+  - chatmail.selfheal.service
