@@ -155,3 +155,11 @@ def test_age_does_not_depend_on_host_timezone(tmp_path, tz):
     ini, _ = make_config(tmp_path, root)
     proc = run_cli(str(ini), "--json", env_extra={"TZ": tz})
     assert json.loads(proc.stdout)["files_removed"] == 1
+
+
+def test_days_offset_spares_a_mailbox_dir_being_created_right_now(tmp_path):
+    root = tmp_path / "mail"
+    (root / f"new@{DOMAIN}").mkdir(parents=True)  # doveauth is about to write the password
+    _, config = make_config(tmp_path, root)
+    result = run_expire(config, remove=True, days=30)
+    assert result["empty_mailboxes_removed"] == 0 and (root / f"new@{DOMAIN}").is_dir()

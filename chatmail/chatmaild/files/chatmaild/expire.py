@@ -174,7 +174,9 @@ class Expirer:
     def _remove_if_empty(self, mailbox: Mailbox) -> None:
         """A password-less mailbox directory with no entries at all."""
         try:
-            if os.stat(mailbox.path).st_mtime >= self.cutoffs.now - EMPTY_MAILBOX_GRACE:
+            # the real clock, not one moved ahead by --days: the race is real
+            newest_allowed = min(self.cutoffs.now, time.time()) - EMPTY_MAILBOX_GRACE
+            if os.stat(mailbox.path).st_mtime >= newest_allowed:
                 return
             with os.scandir(mailbox.path) as entries:
                 if next(entries, None) is not None:
