@@ -1,0 +1,378 @@
+"""The whole relay: one `state.apply chatmail` makes a bare Debian 12 container a chatmail relay.
+
+One relay container for the module (booting is cheap, applying is not).
+The tests run in file order: converge, idempotence, checkers, services,
+then the protocol acceptance criteria of spec 8.7 over real IMAP, SMTP and
+HTTPS from the host to the container's bridge address, and last
+``disable_mail``, which stops the mail daemons.
+
+The relay's pillar sets ``max_user_send_per_minute`` low so the rate
+limit can be reached quickly; every test uses fresh accounts, so the
+limit of one test never touches another.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+import time
+
+from pathlib import Path
+
+import pytest
+
+import mailclient as mc
+from harness import changed_states, failed_states
+
+REPO = Path(__file__).resolve().parents[2]
+FORMULA_DIRS = ("chatmail", "_modules", "_states", "_utils")
+
+pytestmark = pytest.mark.system
+
+SEND_LIMIT = 5
+
+# every long-running service of a relay with tls_mode self_signed and no local iroh relay
+RELAY_SERVICES = (
+    "chatmail-metadata", "doveauth", "dovecot", "fcgiwrap", "filtermail", "filtermail-incoming",
+    "lastlogin", "nginx", "opendkim", "postfix@-", "systemd-journald", "coturn", "unbound",
+)
+MAIL_SERVICES = ("postfix", "postfix@-", "dovecot")
+
+# each daemon's own configuration checker, run on the live configuration
+CHECKERS = {
+    "postfix": "postconf -n >/dev/null && postfix check",
+    "dovecot": "doveconf -n >/dev/null",
+    "nginx": "nginx -t",
+    "opendkim": "opendkim -n",
+    "unbound": "unbound-checkconf",
+}
+
+
+@pytest.fixture(scope="module")
+def box(relay):
+    return relay("relay1", max_user_send_per_minute=SEND_LIMIT)
+
+
+@pytest.fixture(scope="module")
+def applied(box):
+    started = time.monotonic()
+    result = box.apply(box.pillar)
+    result.seconds = time.monotonic() - started
+    result.tree = tree_state()
+    return result
+
+
+def tree_state() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file of the formula the container sees through its bind mount.
+
+    Other people may edit the working tree while a test runs; an apply
+    after such an edit rightly changes things, so "a second apply changes
+    nothing" is judged on an apply whose tree did not change since the
+    one before it.
+    """
+    found = {}
+    for top in FORMULA_DIRS:
+        for path in (REPO / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                st = path.stat()
+                found[str(path)] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+def reapply_on_same_tree(box, pillar, tree_after_last_apply, attempts: int = 3):
+    """Apply again; if the tree changed since the last apply, apply once more (up to ``attempts``)."""
+    for _ in range(attempts):
+        changed_tree = tree_state() != tree_after_last_apply
+        result = box.apply(pillar)
+        tree_after_last_apply = tree_state()
+        if not changed_tree:
+            return result
+    return result
+
+
+@pytest.fixture(scope="module")
+def live(box, applied):
+    """The relay, once the first apply went through (tests that need it error otherwise)."""
+    failed = failed_states(applied)
+    if failed or applied.retcode:
+        pytest.fail("the relay did not converge:\n" + "\n".join(f[:600] for f in failed))
+    return box
+
+
+@pytest.fixture(scope="module")
+def domain(box) -> str:
+    return box.pillar["mail_domain"]
+
+
+def account(box, domain) -> mc.Account:
+    return mc.created_account(box.address, domain)
+
+
+# -- converge ------------------------------------------------------------------------------
+
+
+def test_first_apply_converges(box, applied):
+    assert failed_states(applied) == []
+    assert applied.retcode == 0
+    assert len(changed_states(applied)) > 20, "a bare container must get the whole relay"
+
+
+def test_second_apply_changes_nothing(live, applied):
+    again = reapply_on_same_tree(live, live.pillar, applied.tree)
+    assert failed_states(again) == []
+    changes = {s["__id__"]: str(s.get("changes"))[:300] for s in again.states.values() if s.get("changes")}
+    assert changed_states(again) == [], changes
+
+
+@pytest.mark.parametrize("daemon", CHECKERS)
+def test_live_configuration_passes_its_checker(live, daemon):
+    proc = live.run(CHECKERS[daemon], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_relay_service_is_active_and_enabled(live):
+    active = live.run(["systemctl", "is-active", *RELAY_SERVICES], check=False).stdout.split()
+    assert dict(zip(RELAY_SERVICES, active)) == {name: "active" for name in RELAY_SERVICES}
+    units = [u for u in RELAY_SERVICES if u != "postfix@-"] + ["postfix"]
+    enabled = live.run(["systemctl", "is-enabled", *units], check=False).stdout.split()
+    # static: journald; indirect: fcgiwrap, enabled through its socket unit
+    assert all(state in ("enabled", "static", "indirect") for state in enabled), dict(zip(units, enabled))
+    assert live.run(["systemctl", "--failed", "--no-legend"]).stdout.strip() == ""
+
+
+def test_opendkim_is_restarted_at_least_daily(live):
+    """AC-11: a drop-in restarts the leaking milter daily (active-since < 51 h)."""
+    props = live.run(["systemctl", "show", "opendkim", "-p", "Restart,RuntimeMaxUSec"]).stdout.split()
+    assert sorted(props) == ["Restart=always", "RuntimeMaxUSec=1d"]
+
+
+# -- accounts (AC-2 .. AC-5, AC-8) ---------------------------------------------------------------
+
+
+def test_imap_capabilities_announce_chatmail_and_push(live):
+    conn = mc.imap(live.address)
+    try:
+        assert {"XCHATMAIL", "XDELTAPUSH"} <= set(conn.capabilities)
+    finally:
+        conn.logout()
+
+
+def _imap_login(acc: mc.Account) -> None:
+    acc.imap().logout()
+
+
+def _smtp_login(acc: mc.Account) -> None:
+    acc.smtp().quit()
+
+
+LOGINS = {"imaps-993": _imap_login, "smtps-465": _smtp_login}
+LOGIN_ERRORS = (smtplib.SMTPAuthenticationError, mc.imaplib.IMAP4.error)
+
+
+@pytest.mark.parametrize("protocol", LOGINS)
+def test_first_login_creates_the_account(live, domain, protocol):
+    login = LOGINS[protocol]
+    acc = mc.new_account(live.address, domain)
+    home = f"/home/vmail/mail/{domain}/{acc.addr}"
+    assert not live.exists(home)
+    login(acc)
+    assert live.read_file(f"{home}/password").startswith("{SHA512-CRYPT}$6$")
+    login(acc)  # the same password again
+    with pytest.raises(LOGIN_ERRORS):
+        login(mc.Account(acc.host, acc.addr, acc.password + "x"))
+
+
+@pytest.mark.parametrize("protocol", LOGINS)
+def test_too_short_password_creates_nothing(live, domain, protocol):
+    acc = mc.new_account(live.address, domain, password="admin")
+    with pytest.raises(LOGIN_ERRORS):
+        LOGINS[protocol](acc)
+    assert not live.exists(f"/home/vmail/mail/{domain}/{acc.addr}")
+
+
+def test_two_new_users_may_share_a_password(live, domain):
+    first = mc.new_account(live.address, domain)
+    second = mc.new_account(live.address, domain, password=first.password)
+    _imap_login(first)
+    _imap_login(second)
+
+
+def test_parallel_first_logins_of_one_account(live, domain):
+    """AC-5: ten IMAP logins of one new account at once, each with an open SMTP session."""
+    acc = mc.new_account(live.address, domain)
+    errors: list[BaseException] = []
+
+    def login_pair():
+        try:
+            with acc.smtp():
+                _imap_login(acc)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=login_pair) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+
+
+def test_new_account_over_https(live, domain):
+    """AC-8: POST /new through nginx's ALPN multiplexer on 443 gives working credentials."""
+    acc = mc.new_account_from_web(live.address, domain)
+    assert acc.addr.endswith("@" + domain)
+    assert len(acc.password) > 9  # password_min_length
+    _imap_login(acc)
+    _smtp_login(acc)
+
+
+# -- mail (AC-15 .. AC-19, AC-27) ----------------------------------------------------------------
+
+
+def test_encrypted_message_arrives_with_hidden_subject_and_no_client_address(live, domain, lab):
+    sender, recipient = account(live, domain), account(live, domain)
+    refused = sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr], subject="Unencrypted subject"))
+    assert refused == {}
+    (raw,) = mc.wait_for_messages(recipient, 1)
+    message = mc.parse(raw)
+    assert message["Subject"] == "[...]"
+    assert b"Unencrypted subject" not in raw
+    assert lab.bridge.address.encode() not in raw, "the client's address leaked into the delivered message"
+    assert message["From"].addresses[0].addr_spec == sender.addr
+    assert message.get_content_type() == "multipart/encrypted"
+
+
+def test_cleartext_to_a_protected_recipient_is_refused(live, domain):
+    sender, recipient = account(live, domain), account(live, domain)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        sender.send([recipient.addr], mc.plain(sender.addr, [recipient.addr]))
+    assert refused.value.smtp_code == 523
+    assert b"Encryption Needed" in refused.value.smtp_error
+
+
+@pytest.mark.parametrize("forged", ["another local user", "someone@example.org"])
+def test_forged_from_header_is_refused(live, domain, forged):
+    """AC-15: envelope sender = login, but the From: header names someone else."""
+    sender, recipient = account(live, domain), account(live, domain)
+    other = recipient.addr if forged == "another local user" else forged
+    data = mc.encrypted(sender.addr, [recipient.addr], from_header=f"From: <{other}>")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        sender.send([recipient.addr], data)
+    assert refused.value.smtp_code == 500
+
+
+def test_envelope_sender_other_than_login_is_refused(live, domain):
+    """AC-16."""
+    sender, other = account(live, domain), account(live, domain)
+    with sender.smtp() as conn, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        conn.sendmail(other.addr, [sender.addr], mc.encrypted(other.addr, [sender.addr]))
+    assert [code for code, _ in refused.value.recipients.values()] == [553]
+
+
+def test_sending_faster_than_the_limit_is_deferred(live, domain):
+    """AC-19: the first max_user_send_per_minute messages pass, a later one gets 450 4.7.1.
+
+    Postfix talks to the filter from the first RCPT on, so the filter's
+    refusal of MAIL reaches the client as the answer to RCPT.
+    """
+    sender, recipient = account(live, domain), account(live, domain)
+    outcomes = []
+    with sender.smtp() as conn:
+        for _ in range(SEND_LIMIT + 5):
+            try:
+                conn.sendmail(sender.addr, [recipient.addr], mc.encrypted(sender.addr, [recipient.addr]))
+                outcomes.append(250)
+            except smtplib.SMTPSenderRefused as exc:
+                outcomes.append((exc.smtp_code, exc.smtp_error.decode()))
+            except smtplib.SMTPRecipientsRefused as exc:
+                ((code, text),) = exc.recipients.values()
+                outcomes.append((code, text.decode()))
+    assert outcomes[:SEND_LIMIT] == [250] * SEND_LIMIT
+    refusals = [o for o in outcomes if o != 250]
+    assert refusals, outcomes
+    assert all(code == 450 and "4.7.1" in text and "Too much mail from" in text for code, text in refusals)
+
+
+# -- port 25 (AC-6, AC-17) ----------------------------------------------------------------------
+
+
+def test_vrfy_does_not_tell_which_addresses_exist(live, domain):
+    existing = account(live, domain)
+    with mc.smtp(live.address, 25) as conn:
+        answers = [conn.verify(name) for name in (existing.addr, f"wrongaddress@{domain}", "echo", "wrongaddress")]
+    assert [code for code, _ in answers] == [252] * 4
+    assert all(text.startswith(b"2.0.0 ") for _, text in answers)
+
+
+@pytest.mark.parametrize("sender", ["fake@example.org", "fake@testrun.org"])
+def test_incoming_mail_without_dkim_signature_is_refused(live, domain, sender):
+    recipient = account(live, domain)
+    with mc.smtp(live.address, 25) as conn, pytest.raises(smtplib.SMTPDataError) as refused:
+        conn.sendmail(sender, [recipient.addr], mc.encrypted(sender, [recipient.addr]))
+    assert refused.value.smtp_code == 554
+    assert b"5.7.1" in refused.value.smtp_error and b"No valid DKIM signature" in refused.value.smtp_error
+    assert mc.fetch_all(recipient) == []
+
+
+# -- Dovecot extras (AC-22, AC-24) ------------------------------------------------------------
+
+
+def test_devicetoken_metadata_round_trip(live, domain):
+    """AC-22: SETMETADATA devicetoken then GETMETADATA; a second token is kept beside the first."""
+    conn = account(live, domain).imap()
+    try:
+        key = "/private/devicetoken"
+        assert mc.metadata(conn, "INBOX", key)[0] == "OK"
+        for token, expected in (("1111", "1111"), ("2222", "1111 2222")):
+            typ, data = mc.metadata(conn, "INBOX", f'({key} "{token}")', command="SETMETADATA")
+            assert typ == "OK", data
+            typ, data = mc.metadata(conn, "INBOX", key)
+            assert typ == "OK" and mc.metadata_value(data) == expected, data
+    finally:
+        conn.logout()
+
+
+def test_mailbox_over_quota_refuses_delivery(live, domain):
+    """AC-24: a mailbox at 100 % of max_mailbox_size takes no more mail."""
+    sender, full = account(live, domain), account(live, domain)
+    mc.fetch_all(full)  # creates the maildir
+    maildir = f"/home/vmail/mail/{domain}/{full.addr}"
+    quota = 500 * 1024 * 1024  # max_mailbox_size 500M
+    # a message file whose name says S=<quota>: Dovecot's maildir quota counts it at that size
+    big = f"{maildir}/cur/1700000000.M1P1.quota,S={quota},W={quota}:2,"
+    live.run(["setpriv", "--reuid=vmail", "--regid=vmail", "--clear-groups", "touch", big])
+    live.run(["doveadm", "quota", "recalc", "-u", full.addr])
+    usage = live.run(["doveadm", "-f", "tab", "quota", "get", "-u", full.addr]).stdout
+    storage = next(line.split("\t") for line in usage.splitlines() if "\tSTORAGE\t" in line)
+    assert int(storage[-1]) >= 100, usage
+
+    since = live.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    assert sender.send([full.addr], mc.encrypted(sender.addr, [full.addr])) == {}
+    journal = _wait_for_journal(live, "dovecot", since, f"lmtp({full.addr})", "Quota exceeded")
+    assert "Quota exceeded" in journal
+    assert live.run(["ls", f"{maildir}/new"]).stdout.strip() == ""
+
+
+def _wait_for_journal(box, unit: str, since: str, *words: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = box.run(["journalctl", "-u", unit, "--since", since, "--no-pager", "-o", "cat"]).stdout
+        hits = [line for line in text.splitlines() if all(w in line for w in words)]
+        if hits or time.monotonic() > deadline:
+            return "\n".join(hits)
+        time.sleep(0.3)
+
+
+# -- disable_mail (last: it stops the mail daemons) --------------------------------------------
+
+
+def test_disable_mail_stops_only_postfix_and_dovecot(live):
+    result = live.apply({**live.pillar, "disable_mail": True})
+    assert failed_states(result) == []
+    mail = live.run(["systemctl", "is-active", *MAIL_SERVICES], check=False).stdout.split()
+    assert mail == ["inactive"] * len(MAIL_SERVICES)
+    enabled = live.run(["systemctl", "is-enabled", "postfix", "dovecot"], check=False).stdout.split()
+    assert enabled == ["disabled", "disabled"]
+    others = [s for s in RELAY_SERVICES if s not in MAIL_SERVICES]
+    active = live.run(["systemctl", "is-active", *others], check=False).stdout.split()
+    assert dict(zip(others, active)) == {name: "active" for name in others}
