@@ -38,7 +38,8 @@ NOISE = ("var/log", "var/cache/salt", "var/lib/systemd", "var/tmp", "tmp", "run"
 
 class Container:
     def __init__(self, name: str, image: Path, bridge, address: str, *, dns_address: str | None = None,
-                 proxy_url: str | None = None, state_dir: Path | None = None, persistent: bool = False):
+                 proxy_url: str | None = None, state_dir: Path | None = None, persistent: bool = False,
+                 formula: Path = REPO):
         self.name = name
         self.image = Path(image)
         self.bridge = bridge
@@ -46,6 +47,7 @@ class Container:
         self.dns_address = dns_address or bridge.address
         self.proxy_url = proxy_url
         self.persistent = persistent
+        self.formula = Path(formula)  # the repo, or a snapshot of it (see snapshot_formula)
         # the machine name also names the host's veth end: unique per bridge
         self.machine = f"{name}-{bridge.name}"
         self.state_dir = Path(state_dir) if state_dir else Path(
@@ -71,12 +73,12 @@ class Container:
             "systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
             "-M", self.machine, f"--hostname={self.name}", f"--network-bridge={self.bridge.name}",
             "--console=passive", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
-            f"--bind-ro={REPO}:{FORMULA_MOUNT}",
+            f"--bind-ro={self.formula}:{FORMULA_MOUNT}",
             # Salt's local fileserver walks all of file_roots on every listing
             # (fileserver_list_cache_time 0): hiding the venv and .git there
             # makes a state.apply ~5x faster
             *(f"--tmpfs={FORMULA_MOUNT}/{hidden}:mode=0555" for hidden in HIDDEN_IN_FORMULA
-              if (REPO / hidden).is_dir()),
+              if (self.formula / hidden).is_dir()),
         ]
         cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -349,6 +351,18 @@ def changed_states(result: SaltResult) -> list[str]:
     """State ids that changed something (or, with test=True, would: result None)."""
     return [state.get("__id__", key) for key, state in result.states.items()
             if state.get("changes") or state.get("result") is None]
+
+
+def snapshot_formula(target: Path) -> Path:
+    """A copy of the repo as it is now, without .venv, .git and caches.
+
+    Test sessions bind this instead of the live tree, so files edited
+    while a session runs (several people share one working tree) cannot
+    make a second apply differ from the first.
+    """
+    skip = shutil.ignore_patterns(*HIDDEN_IN_FORMULA, "__pycache__", "*.pyc", ".pytest_cache", ".cache", "build")
+    shutil.copytree(REPO, target, symlinks=True, ignore=skip)
+    return target
 
 
 def _ignored(rel: str, prefixes: tuple[str, ...]) -> bool:

@@ -2,8 +2,9 @@
 
 This is what the pytest fixtures (test/system/conftest.py), benchmarks and
 scripts/deploy-local build on.  ``Lab().start()`` creates the bridge,
-starts tinyproxy and NSD on the bridge address and makes sure the base
-image exists; ``lab.boot(name)`` boots a container with an address, A and
+starts tinyproxy and NSD on the bridge address, makes sure the base
+image exists and snapshots the formula (containers of one session all see
+the repo as it was when the session started); ``lab.boot(name)`` boots a container with an address, A and
 MX records ``<name>.test`` and the relay's default pillar at hand.
 """
 
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import lifecycle
-from .container import Container
+from .container import Container, snapshot_formula
 from .dns import TestDNS
 from .image import base_image
 from .network import Bridge, create_bridge
@@ -33,6 +34,7 @@ class Lab:
         self.containers: list[Container] = []
         self.timings: dict[str, float] = {}
         self.session: Path | None = None
+        self.formula: Path | None = None
 
     def start(self) -> "Lab":
         t0 = time.monotonic()
@@ -45,6 +47,7 @@ class Lab:
         self.bridge = create_bridge()
         self.proxy = Proxy(self.bridge.address, str(self.bridge.network), workdir=self.session / "proxy").start()
         self.dns = TestDNS(self.bridge.address, workdir=self.session / "dns").start()
+        self.formula = snapshot_formula(self.session / "formula")
         t2 = time.monotonic()
         self.timings.update(image=t1 - t0, network=t2 - t1)
         return self
@@ -53,7 +56,7 @@ class Lab:
         """A started container ``name`` whose domain ``<name>.test`` resolves to it."""
         state_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.session))
         container = Container(name, self.image, self.bridge, address or self.bridge.next_address(),
-                              proxy_url=self.proxy.url, state_dir=state_dir)
+                              proxy_url=self.proxy.url, state_dir=state_dir, formula=self.formula)
         self.containers.append(container)
         container.start()
         self.dns.a(name, container.address)
