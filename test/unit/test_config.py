@@ -61,6 +61,7 @@ def test_ini_strings_are_typed_like_yaml_values():
         ({"mail_domain": "chat.example.org", "postfix_reinject_port": 10080}, "postfix_reinject_port", "distinct"),
         ({"mail_domain": "chat.example.org", "stages": ["install", "deploy"]}, "stages", "install, configure, activate"),
         ({"mail_domain": "chat.example.org", "dns_forward_zones": {"test.": ["not-an-ip"]}}, "dns_forward_zones", "resolver addresses"),
+        ({"mail_domain": "chat.example.org", "selfheal": "on"}, "selfheal", "disabled, masterless, master"),
     ],
 )
 def test_bad_values_name_key_value_and_expected_form(raw, key, expected):
