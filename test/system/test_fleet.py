@@ -1,0 +1,334 @@
+"""A fleet: one salt-master drives two relays, and the relays mail each other.
+
+The master runs on the host from the Salt venv, bound to the lab's bridge
+address (a tmp config, see :class:`SaltMaster`); each relay container runs
+a salt-minion daemon from the same venv (bind-mounted) pointed at it,
+with its own pillar on the master (its own domain).  What an operator of
+several relays does is what the tests do: ``salt '*' state.apply
+chatmail``, ``salt '*' chatmail.status`` and ``chatmail.expire``; the
+master's reactor (reactor/master.d/chatmail-reactor.conf) restarts a
+relay's Postfix when that relay's beacon reports it down (pillar
+``selfheal: master``).
+
+Mail between the relays uses only what the lab gives them: the test DNS
+zone (A, MX and each relay's DKIM TXT record) and each other's
+self-signed certificate in the system CA store (Postfix sends with
+``smtp_tls_security_level = verify``).
+
+The helpers (SaltMaster, join, trust, publish_dkim) are used by
+bench/bench_fleet.py as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import mailclient as mc
+from harness import check_target, failed_states
+from harness import lifecycle
+
+pytestmark = pytest.mark.system
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".venv"
+# what the master serves: the state tree, the reactor file and the extension modules
+SERVED = ("chatmail", "reactor", "_modules", "_states", "_utils")
+CERT = "/etc/ssl/certs/mailserver.pem"  # tls_mode self_signed
+
+
+class SaltMaster:
+    """A salt-master on the host, for the containers on one bridge, from a tmp config."""
+
+    def __init__(self, address: str, workdir: Path | None = None):
+        self.address = check_target(address)
+        # short: the master's unix sockets live below it (sun_path holds 107 bytes)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cm-master-"))
+        self.conf = self.workdir / "conf"
+        self.pillar = self.workdir / "pillar"
+        self.process: subprocess.Popen | None = None
+        self.publish_port, self.ret_port = _free_ports(address, 2)
+        self._handle = None
+
+    def start(self) -> "SaltMaster":
+        roots = self.workdir / "roots"
+        for d in (self.conf / "master.d", self.pillar, roots):
+            d.mkdir(parents=True, exist_ok=True)
+        for top in SERVED:  # symlinks: the repo without .git and .venv (walking those is slow)
+            (roots / top).symlink_to(REPO / top)
+        config = {
+            "root_dir": str(self.workdir / "root"),
+            "interface": self.address,
+            "publish_port": self.publish_port,
+            "ret_port": self.ret_port,
+            "auto_accept": True,  # test fleet: every minion on our own bridge is ours
+            "file_roots": {"base": [str(roots)]},
+            "pillar_roots": {"base": [str(self.pillar)]},
+            "log_level_logfile": "info",  # root_dir/var/log/salt/master
+            "keep_jobs_seconds": 3600,
+        }
+        (self.conf / "master").write_text(yaml.safe_dump(config))
+        # the reactor config operators drop into master.d, as shipped
+        shutil.copy(REPO / "reactor/master.d/chatmail-reactor.conf", self.conf / "master.d/")
+        self.process = subprocess.Popen(
+            [str(VENV / "bin/salt-master"), "-c", str(self.conf), "--log-level=quiet"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "master.err", "ab"),
+            start_new_session=True, preexec_fn=lifecycle.die_with_parent, env=_clean_env())
+        self._handle = lifecycle.register("salt-master", self.stop)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
+        lifecycle.unregister(self._handle)
+
+    def set_pillar(self, relays: dict[str, dict]) -> None:
+        """Pillar ``chatmail`` per minion id."""
+        top = {"base": {minion: [minion] for minion in relays}}
+        (self.pillar / "top.sls").write_text(yaml.safe_dump(top))
+        for minion, pillar in relays.items():
+            (self.pillar / f"{minion}.sls").write_text(json.dumps({"chatmail": pillar}))
+
+    def salt(self, target: str | list[str], *args: str, timeout: int = 900) -> dict:
+        """``salt --out=json --static TARGET ARGS`` (a list target: ``-L``): {minion id: return}."""
+        tgt = ["-L", ",".join(target)] if isinstance(target, list) else [target]
+        proc = subprocess.run(
+            [str(VENV / "bin/salt"), "-c", str(self.conf), "--out=json", "--static", f"--timeout={timeout}",
+             "--log-level=quiet", *tgt, *args],
+            capture_output=True, text=True, timeout=timeout + 60, env=_clean_env())
+        if "No minions matched the target" in proc.stdout:
+            return {}
+        try:
+            return json.loads(proc.stdout) if proc.stdout.strip() else {}
+        except json.JSONDecodeError:
+            raise AssertionError(f"salt {target} {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+    def wait_for(self, minions: list[str], timeout: float = 90) -> float:
+        """Seconds until every minion answers test.ping."""
+        started = time.monotonic()
+        while True:
+            answered = self.salt("*", "test.ping", timeout=5)
+            if all(answered.get(m) is True for m in minions):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"minions {minions} did not answer; got {answered}\n{self.log()[-3000:]}")
+            time.sleep(1)
+
+    def log(self) -> str:
+        try:
+            return (self.workdir / "root/var/log/salt/master").read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def join(box, master: SaltMaster) -> None:
+    """Run a salt-minion daemon (from the bind-mounted venv) in ``box`` that serves ``master``."""
+    config = {
+        "id": box.name,
+        "master": master.address,
+        "master_port": master.ret_port,
+        "publish_port": master.publish_port,
+        "grains_cache": True,
+        "enable_fqdns_grains": False,
+        "loop_interval": 1,
+    }
+    # replaces the harness's masterless config (file_client local)
+    box.write_file("/etc/salt/minion.d/chatmail.conf", yaml.safe_dump(config))
+    box.write_file("/etc/systemd/system/salt-minion.service", (
+        "[Unit]\nDescription=Salt minion of the test fleet\nAfter=network.target\n\n"
+        f"[Service]\nExecStart={VENV}/bin/salt-minion -c /etc/salt\nKillMode=process\nRestart=on-failure\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"))
+    box.run(["systemctl", "daemon-reload"])
+    box.run(["systemctl", "enable", "--now", "salt-minion"])
+
+
+def trust(box, others) -> None:
+    """Put the other relays' self-signed certificates into ``box``'s system CA store."""
+    for other in others:
+        box.write_file(f"/usr/local/share/ca-certificates/{other.name}.crt", other.read_file(CERT))
+    box.run(["update-ca-certificates"])
+    # Debian copies the CA directory into Postfix's chroot when postfix@- starts
+    # (configure-instance.sh); a reload would not see the new certificates
+    box.run(["systemctl", "restart", "postfix@-"])
+
+
+def publish_dkim(lab, master: SaltMaster, minions: list[str]) -> dict[str, dict]:
+    """Each relay's DKIM TXT record (from chatmail.dkim_record on the relay) into the test DNS."""
+    records = master.salt(minions, "chatmail.dkim_record")
+    for minion in minions:
+        record = records[minion]
+        assert isinstance(record, dict), record
+        lab.dns.txt(record["name"], record["value"])
+    return records
+
+
+def apply_all(master: SaltMaster, minions: list[str]) -> dict:
+    """``salt <minions> saltutil.sync_all`` then ``state.apply chatmail`` (and chatmail.selfheal if
+    the top file does not include it yet); returns the state.apply result per minion."""
+    synced = master.salt(minions, "saltutil.sync_all")
+    assert set(synced) == set(minions), synced
+    result = master.salt(minions, "state.apply", "chatmail")
+    if "chatmail.selfheal" not in (REPO / "chatmail/init.sls").read_text():
+        extra = master.salt(minions, "state.apply", "chatmail.selfheal")
+        for minion in minions:
+            if isinstance(result.get(minion), dict) and isinstance(extra.get(minion), dict):
+                result[minion].update(extra[minion])
+    return result
+
+
+def failures(states) -> list[str]:
+    if not isinstance(states, dict):
+        return [str(states)[:2000]]
+    return [f"{s.get('__id__', k)}: {s.get('comment', '')}"[:600] for k, s in states.items() if s.get("result") is False]
+
+
+def _free_ports(address: str, count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((address, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _clean_env() -> dict[str, str]:
+    return {"PATH": f"{VENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def master(lab):
+    master = SaltMaster(lab.bridge.address).start()
+    yield master
+    master.stop()
+    shutil.rmtree(master.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fleet(lab, relay, master):
+    boxes = [relay(name, selfheal="master") for name in ("fleet1", "fleet2")]
+    master.set_pillar({box.name: box.pillar for box in boxes})
+    for box in boxes:
+        join(box, master)
+    master.wait_for([box.name for box in boxes])
+    return boxes
+
+
+@pytest.fixture(scope="module")
+def applied(fleet, master):
+    return apply_all(master, [box.name for box in fleet])
+
+
+@pytest.fixture(scope="module")
+def mailing(lab, fleet, master, applied):
+    """The relays as mail peers: DKIM keys published, certificates trusted."""
+    for box in fleet:
+        if failures(applied.get(box.name)):
+            pytest.fail(f"{box.name} did not converge:\n" + "\n".join(failures(applied[box.name])))
+    publish_dkim(lab, master, [box.name for box in fleet])
+    for box in fleet:
+        trust(box, [other for other in fleet if other is not box])
+    return fleet
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_one_apply_from_the_master_converges_every_relay(fleet, applied):
+    assert sorted(applied) == ["fleet1", "fleet2"]
+    for box in fleet:
+        assert failures(applied[box.name]) == []
+        assert box.read_file("/etc/mailname").strip() == f"{box.name}.test"  # each its own pillar
+
+
+def test_status_and_expire_answer_once_per_relay(fleet, master, applied):
+    status = master.salt("*", "chatmail.status")
+    assert sorted(status) == ["fleet1", "fleet2"]
+    for box in fleet:
+        assert status[box.name]["domain"] == f"{box.name}.test"
+        assert status[box.name]["ok"] is True, status[box.name]
+    expire = master.salt("*", "chatmail.expire")
+    assert sorted(expire) == ["fleet1", "fleet2"]
+    assert all(isinstance(expire[name], dict) for name in expire), expire
+
+
+def test_master_reactor_restarts_postfix_on_the_relay_that_reported_it(fleet, master, applied):
+    first, second = fleet
+    dropin = yaml.safe_load(first.read_file("/etc/salt/minion.d/chatmail-beacons.conf"))
+    assert sorted(dropin["beacons"]["chatmail_services"][1]["services"]) == ["dovecot", "postfix@-"]
+    first.run(["systemctl", "stop", "postfix@-"])
+    started = time.monotonic()
+    while first.run(["systemctl", "is-active", "--quiet", "postfix@-"], check=False).returncode != 0:
+        assert time.monotonic() - started < 60, "the master's reactor did not restart postfix@- within 60 s"
+        time.sleep(0.5)
+    print(f"postfix@- on fleet1 back after {time.monotonic() - started:.1f} s")
+    log = first.read_file("/var/log/salt/minion")
+    assert "chatmail selfheal: postfix@- on fleet1 reported not running; restarting it" in log
+    assert "chatmail selfheal" not in second.run(["cat", "/var/log/salt/minion"], check=False).stdout
+
+
+def test_relays_deliver_to_each_other_signed_and_verified(mailing):
+    first, second = mailing
+    sender = mc.created_account(first.address, "fleet1.test")
+    recipient = mc.created_account(second.address, "fleet2.test")
+    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
+    messages = mc.wait_for_messages(recipient, 1, timeout=60)
+    assert len(messages) == 1, mail_logs(mailing)
+    parsed = mc.parse(messages[0])
+    assert parsed["From"] == sender.addr
+    assert "d=fleet1.test" in parsed["DKIM-Signature"].replace(" ", "")
+
+
+def mail_logs(boxes) -> str:
+    """The end of each relay's mail log, for failure messages."""
+    return "\n".join(f"--- {box.name}\n" + box.run("journalctl -q --no-pager -n 40 -u postfix@- -u opendkim -u filtermail "
+                                                    "-u filtermail-incoming", check=False).stdout for box in boxes)
+
+
+def test_a_broken_signature_is_refused(mailing):
+    """A real signed message from fleet1, replayed to fleet2 on port 25: accepted as it is,
+    refused with one signed header changed."""
+    first, second = mailing
+    sender = mc.created_account(first.address, "fleet1.test")
+    recipient = mc.created_account(second.address, "fleet2.test")
+    sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr]))
+    (message,) = mc.wait_for_messages(recipient, 1, timeout=60)
+    # what fleet1 sent: from its DKIM-Signature on (fleet2's own headers come before it)
+    signed = b"DKIM-Signature:" + message.split(b"DKIM-Signature:", 1)[1]
+    message_id = mc.parse(message)["Message-ID"].encode()
+    tags = dict(tag.split("=", 1) for tag in re.sub(r"\s", "", mc.parse(message)["DKIM-Signature"]).split(";") if tag)
+    assert "message-id" in tags["h"].lower().split(":")  # the header we change is signed
+    tampered = signed.replace(message_id, message_id.replace(b"@", b"x@", 1), 1)
+    assert tampered != signed
+
+    replayed, other = (mc.created_account(second.address, "fleet2.test") for _ in range(2))
+    with mc.smtp(second.address, 25) as conn:
+        assert conn.sendmail(sender.addr, [replayed.addr], signed) == {}
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            conn.sendmail(sender.addr, [other.addr], tampered)
+    assert refused.value.smtp_code == 554, refused.value
+    assert b"5.7.1" in refused.value.smtp_error and b"DKIM" in refused.value.smtp_error, refused.value
+    assert len(mc.wait_for_messages(replayed, 1, timeout=30)) == 1
+    assert mc.fetch_all(other) == []
