@@ -24,6 +24,20 @@ from .proxy import Proxy
 from .stale import remove_stale_sessions, session_dir
 
 
+def relay_pillar(domain: str, zone: str, dns_address: str, **overrides) -> dict:
+    """Pillar ``chatmail`` of a relay in a container: self-signed TLS, test DNS forwarded."""
+    pillar = {
+        "mail_domain": domain,
+        "tls_mode": "self_signed",
+        "dns_forward_zones": {f"{zone.rstrip('.')}.": [dns_address]},
+        # no local iroh relay: its binary comes from GitHub releases, which a
+        # container cannot reach (the proxy passes package registries only)
+        "iroh_relay": "",
+    }
+    pillar.update(overrides)
+    return pillar
+
+
 class Lab:
     def __init__(self, log=print):
         self.log = log
@@ -65,16 +79,7 @@ class Lab:
 
     def default_pillar(self, name: str, **overrides) -> dict:
         """The relay's pillar ``chatmail`` for a test container ``name``."""
-        pillar = {
-            "mail_domain": f"{name}.{self.dns.zone}",
-            "tls_mode": "self_signed",
-            "dns_forward_zones": {f"{self.dns.zone}.": [self.dns.address]},
-            # no local iroh relay: its binary comes from GitHub releases,
-            # which a test container cannot reach (the proxy passes registries only)
-            "iroh_relay": "",
-        }
-        pillar.update(overrides)
-        return pillar
+        return relay_pillar(f"{name}.{self.dns.zone}", self.dns.zone, self.dns.address, **overrides)
 
     def discard(self, container: Container) -> None:
         container.stop()

@@ -23,6 +23,7 @@ from pathlib import Path
 from .container import Container, changed_states, failed_states
 from .dns import TestDNS
 from .image import base_image
+from .lab import relay_pillar
 from .network import create_bridge, find_bridge
 from .proxy import Proxy
 
@@ -63,7 +64,7 @@ def up(domain: str) -> int:
     _save({"domain": domain, "proxy_pid": proxy_pid, "dns_pid": dns.process.pid, "bridge": bridge.to_dict(),
            "address": container.address, "init_pid": container.init_pid})
 
-    pillar = {"mail_domain": domain, "tls_mode": "self_signed", "dns_forward_zones": {f"{domain}.": [bridge.address]}}
+    pillar = relay_pillar(domain, zone=domain, dns_address=bridge.address)
     print(f"deploy-local: applying the formula for {domain} ...")
     result = container.apply(pillar)
     failed = failed_states(result)
