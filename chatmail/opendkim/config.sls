@@ -64,6 +64,26 @@ chatmail-opendkim-{{ name | replace(".", "-") }}-file-managed:
       - file: chatmail-opendkim-etc-opendkim-file-directory
 {%- endfor %}
 
+{#- dns_forward_zones for the resolver built into OpenDKIM (see the file) #}
+chatmail-opendkim-resolver-conf-file-{{ "managed" if chatmail.dns_forward_zones else "absent" }}:
+{%- if chatmail.dns_forward_zones %}
+  file.managed:
+    - name: /etc/opendkim/resolver.conf
+    - source: salt://chatmail/opendkim/files/resolver.conf.j2
+    - template: jinja
+    - context:
+        chatmail: {{ chatmail | json }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - check_cmd: unbound-checkconf
+    - require:
+      - file: chatmail-opendkim-etc-opendkim-file-directory
+{%- else %}
+  file.absent:
+    - name: /etc/opendkim/resolver.conf
+{%- endif %}
+
 chatmail-opendkim-conf-file-managed:
   file.managed:
     - name: /etc/opendkim.conf
@@ -81,6 +101,7 @@ chatmail-opendkim-conf-file-managed:
       - file: chatmail-opendkim-signingtable-file-managed
       - file: chatmail-opendkim-screen-lua-file-managed
       - file: chatmail-opendkim-final-lua-file-managed
+      - file: chatmail-opendkim-resolver-conf-file-{{ "managed" if chatmail.dns_forward_zones else "absent" }}
 
 chatmail-opendkim-dropin-file-managed:
   file.managed:
