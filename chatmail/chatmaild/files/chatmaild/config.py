@@ -311,6 +311,7 @@ SETTINGS: dict[str, Setting] = {
     # formula-only keys
     "tls_mode": Setting(one_of("acme", "self_signed", "external"), "acme", "how the relay gets its certificate", "formula"),
     "acme_directory": Setting(kind_url, "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL", "formula"),
+    "acme_ca_file": Setting(kind_path_or_empty, "", "CA bundle (PEM) acmetool trusts for acme_directory instead of the system roots", "formula"),
     "tls_cert_file": Setting(kind_path_or_empty, "", "certificate chain for tls_mode external", "formula"),
     "tls_key_file": Setting(kind_path_or_empty, "", "private key for tls_mode external", "formula"),
     "dns_forward_zones": Setting(kind_forward_zones, {}, "zones unbound forwards to other resolvers", "formula"),
