@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Benchmark the whole relay in a systemd container: deploy time, delivery latency, throughput.
+
+Boots one container on a private bridge (test/harness), applies the
+formula and prints:
+
+* the time of the first ``state.apply chatmail`` on a fresh container and
+  of a re-apply that changes nothing;
+* latency from "submission accepted" (the SMTP 250 after DATA on 465) to
+  "message file in the recipient's maildir ``new/``", p50 and p99 over
+  ``--messages`` encrypted messages sent one after another;
+* sustained throughput with ``--senders`` concurrent senders (one SMTP
+  connection each, ``--per-sender`` messages each, to ``--recipients``
+  recipients on the relay): accepted messages per second, latency under
+  load, refusals by code, and delivered = accepted (nothing lost).
+
+The maildirs are watched from the host through the container's overlay
+mount (a file-system read, no network); messages are matched by their
+Message-ID.  Compare with /work/shared/notes/upstream-measured.md (20
+senders: 90-122 msg/s, p50 310-500 ms, p99 640-900 ms, 0-27 % refused).
+
+Needs root (systemd-nspawn).  Run: ``.venv/bin/python bench/bench_relay.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import smtplib
+import statistics
+import sys
+import threading
+import time
+import zlib
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))
+sys.path.insert(0, str(REPO / "test" / "system"))
+
+import mailclient as mc  # noqa: E402
+from harness import Lab, changed_states, failed_states  # noqa: E402
+
+MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.M | re.I)
+
+
+class MaildirWatcher(threading.Thread):
+    """Notes when each message first appears in the watched ``new/`` folders (by Message-ID)."""
+
+    def __init__(self, folders: list[Path], interval: float = 0.002):
+        super().__init__(daemon=True)
+        self.folders = folders
+        self.interval = interval
+        self.seen: dict[bytes, float] = {}
+        self._names: set[str] = set()
+        self._stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.scan()
+            time.sleep(self.interval)
+
+    def scan(self) -> None:
+        now = time.monotonic()
+        for folder in self.folders:
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                key = f"{folder}/{name}"
+                if key in self._names:
+                    continue
+                try:
+                    head = read_head(folder / name)
+                except FileNotFoundError:  # moved to cur/ meanwhile
+                    continue
+                self._names.add(key)
+                match = MESSAGE_ID.search(head)
+                if match:
+                    with self.lock:
+                        self.seen.setdefault(match.group(1), now)
+
+    def wait_for(self, ids: set[bytes], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if ids <= self.seen.keys():
+                    return True
+            time.sleep(0.005)
+        return False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def read_head(path: Path, size: int = 16384) -> bytes:
+    """The first bytes of a stored message (Dovecot saves with zlib_save = gz)."""
+    with open(path, "rb") as f:
+        raw = f.read(size)
+    if raw[:2] == b"\x1f\x8b":
+        return zlib.decompressobj(wbits=31).decompress(raw, size)
+    return raw
+
+
+def message(sender: str, recipient: str, seed: int) -> tuple[bytes, bytes]:
+    data = mc.encrypted(sender, [recipient], size=2000, seed=seed)
+    return data, MESSAGE_ID.search(data).group(1)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def latency_line(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, "
+            f"min {min(ms):.0f} ms, max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms")
+
+
+def maildir_new(box, domain: str, addr: str) -> Path:
+    return box.root / f"home/vmail/mail/{domain}/{addr}/new"
+
+
+def sequential_latency(box, domain: str, count: int, seeds) -> list[float]:
+    sender, recipient = mc.created_account(box.address, domain), mc.created_account(box.address, domain)
+    mc.fetch_all(recipient)  # create the maildir
+    watcher = MaildirWatcher([maildir_new(box, domain, recipient.addr)])
+    watcher.start()
+    latencies = []
+    try:
+        with sender.smtp() as conn:
+            for _ in range(count):
+                data, mid = message(sender.addr, recipient.addr, next(seeds))
+                conn.sendmail(sender.addr, [recipient.addr], data)
+                accepted = time.monotonic()
+                if not watcher.wait_for({mid}, 30):
+                    raise RuntimeError(f"message {mid!r} not stored within 30 s")
+                latencies.append(watcher.seen[mid] - accepted)
+    finally:
+        watcher.stop()
+    return latencies
+
+
+def load(box, domain: str, senders: int, per_sender: int, recipients: int, seeds) -> dict:
+    accounts = [mc.created_account(box.address, domain) for _ in range(senders)]
+    rcpts = [mc.created_account(box.address, domain) for _ in range(recipients)]
+    for r in rcpts:
+        mc.fetch_all(r)
+    watcher = MaildirWatcher([maildir_new(box, domain, r.addr) for r in rcpts])
+    watcher.start()
+    lock = threading.Lock()
+    accepted: dict[bytes, float] = {}
+    refused: Counter = Counter()
+    work = [[message(a.addr, rcpts[(i + n) % recipients].addr, next(seeds)) + (rcpts[(i + n) % recipients].addr,)
+             for n in range(per_sender)] for i, a in enumerate(accounts)]
+    start_gate = threading.Barrier(senders + 1)
+
+    def send(account, items):
+        conn = account.smtp()
+        start_gate.wait()
+        try:
+            for data, mid, rcpt in items:
+                try:
+                    conn.sendmail(account.addr, [rcpt], data)
+                    with lock:
+                        accepted[mid] = time.monotonic()
+                except smtplib.SMTPResponseException as exc:
+                    with lock:
+                        refused[exc.smtp_code] += 1
+                except smtplib.SMTPRecipientsRefused as exc:
+                    with lock:
+                        refused[next(iter(exc.recipients.values()))[0]] += 1
+        finally:
+            conn.quit()
+
+    threads = [threading.Thread(target=send, args=(a, items)) for a, items in zip(accounts, work)]
+    for t in threads:
+        t.start()
+    start_gate.wait()
+    started = time.monotonic()
+    for t in threads:
+        t.join(300)
+    sending = time.monotonic() - started
+    complete = watcher.wait_for(set(accepted), 60)
+    watcher.stop()
+    delivered = [mid for mid in accepted if mid in watcher.seen]
+    last_stored = max((watcher.seen[mid] for mid in delivered), default=started)
+    return {
+        "attempted": senders * per_sender,
+        "accepted": len(accepted),
+        "refused": dict(refused),
+        "delivered": len(delivered),
+        "complete": complete,
+        "accepted_per_s": len(accepted) / sending,
+        "delivered_per_s": len(delivered) / (last_stored - started),
+        "latencies": [watcher.seen[mid] - accepted[mid] for mid in delivered],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=200, help="sequential messages for the latency figure")
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--per-sender", type=int, default=10)
+    parser.add_argument("--recipients", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1, help="load rounds (each with fresh accounts)")
+    args = parser.parse_args()
+
+    lab = Lab(log=lambda m: print(m, file=sys.stderr)).start()
+    try:
+        box = lab.boot("bench1")
+        # no rate limit in the way: the load run sends many messages per sender per minute
+        pillar = lab.default_pillar("bench1", max_user_send_per_minute=100000)
+        domain = pillar["mail_domain"]
+
+        t0 = time.monotonic()
+        first = box.apply(pillar)
+        t1 = time.monotonic()
+        if failed_states(first) or first.retcode:
+            print("first apply failed:\n" + "\n".join(failed_states(first)))
+            return 1
+        again = box.apply(pillar)
+        t2 = time.monotonic()
+        print(f"container boot: {box.timings['boot']:.1f} s")
+        print(f"first apply (fresh container): {t1 - t0:.1f} s, {len(changed_states(first))} states changed")
+        print(f"re-apply (no change): {t2 - t1:.1f} s, {len(changed_states(again))} states changed")
+
+        seeds = iter(range(1, 10**9))
+        latencies = sequential_latency(box, domain, args.messages, seeds)
+        print(f"submission accepted -> stored, {len(latencies)} messages one at a time: {latency_line(latencies)}")
+
+        for n in range(args.rounds):
+            r = load(box, domain, args.senders, args.per_sender, args.recipients, seeds)
+            lost = r["accepted"] - r["delivered"]
+            print(f"load round {n + 1}: {args.senders} senders x {args.per_sender} messages -> {args.recipients} recipients: "
+                  f"accepted {r['accepted']}/{r['attempted']}, refused {r['refused'] or 'none'}, "
+                  f"delivered {r['delivered']} (lost {lost}), "
+                  f"{r['accepted_per_s']:.0f} accepted msg/s, {r['delivered_per_s']:.0f} delivered msg/s")
+            if r["latencies"]:
+                print(f"  accepted -> stored under load: {latency_line(r['latencies'])}")
+        crashes = box.run("journalctl --no-pager -o short-monotonic | grep -v run-u | grep -iE "
+                          "'segfault|dumped core|status=11/SEGV|Main process exited, code=(killed|dumped)' || true").stdout
+        print(f"daemon crashes in the journal: {len(crashes.splitlines())}")
+        for line in crashes.splitlines()[:10]:
+            print("  " + line)
+        return 0
+    finally:
+        lab.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Setting up relays for tests: apply the formula to several at once, and let relays mail each other.
+
+Relays on the test bridge are real MTAs for each other: Postfix looks up
+MX records in the test DNS (through each relay's unbound, which forwards
+the test zone), insists on a verified TLS certificate (smtp_tls_security_level
+= verify) and OpenDKIM refuses mail without a valid signature.  What the
+public internet would provide, :func:`federate` provides on the bridge:
+
+* trust: each relay's self-signed certificate goes into the others' CA
+  store (standing in for a public CA), and Postfix is restarted, because
+  Debian's Postfix copies the CA store into its chroot only when it starts;
+* DKIM: each relay's public key record goes into the test DNS.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from harness import failed_states
+
+CERT = "/etc/ssl/certs/mailserver.pem"
+
+
+def apply_all(boxes) -> dict[str, list[str]]:
+    """``state.apply chatmail`` on every box at once; failures by box name (empty lists: all fine)."""
+    failures: dict[str, list[str]] = {}
+
+    def apply(box):
+        try:
+            result = box.apply(box.pillar)
+            failures[box.name] = failed_states(result) + ([f"retcode {result.retcode}"] if result.retcode else [])
+        except Exception as exc:  # noqa: BLE001 - reported to the caller
+            failures[box.name] = [repr(exc)]
+
+    threads = [threading.Thread(target=apply, args=(box,)) for box in boxes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def federate(lab, boxes) -> None:
+    """Make every relay trust the others' certificates and publish every relay's DKIM key."""
+    certs = {box.name: box.read_file(CERT) for box in boxes}
+    for box in boxes:
+        for name, pem in certs.items():
+            if name != box.name:
+                box.write_file(f"/usr/local/share/ca-certificates/chatmail-test-{name}.crt", pem)
+        box.run(["update-ca-certificates"])
+        box.run(["systemctl", "restart", "postfix@-"])
+        record = box.salt_call("chatmail.dkim_record")["local"]
+        lab.dns.txt(record["name"], record["value"])
