@@ -38,11 +38,13 @@ imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
 
 
-def tls_context() -> ssl.SSLContext:
-    """TLS without certificate checks: test relays have self-signed certificates."""
+def tls_context(alpn: str | None = None) -> ssl.SSLContext:
+    """TLS without certificate checks (test relays have self-signed certificates), offering ``alpn``."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols([alpn])
     return ctx
 
 
@@ -58,8 +60,8 @@ class Account:
     def domain(self) -> str:
         return self.addr.rpartition("@")[2]
 
-    def imap(self) -> imaplib.IMAP4_SSL:
-        conn = imap(self.host)
+    def imap(self, port: int = 993) -> imaplib.IMAP4:
+        conn = imap(self.host, port)
         conn.login(self.addr, self.password)
         return conn
 
@@ -91,15 +93,21 @@ def created_account(host: str, domain: str) -> Account:
     return account
 
 
-def imap(host: str, port: int = 993) -> imaplib.IMAP4_SSL:
-    return imaplib.IMAP4_SSL(check_target(host), port, ssl_context=tls_context(), timeout=TIMEOUT)
+def imap(host: str, port: int = 993) -> imaplib.IMAP4:
+    """IMAP over implicit TLS on 993, on 443 with ALPN "imap" (nginx passes it on), STARTTLS on 143."""
+    check_target(host)
+    if port == 143:
+        conn = imaplib.IMAP4(host, port, timeout=TIMEOUT)
+        conn.starttls(tls_context())
+        return conn
+    return imaplib.IMAP4_SSL(host, port, ssl_context=tls_context("imap" if port == 443 else None), timeout=TIMEOUT)
 
 
 def smtp(host: str, port: int = 465) -> smtplib.SMTP:
-    """SMTP over implicit TLS on 465, STARTTLS on any other port."""
+    """SMTP over implicit TLS on 465, on 443 with ALPN "smtp", STARTTLS on any other port."""
     check_target(host)
-    if port == 465:
-        return smtplib.SMTP_SSL(host, port, context=tls_context(), timeout=TIMEOUT)
+    if port in (465, 443):
+        return smtplib.SMTP_SSL(host, port, context=tls_context("smtp" if port == 443 else None), timeout=TIMEOUT)
     conn = smtplib.SMTP(host, port, timeout=TIMEOUT)
     conn.starttls(context=tls_context())
     return conn

@@ -226,6 +226,49 @@ def test_new_account_over_https(live, domain):
     _smtp_login(acc)
 
 
+# every way a client reaches the relay: (IMAP port, SMTP port); 443 is nginx's ALPN multiplexer
+CLIENT_PORTS = {"implicit TLS": (993, 465), "STARTTLS": (143, 587), "443 ALPN": (443, 443)}
+
+
+@pytest.mark.parametrize("ports", CLIENT_PORTS)
+def test_clients_log_in_and_send_on_every_port(live, domain, ports):
+    imap_port, smtp_port = CLIENT_PORTS[ports]
+    sender, recipient = account(live, domain), account(live, domain)
+    conn = sender.imap(imap_port)
+    try:
+        assert {"XCHATMAIL", "XDELTAPUSH"} <= set(conn.capabilities)
+    finally:
+        conn.logout()
+    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr]), port=smtp_port) == {}
+    assert len(mc.wait_for_messages(recipient, 1)) == 1
+
+
+# port 25 takes mail for local users without login (and refuses it for lack of DKIM, tested below)
+NO_LOGIN = [(port, target) for port in (465, 587, 443) for target in ("local", "foreign")] + [(25, "foreign")]
+
+
+@pytest.mark.parametrize("port,target", NO_LOGIN, ids=[f"{p}-{t}" for p, t in NO_LOGIN])
+def test_no_relaying_without_login(live, domain, port, target):
+    """Spec 2.6: connections through nginx come from 127.0.0.1 (inside mynetworks), yet nobody
+    sends without logging in; port 25 takes mail for local users only."""
+    recipient = account(live, domain).addr if target == "local" else "someone@example.org"
+    sender = f"{mc.random_local()}@{domain}"
+    with mc.smtp(live.address, port) as conn:
+        code, _ = conn.mail(sender)
+        if code == 250:
+            code, text = conn.rcpt(recipient)
+        assert code >= 400, f"port {port} accepted {recipient} without login"
+
+
+def test_connections_are_logged(live, domain):
+    """AC-13: a fresh IMAP and SMTP connection each leave a journal line."""
+    since = live.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+    acc = account(live, domain)
+    acc.smtp().quit()
+    assert _wait_for_journal(live, "dovecot", since, "imap-login: Login", acc.addr)
+    assert _wait_for_journal(live, "postfix@-", since, "connect from")
+
+
 # -- mail (AC-15 .. AC-19, AC-27) ----------------------------------------------------------------
 
 
