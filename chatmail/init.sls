@@ -22,3 +22,4 @@ include:
   - chatmail.nginx
   - chatmail.mtail
   - chatmail.version
+  - chatmail.selfheal
