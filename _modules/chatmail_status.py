@@ -39,10 +39,15 @@ CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "acme": lambda s: s["tls_mode"] == "acme",
     "iroh_local": lambda s: bool(s["iroh_relay_local"]),
     "mtail": lambda s: bool(s["mtail_address"]),
+    "external": lambda s: s["tls_mode"] == "external",
+    "selfheal_masterless": lambda s: s["selfheal"] == "masterless",
 }
 
+# Every unit the formula keeps running (its service.running states; the
+# system test compares this table with them).
 # (unit, condition, stopped by disable_mail)
 SERVICES: tuple[tuple[str, str, bool], ...] = (
+    ("postfix.service", "always", True),
     ("postfix@-.service", "always", True),
     ("dovecot.service", "always", True),
     ("opendkim.service", "always", False),
@@ -54,8 +59,15 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("filtermail.service", "always", False),
     ("filtermail-incoming.service", "always", False),
     ("fcgiwrap.socket", "always", False),
+    ("fcgiwrap.service", "always", False),
     ("coturn.service", "always", False),
+    ("systemd-journald.service", "always", False),
+    ("chatmail-expire.timer", "always", False),
+    ("chatmail-fsreport.timer", "always", False),
     ("acmetool-redirector.service", "acme", False),
+    ("acmetool-reconcile.timer", "acme", False),
+    ("chatmail-tls-reload.path", "external", False),
+    ("chatmail-selfheal.service", "selfheal_masterless", True),  # watches only the mail daemons
     ("iroh-relay.service", "iroh_local", False),
     ("mtail.service", "mtail", False),
 )
