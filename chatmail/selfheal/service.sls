@@ -23,6 +23,8 @@ chatmail-selfheal-service-dead:
   service.dead:
     - name: chatmail-selfheal
     - enable: false
+    # never installed: nothing to stop (and a dry run has nothing to report)
+    - onlyif: test -e {{ selfheal.unit_file }}
 {%-     for thing, (path, mode, template, perm) in selfheal.files | dictsort if mode == "masterless" %}
 
 chatmail-selfheal-{{ thing }}-file-absent:
