@@ -56,6 +56,7 @@ def test_ini_strings_are_typed_like_yaml_values():
         ({"mail_domain": "chat.example.org", "privacy_mail": "privacy@testrun.org"}, "privacy_mail", "your own contact"),
         ({"mail_domain": "chat.example.org", "privacy_postal": "Merlinux GmbH\nBerlin"}, "privacy_postal", "upstream operator"),
         ({"mail_domain": "chat.example.org", "tls_mode": "letsencrypt"}, "tls_mode", "acme, self_signed, external"),
+        ({"mail_domain": "chat.example.org", "tls_mode": False}, "tls_mode", "acme, self_signed, external"),
         ({"mail_domain": "chat.example.org", "tls_mode": "external"}, "tls_cert_file", "absolute path"),
         ({"mail_domain": "chat.example.org", "username_min_length": 10}, "username_min_length", "at most"),
         ({"mail_domain": "chat.example.org", "postfix_reinject_port": 10080}, "postfix_reinject_port", "distinct"),

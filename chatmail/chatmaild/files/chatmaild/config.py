@@ -197,10 +197,11 @@ def kind_path_or_empty(value: Any) -> str:
 
 def one_of(*choices: str) -> Callable[[Any], str]:
     def kind(value: Any) -> str:
-        text = _as_text(value)
-        if text not in choices:
+        # YAML reads a bare off/no as false: name the choices, not the type
+        text = value if isinstance(value, str) else None
+        if text is None or text.strip() not in choices:
             raise ValueError("expected one of: " + ", ".join(choices))
-        return text
+        return text.strip()
 
     return kind
 
