@@ -5,6 +5,11 @@ operator would run it: the relay's unbound finds the ``test.`` zone's name
 server (the lab's NSD on the bridge) and the module asks it directly; the
 test then publishes the records ``dns_zone`` asked for and expects a clean
 check.  AC-10 (DNS finds A) and AC-28 (status says more than five things).
+
+``chatmail.expire`` runs on a store seeded inside the relay (INBOX and
+``.DeltaChat`` messages, inactive and idle accounts, a directory that is not
+an account) with a ``days`` offset, and must remove exactly the files the
+rules of spec 5.8 name.
 """
 
 from __future__ import annotations
@@ -23,7 +28,18 @@ def ops(relay):
     container = relay("ops1")
     applied = container.apply(container.pillar)
     assert failed_states(applied) == []
+    container.applied = applied
     return container
+
+
+def units_the_formula_runs(applied) -> set[str]:
+    """Units of the apply's ``service.running`` states (``<id>_|-<name>_|-running`` keys)."""
+    units = set()
+    for key in applied.states:
+        module, _, name, function = key.split("_|-")
+        if module == "service" and function == "running":
+            units.add(name if "." in name else name + ".service")
+    return units
 
 
 def call(container, *args):
@@ -42,6 +58,30 @@ def test_status_on_a_deployed_relay(ops):
     assert status["mail_queue"]["state"] == "ok"
     assert status["accounts"]["state"] == "ok" and status["version"]["state"] == "ok"
     assert status["ok"] is True
+
+
+def test_status_lists_every_service_the_formula_runs(ops):
+    expected = units_the_formula_runs(ops.applied)
+    assert len(expected) > 10
+    rows = {row["unit"]: row for row in call(ops, "chatmail.status")["services"]}
+    assert expected - set(rows) == set(), "units the formula starts but status does not list"
+    assert {unit: rows[unit]["state"] for unit in expected if rows[unit]["state"] != "active"} == {}
+    # and status agrees with systemd on every row it expects running
+    wanted = sorted(unit for unit, row in rows.items() if row["expected"] == "active")
+    states = ops.run(["systemctl", "is-active", *wanted], check=False).stdout.split()
+    assert dict(zip(wanted, states)) == {unit: "active" for unit in wanted}
+
+
+def test_status_reports_a_stopped_service(ops):
+    ops.run(["systemctl", "stop", "lastlogin.service"])
+    try:
+        status = call(ops, "chatmail.status")
+        (row,) = [row for row in status["services"] if row["unit"] == "lastlogin.service"]
+        assert row["state"] == "inactive" and row["ok"] is False
+        assert status["ok"] is False
+    finally:
+        ops.run(["systemctl", "start", "lastlogin.service"])
+    assert call(ops, "chatmail.status")["ok"] is True
 
 
 def test_preflight_passes_on_the_relays_own_listeners_and_names_a_foreign_one(ops):
@@ -64,27 +104,162 @@ def test_preflight_passes_on_the_relays_own_listeners_and_names_a_foreign_one(op
         ops.run(["systemctl", "start", "filtermail.service"])
 
 
+SRV_PORTS = {"_submission._tcp": 587, "_submissions._tcp": 465, "_imap._tcp": 143, "_imaps._tcp": 993}
+
+
+def test_dns_zone_matches_what_the_relay_uses(ops):
+    domain = ops.pillar["mail_domain"]
+    zone = call(ops, "chatmail.dns_zone")
+    records = {(r["name"], r["type"]): r for r in zone["records"]}
+    assert [r["value"] for r in zone["records"] if r["type"] == "A"] == [ops.address]
+    assert records[(f"{domain}.", "MX")]["value"] == f"10 {domain}."
+    assert records[(f"{domain}.", "MX")]["level"] == "required"
+
+    # the DKIM record publishes the key opendkim signs with (its KeyTable's file)
+    keytable = ops.read_file("/etc/dkimkeys/KeyTable").split()
+    keyfile = keytable[1].split(":")[2]
+    public = ops.run(f"openssl pkey -in {keyfile} -pubout -outform DER | base64 -w0").stdout.strip()
+    dkim = records[(f"opendkim._domainkey.{domain}.", "TXT")]
+    assert f"p={public};" in dkim["value"].replace('" "', "").strip('"')
+    assert dkim["level"] == "required"
+
+    # every SRV record names a port the relay really listens on, with the right program
+    listening = ops.run(["ss", "-Hltn"]).stdout
+    for label, port in SRV_PORTS.items():
+        record = records[(f"{label}.{domain}.", "SRV")]
+        assert record["value"] == f"0 1 {port} {domain}." and record["level"] == "recommended"
+        assert f":{port} " in listening, port
+
+
+def publish(test_dns, records):
+    for record in records:
+        test_dns.records.append((record["name"], record["type"], record["value"]))
+    test_dns.reload()
+
+
+def unpublish(test_dns, records):
+    gone = {(r["name"], r["type"]) for r in records}
+    test_dns.records = [r for r in test_dns.records if (r[0], r[1]) not in gone]
+    test_dns.reload()
+
+
 def test_dns_check_against_the_lab_dns(ops, test_dns):
     domain = ops.pillar["mail_domain"]
     zone = call(ops, "chatmail.dns_zone")
+    lab_has = {(f"{domain}.", "A"), (f"{domain}.", "MX")}  # AC-10: the lab publishes A and MX
     first = call(ops, "chatmail.dns_check", "timeout=3")
     assert first["unreachable"] is False, first
-    missing = {(r["name"], r["type"]) for r in first["required"]}
-    assert (f"{domain}.", "A") not in missing and (f"{domain}.", "MX") not in missing  # AC-10: the lab has A and MX
-    assert (f"www.{domain}.", "CNAME") in missing and (f"opendkim._domainkey.{domain}.", "TXT") in missing
+    required = {(r["name"], r["type"]) for r in first["required"]}
+    recommended = {(r["name"], r["type"]) for r in first["recommended"]}
+    assert required == {(r["name"], r["type"]) for r in zone["records"] if r["level"] == "required"} - lab_has
+    assert (f"www.{domain}.", "CNAME") in required and (f"opendkim._domainkey.{domain}.", "TXT") in required
+    assert {(f"{label}.{domain}.", "SRV") for label in SRV_PORTS} <= recommended
+    assert all(r["problem"] == "missing" for r in first["required"] + first["recommended"])
+    assert first["ok"] is False
 
-    added = []
-    for record in zone["records"]:
-        if (record["name"], record["type"]) in {(f"{domain}.", "A"), (f"{domain}.", "MX")}:
-            continue
-        test_dns.records.append((record["name"], record["type"], record["value"]))
-        added.append(record["name"])
-    test_dns.reload()
+    # everything but one SRV record: required is clean, the SRV is a recommendation
+    left_out = next(r for r in zone["records"] if r["name"] == f"_imaps._tcp.{domain}.")
+    added = [r for r in zone["records"] if (r["name"], r["type"]) not in lab_has and r is not left_out]
+    publish(test_dns, added)
     try:
+        almost = call(ops, "chatmail.dns_check", "timeout=3")
+        assert almost["required"] == [] and almost["ok"] is True, json.dumps(almost, indent=1)
+        assert [(r["name"], r["type"], r["problem"]) for r in almost["recommended"]] == [
+            (f"_imaps._tcp.{domain}.", "SRV", "missing")]
+
+        publish(test_dns, [left_out])
+        added.append(left_out)
         clean = call(ops, "chatmail.dns_check", "timeout=3")
         assert clean["ok"] is True, json.dumps(clean, indent=1)
         assert clean["required"] == [] and clean["recommended"] == []
+
+        # what a receiver does with the published key: opendkim's own test
+        testkey = ops.run(["opendkim-testkey", "-d", domain, "-s", "opendkim",
+                           "-k", "/etc/dkimkeys/opendkim.private", "-vvv"], check=False)
+        assert testkey.returncode == 0 and "key OK" in testkey.stdout + testkey.stderr, testkey
     finally:
-        test_dns.records = [r for r in test_dns.records if r[0] not in set(added) or r[0] == f"{domain}."]
-        test_dns.records = [r for r in test_dns.records if not (r[0] == f"{domain}." and r[1] == "TXT")]
-        test_dns.reload()
+        unpublish(test_dns, added)
+
+
+# -- expire on a seeded store ----------------------------------------------------------------
+
+EXPIRE_DAYS = 10  # the clock moved 10 days ahead
+# with delete_mails_after 20, delete_large_after 7, delete_inactive_users_after 90 and the
+# clock 10 days ahead: messages older than 10 days go, large seen ones go at any age,
+# accounts whose last login is older than 80 days go
+SEED = r"""
+import os, sys, time
+root, now, DAY = sys.argv[1], time.time(), 86400
+count = 0
+
+def put(rel, size=100, age=0, name_age=None, dovecot_name=True, flags=":2,S"):
+    global count
+    count += 1
+    path = os.path.join(root, rel)
+    if dovecot_name:  # rel is the folder; the name is Dovecot's, with its own time
+        stamp = int(now - (age if name_age is None else name_age) * DAY)
+        path = os.path.join(path, f"{stamp}.M{count}P{count}.ops1,S={size},W={size}{flags}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(b"x" * size)
+    os.utime(path, (now - age * DAY, now - age * DAY))
+    print(os.path.relpath(path, root))
+
+# label, where, size, mtime age, name age, dovecot name, flags
+for label, rel, size, age, name_age, dovecot, flags in [
+    ("gone:old", "keep@D/cur", 100, 15, None, True, ":2,S"),
+    ("kept", "keep@D/cur", 100, 5, None, True, ":2,S"),
+    ("gone:large-seen", "keep@D/cur", 250000, 5, None, True, ":2,S"),
+    ("kept:large-unseen", "keep@D/new", 250000, 5, None, True, ""),
+    ("gone:old-tmp", "keep@D/tmp", 100, 25, None, True, ""),
+    ("gone:moved-today-received-long-ago", "keep@D/.DeltaChat/cur", 100, 15, 0, True, ":2,S"),
+    ("kept:name-old-but-received-lately", "keep@D/.DeltaChat/cur", 100, 5, 15, True, ":2,S"),
+    ("kept:large-unseen", "keep@D/.DeltaChat/new", 250000, 5, None, True, ""),
+    ("gone:maildirsize", "keep@D/maildirsize", 20, 0, None, False, ""),
+    ("kept", "keep@D/dovecot-uidlist", 20, 30, None, False, ""),
+    ("kept", "keep@D/.DeltaChat/dovecot-uidlist", 20, 30, None, False, ""),
+    ("kept", "keep@D/password", 20, 1, None, False, ""),
+    ("gone:inactive", "gone@D/password", 20, 85, None, False, ""),
+    ("gone:inactive", "gone@D/cur", 100, 1, None, True, ":2,S"),
+    ("gone:inactive", "gone@D/.DeltaChat/cur", 100, 1, None, True, ":2,S"),
+    ("kept", "idle@D/password", 20, 75, None, False, ""),
+    ("kept", "idle@D/cur", 100, 5, None, True, ":2,S"),
+    ("kept", "idle@D/maildirsize", 20, 0, None, False, ""),
+    ("kept:not-an-account", "notanaccount/cur", 100, 40, None, True, ":2,S"),
+]:
+    print(label, end=" ")
+    put(rel.replace("@D", "@" + sys.argv[2]), size, age, name_age, dovecot, flags)
+"""
+
+
+def store_listing(ops, root: str) -> set[str]:
+    out = ops.run(["find", root, "-mindepth", "1", "-printf", "%P\\n"]).stdout
+    return set(out.split())
+
+
+def test_expire_with_a_days_offset_removes_exactly_the_expired_files(ops):
+    settings = call(ops, "chatmail.settings")
+    keys = ("delete_mails_after", "delete_large_after", "delete_inactive_users_after")
+    assert tuple(int(settings[key]) for key in keys) == (20, 7, 90)
+    root = settings["mailboxes_dir"]
+    domain = ops.pillar["mail_domain"]
+    ops.run(["install", "-d", "-o", "vmail", "-g", "vmail", root])
+    seeded = ops.run(["/usr/bin/python3", "-c", SEED, root, domain]).stdout.split("\n")
+    ops.run(["chown", "-R", "vmail:vmail", root])
+    labels = dict(line.split(" ", 1)[::-1] for line in seeded if line)
+    gone_files = {path for path, label in labels.items() if label.startswith("gone")}
+    gone_mailbox = f"gone@{domain}"
+    expected = {p for p in gone_files if not p.startswith(gone_mailbox + "/")}
+    before = store_listing(ops, root)
+    expected |= {p for p in before if p == gone_mailbox or p.startswith(gone_mailbox + "/")}
+
+    dry = call(ops, "chatmail.expire", f"days={EXPIRE_DAYS}")
+    assert dry["dry_run"] is True and store_listing(ops, root) == before
+    assert (dry["files_removed"], dry["mailboxes_removed"]) == (4, 1), dry
+
+    done = call(ops, "chatmail.expire", f"days={EXPIRE_DAYS}", "remove=True")
+    assert done["errors"] == 0 and done["dry_run"] is False
+    assert (done["files_removed"], done["mailboxes_removed"], done["files_in_removed_mailboxes"]) == (4, 1, 2), done
+    after = store_listing(ops, root)
+    assert after <= before, "expire created files"
+    assert before - after == expected
