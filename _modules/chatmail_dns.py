@@ -76,12 +76,17 @@ def _public_addresses(candidates: list[str]) -> list[str]:
     return sorted({str(a) for a in chosen}, key=lambda a: ipaddress.ip_address(a))
 
 
-def _acme_account_url(acme_state: str) -> tuple[str | None, str | None]:
-    """(account URL, note) from acmetool's state; the URL needs an account."""
+def _acme_account_url(acme_state: str, ca_file: str = "") -> tuple[str | None, str | None]:
+    """(account URL, note) from acmetool's state; the URL needs an account.
+
+    acmetool asks the CA, so it trusts what the relay's acmetool trusts
+    (``acme_ca_file``, as in the reconcile unit).
+    """
     if not glob.glob(os.path.join(acme_state, "accounts", "*", "*", "privkey")):
         return None, f"no ACME account in {acme_state}/accounts yet; the CAA record follows after the first certificate"
     out = __salt__["cmd.run_all"](
         ["acmetool", "--state", acme_state, "--batch", "account-url"],
+        env={"SSL_CERT_FILE": ca_file} if ca_file else None,
         python_shell=False,
         ignore_retcode=True,
         output_loglevel="quiet",
@@ -208,7 +213,7 @@ def dns_zone(
     records.append(_record(apex, "TXT", _txt("v=spf1 a ~all"), RECOMMENDED))
     records.append(_record(f"_dmarc.{apex}", "TXT", _txt("v=DMARC1;p=reject;adkim=s;aspf=s"), RECOMMENDED))
     if s["tls_mode"] == "acme":
-        url, note = (acme_account_url, None) if acme_account_url else _acme_account_url(acme_state)
+        url, note = (acme_account_url, None) if acme_account_url else _acme_account_url(acme_state, s["acme_ca_file"])
         if url:
             records.append(_record(apex, "CAA", f'0 issue "letsencrypt.org;accounturi={url}"', RECOMMENDED))
         else:
