@@ -212,3 +212,23 @@ def test_renewal_through_the_reconcile_unit_reaches_every_daemon(live, domain, p
                 del stale[port]
         time.sleep(0.5)
     assert stale == {}, "still serving the old certificate"
+
+
+def test_status_of_an_acme_relay(live):
+    status = live.salt_call("chatmail.status")
+    assert status.retcode == 0, status.stderr
+    status = status["local"]
+    rows = {row["unit"]: row for row in status["services"]}
+    for unit in ("acmetool-redirector.service", "acmetool-reconcile.timer"):
+        assert rows[unit]["expected"] == "active" and rows[unit]["ok"], rows[unit]
+    assert status["certificate"]["state"] == "valid", status["certificate"]
+    assert status["ok"] is True, [row for row in status["services"] + status["ports"] if not row["ok"]]
+
+
+def test_dns_zone_has_the_caa_record_of_the_acme_account(live, domain, pebble):
+    result = live.salt_call("chatmail.dns_zone")
+    assert result.retcode == 0, result.stderr
+    caa = [r for r in result["local"]["records"] if r["type"] == "CAA"]
+    assert len(caa) == 1, result["local"]["notes"]
+    assert caa[0]["name"] == f"{domain}." and caa[0]["level"] == "recommended"
+    assert f"accounturi=https://{pebble.name}:" in caa[0]["value"] and "/my-account/" in caa[0]["value"]
