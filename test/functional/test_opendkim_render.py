@@ -115,3 +115,14 @@ def test_directories_key_and_dropin(rendered):
     service = rendered.state("chatmail-opendkim-service-running")
     assert service["watch"] == [{"sls": "chatmail.opendkim.config"}]
     assert service["require"] == [{"sls": "chatmail.chatmaild.service"}]
+
+
+def test_forward_zones_reach_opendkims_own_resolver_only_when_set(rendered, tmp_path):
+    """OpenDKIM resolves keys itself: forwarded zones need its resolver.conf (and nothing else does)."""
+    assert "ResolverConfiguration" not in rendered.files["/etc/opendkim.conf"]
+    assert "/etc/opendkim/resolver.conf" not in rendered.files
+    zones = {"mail_domain": DOMAIN, "dns_forward_zones": {"lab.test.": ["10.213.7.1@5353"]}}
+    forwarded = render("chatmail.opendkim", zones, tmp_path / "fwd")
+    assert "ResolverConfiguration   /etc/opendkim/resolver.conf" in forwarded.files["/etc/opendkim.conf"]
+    resolver = forwarded.files["/etc/opendkim/resolver.conf"]
+    assert 'name: "lab.test."' in resolver and "10.213.7.1@5353" in resolver
