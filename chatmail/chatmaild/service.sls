@@ -55,6 +55,20 @@ chatmail-chatmaild-{{ name }}-service-running:
 {%-     if "configure" in chatmail.stages %}
       - file: chatmail-chatmaild-{{ name }}-service-file-managed
 {%-     endif %}
+{%-     if "configure" not in chatmail.stages %}
+{#- activate without configure: restart when chatmail.ini, the code or the
+    unit is newer than the running daemon (watch sees only this run) #}
+
+chatmail-chatmaild-{{ name }}-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: {{ name }}
+    - configs:
+      - {{ ini }}
+      - {{ lib }}/chatmaild
+      - /etc/systemd/system/{{ name }}.service
+    - require:
+      - service: chatmail-chatmaild-{{ name }}-service-running
+{%-     endif %}
 {%-   endfor %}
 {%-   for name, unit in units.jobs | dictsort %}
 

@@ -26,6 +26,22 @@ chatmail-dovecot-service-running:
     - watch:
       - sls: chatmail.dovecot.config
 
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-dovecot-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: dovecot
+    - configs:
+      - /etc/dovecot/dovecot.conf
+      - /etc/dovecot/auth.conf
+      - /etc/dovecot/push_notification.lua
+      - /etc/systemd/system/dovecot.service.d
+    - require:
+      - service: chatmail-dovecot-service-running
+{%- endif %}
+
 {%- endif %}
 {%- else %}
 

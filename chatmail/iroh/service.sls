@@ -15,6 +15,20 @@ chatmail-iroh-service-running:
     - watch:
       - sls: chatmail.iroh.package
       - sls: chatmail.iroh.config
+
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-iroh-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: iroh-relay
+    - configs:
+      - /etc/iroh-relay.toml
+      - /etc/systemd/system/iroh-relay.service
+    - require:
+      - service: chatmail-iroh-service-running
+{%- endif %}
 {%-   else %}
 
 chatmail-iroh-service-dead:

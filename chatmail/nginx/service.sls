@@ -16,6 +16,19 @@ chatmail-nginx-service-running:
     - watch:
       - sls: chatmail.nginx.config
 
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-nginx-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: nginx
+    - configs:
+      - /etc/nginx/nginx.conf
+    - require:
+      - service: chatmail-nginx-service-running
+{%- endif %}
+
 {%- else %}
 
 chatmail-nginx-service-skipped:

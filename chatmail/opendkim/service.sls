@@ -16,6 +16,22 @@ chatmail-opendkim-service-running:
     - watch:
       - sls: chatmail.opendkim.config
 
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-opendkim-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: opendkim
+    - configs:
+      - /etc/opendkim.conf
+      - /etc/opendkim
+      - /etc/dkimkeys
+      - /etc/systemd/system/opendkim.service.d
+    - require:
+      - service: chatmail-opendkim-service-running
+{%- endif %}
+
 {%- else %}
 
 chatmail-opendkim-service-skipped:

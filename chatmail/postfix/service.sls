@@ -30,6 +30,24 @@ chatmail-postfix-service-running:
     - watch:
       - sls: chatmail.postfix.config
 
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-postfix-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: postfix
+    - unit: postfix@-
+    - configs:
+      - /etc/postfix/main.cf
+      - /etc/postfix/master.cf
+      - /etc/postfix/login_map
+      - /etc/postfix/submission_header_cleanup
+      - /etc/systemd/system/postfix@.service.d
+    - require:
+      - service: chatmail-postfix-service-running
+{%- endif %}
+
 {%- endif %}
 {%- else %}
 

@@ -11,6 +11,22 @@ chatmail-turn-service-running:
     - watch:
       - sls: chatmail.turn.config
 
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-turn-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: coturn
+    - configs:
+      - /etc/turnserver.conf
+      - /usr/local/sbin/chatmail-turn-config
+      - /etc/chatmail-turn
+      - /etc/systemd/system/coturn.service.d
+    - require:
+      - service: chatmail-turn-service-running
+{%- endif %}
+
 {%- else %}
 
 chatmail-turn-service-skipped:

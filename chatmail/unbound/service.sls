@@ -15,6 +15,19 @@ chatmail-unbound-service-running:
     - watch:
       - sls: chatmail.unbound.config
 
+{#- activate without configure: restart when the config on disk is newer
+    than the running daemon (watch sees only this run's changes) #}
+{%- if "configure" not in chatmail.stages %}
+
+chatmail-unbound-service-restarted-if-stale:
+  chatmail_service.restarted_if_stale:
+    - name: unbound
+    - configs:
+      - /etc/unbound/unbound.conf.d/chatmail.conf
+    - require:
+      - service: chatmail-unbound-service-running
+{%- endif %}
+
 chatmail-unbound-resolv-conf-file-managed:
   file.managed:
     - name: /etc/resolv.conf

@@ -1,0 +1,97 @@
+"""Stages run apart (docs/migration.md): install+configure now, activate later.
+
+The test image ships Postfix, Dovecot, OpenDKIM and nginx preinstalled, so
+they start at boot with Debian's own config - the daemons a real server
+has running when step 2 of a migration writes the relay's config.  The
+activate-only run must restart them onto that config (``watch`` cannot:
+the config changed in an earlier run), then change nothing on a repeat.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import mailclient
+from harness import changed_states, failed_states
+
+pytestmark = pytest.mark.system
+
+CHATMAILD = ("doveauth", "chatmail-metadata", "lastlogin", "filtermail", "filtermail-incoming")
+
+
+@pytest.fixture(scope="module")
+def staged(relay):
+    return relay("stage1")
+
+
+def _pillar(container, *stages):
+    return {**container.pillar, "stages": list(stages)}
+
+
+def _active(container, unit: str) -> bool:
+    return container.run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
+
+
+def _capabilities(host: str) -> str:
+    conn = mailclient.imap(host, 143)
+    try:
+        return " ".join(conn.capabilities)
+    finally:
+        conn.logout()
+
+
+def _listener(container, port: int) -> str:
+    """The `ss` line of the TCP listener on ``port`` (with its process), or ''."""
+    out = container.run(["ss", "-Hltnp", f"sport = :{port}"]).stdout
+    return out.strip()
+
+
+@pytest.fixture(scope="module")
+def configured(staged):
+    result = staged.apply(_pillar(staged, "install", "configure"))
+    # what the daemons run with just before activation (for the checks below)
+    running_before = {unit: _active(staged, unit) for unit in ("dovecot", "postfix@-")}
+    return result, running_before
+
+
+@pytest.fixture(scope="module")
+def activated(staged, configured):
+    return staged.apply(_pillar(staged, "activate"))
+
+
+def test_install_and_configure_start_nothing_new(staged, configured):
+    result, running_before = configured
+    assert failed_states(result) == []
+    assert result.retcode == 0
+    for unit in CHATMAILD:
+        assert not _active(staged, unit), f"{unit} runs before the activate stage"
+    # the precondition of the bug: Debian's dovecot already runs, with its own config
+    assert running_before["dovecot"], "dovecot should run since boot (preinstalled in the image)"
+
+
+def test_activate_alone_restarts_daemons_onto_the_relay_config(staged, configured, activated):
+    assert failed_states(activated) == []
+    assert activated.retcode == 0
+    assert "XCHATMAIL" in _capabilities(staged.address)
+    deadline = time.monotonic() + 20
+    while not (_listener(staged, 465) and _listener(staged, 10080)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _listener(staged, 465), "postfix does not listen on 465"
+    filtermail = staged.run(["systemctl", "show", "-p", "MainPID", "--value", "filtermail"]).stdout.strip()
+    assert f"pid={filtermail}," in _listener(staged, 10080), _listener(staged, 10080)
+    for unit in CHATMAILD:
+        assert _active(staged, unit), unit
+
+
+def test_activate_again_changes_nothing(staged, activated):
+    again = staged.apply(_pillar(staged, "activate"))
+    assert failed_states(again) == []
+    assert changed_states(again) == []
+
+
+def test_full_apply_after_stages_changes_nothing(staged, activated):
+    full = staged.apply(staged.pillar)
+    assert failed_states(full) == []
+    assert changed_states(full) == []
