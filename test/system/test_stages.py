@@ -57,7 +57,14 @@ def configured(staged):
 
 
 @pytest.fixture(scope="module")
-def activated(staged, configured):
+def dry_run(staged, configured):
+    """An activate-only dry run before the real one: it must name the stale daemon and touch nothing."""
+    result = staged.apply(_pillar(staged, "activate"), test=True)
+    return result, _capabilities(staged.address)
+
+
+@pytest.fixture(scope="module")
+def activated(staged, configured, dry_run):
     return staged.apply(_pillar(staged, "activate"))
 
 
@@ -69,6 +76,13 @@ def test_install_and_configure_start_nothing_new(staged, configured):
         assert not _active(staged, unit), f"{unit} runs before the activate stage"
     # the precondition of the bug: Debian's dovecot already runs, with its own config
     assert running_before["dovecot"], "dovecot should run since boot (preinstalled in the image)"
+
+
+def test_dry_run_names_the_stale_daemon_and_restarts_nothing(dry_run):
+    result, capabilities = dry_run
+    assert failed_states(result) == []
+    assert "chatmail-dovecot-service-restarted-if-stale" in changed_states(result)
+    assert "XCHATMAIL" not in capabilities, "Debian's dovecot should still run after a dry run"
 
 
 def test_activate_alone_restarts_daemons_onto_the_relay_config(staged, configured, activated):
