@@ -22,7 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import pytest
 
 from deltachat_rpc_client import DeltaChat, Rpc
 
@@ -153,3 +156,21 @@ def _ip(*args: str, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
     return proc.stdout
+
+
+# 2 shared cores: generous, but bounded
+EVENT_TIMEOUT = 120
+
+
+def wait_for(account, predicate, timeout: float = EVENT_TIMEOUT):
+    """The first event of ``account`` that ``predicate`` accepts (fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        event = account.wait_for_event()
+        seen.append(event.kind)
+        if event.kind == "Error":
+            pytest.fail(f"core error: {event.msg}")
+        if predicate(event):
+            return event
+    pytest.fail(f"no awaited event within {timeout} s; saw {seen[-20:]}")

@@ -19,12 +19,10 @@ import time
 import pytest
 
 import mailclient as mc
-from dcclient import ClientNamespace, DeltaChatClient, transport
+from dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
 from relays import apply_all, federate
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
-
-EVENT_TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +68,6 @@ def make_account(dc, dcrelay):
 def incoming_text(account, text: str):
     """A predicate: an incoming message with ``text``."""
     return lambda e: e.kind == "IncomingMsg" and account.get_message_by_id(e.msg_id).get_snapshot().text == text
-
-
-def wait_for(account, predicate, timeout: float = EVENT_TIMEOUT):
-    """The first event of ``account`` that ``predicate`` accepts (fails after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        event = account.wait_for_event()
-        seen.append(event.kind)
-        if event.kind == "Error":
-            pytest.fail(f"core error: {event.msg}")
-        if predicate(event):
-            return event
-    pytest.fail(f"no awaited event within {timeout} s; saw {seen[-20:]}")
 
 
 def test_three_accounts_configure_from_the_relay_website(make_account, dcrelay):

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 import pytest
 
 import mailclient as mc
-from dcclient import ClientNamespace, DeltaChatClient, transport
+from dcclient import EVENT_TIMEOUT, ClientNamespace, DeltaChatClient, transport, wait_for
 from relays import apply_all, federate
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
-EVENT_TIMEOUT = 120  # 2 shared cores: generous, but bounded
 BACK_TO_BACK = 20  # as upstream measured
 SPACED, SPACING = 5, 2.0
 
@@ -97,20 +96,6 @@ def joined(pair) -> Joined:
     print(f"\nsecurejoin across relays: {seconds:.2f} s (upstream: 2.7 s)")
     return Joined(alice.get_contact_by_id(done_alice.contact_id), bob.get_contact_by_id(done_bob.contact_id),
                   seconds)
-
-
-def wait_for(account, predicate, timeout: float = EVENT_TIMEOUT):
-    """The first event of ``account`` that ``predicate`` accepts (fails after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        event = account.wait_for_event()
-        seen.append(event.kind)
-        if event.kind == "Error":
-            pytest.fail(f"core error: {event.msg}")
-        if predicate(event):
-            return event
-    pytest.fail(f"no awaited event within {timeout} s; saw {seen[-20:]}")
 
 
 def own_fingerprint(account) -> str:
