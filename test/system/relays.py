@@ -9,7 +9,9 @@ public internet would provide, :func:`federate` provides on the bridge:
 * trust: each relay's self-signed certificate goes into the others' CA
   store (standing in for a public CA), and Postfix is restarted, because
   Debian's Postfix copies the CA store into its chroot only when it starts;
-* DKIM: each relay's public key record goes into the test DNS.
+* DNS: every record ``chatmail.dns_zone`` asks for (DKIM key, MTA-STS,
+  SRV, SPF, DMARC, ...) goes into the test DNS, as an operator would
+  publish them; the lab already serves each relay's A and MX.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def apply_all(boxes) -> dict[str, list[str]]:
 
 
 def federate(lab, boxes) -> None:
-    """Make every relay trust the others' certificates and publish every relay's DKIM key."""
+    """Make every relay trust the others' certificates and publish every relay's DNS records."""
     certs = {box.name: box.read_file(CERT) for box in boxes}
     for box in boxes:
         for name, pem in certs.items():
@@ -49,5 +51,13 @@ def federate(lab, boxes) -> None:
                 box.write_file(f"/usr/local/share/ca-certificates/chatmail-test-{name}.crt", pem)
         box.run(["update-ca-certificates"])
         box.run(["systemctl", "restart", "postfix@-"])
-        record = box.salt_call("chatmail.dkim_record")["local"]
-        lab.dns.txt(record["name"], record["value"])
+        publish_zone(lab, box)
+
+
+def publish_zone(lab, box) -> None:
+    """Serve what ``chatmail.dns_zone`` of ``box`` asks for (records the lab has stay as they are)."""
+    have = {(name, rtype) for name, rtype, _ in lab.dns.records}
+    for record in box.salt_call("chatmail.dns_zone")["local"]["records"]:
+        if (record["name"], record["type"]) not in have:
+            lab.dns.records.append((record["name"], record["type"], record["value"]))
+    lab.dns.reload()

@@ -120,6 +120,13 @@ def test_securejoin_completes_on_both_sides(make_account):
     assert (message.text, message.show_padlock) == ("joined", True)
 
 
+def test_each_relay_finds_its_published_records(relays):
+    """The records dns_zone asks for are what the lab serves: dns_check through the relay's unbound is clean."""
+    for box in relays:
+        check = box.salt_call("chatmail.dns_check", "timeout=3")["local"]
+        assert check["ok"] is True and check["required"] == [] and check["recommended"] == [], check
+
+
 def test_mail_between_relays_passes_dkim_and_tls(relays):
     """Port 25 relay to relay: verified TLS, a DKIM signature the receiver checks (then strips)."""
     first, second = relays
