@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from harness import failed_states
 
 CERT = "/etc/ssl/certs/mailserver.pem"
@@ -40,6 +42,16 @@ def apply_all(boxes) -> dict[str, list[str]]:
     for thread in threads:
         thread.join()
     return failures
+
+
+def federated(relay, lab, *names: str) -> list:
+    """Relays ``names`` booted, applied at once and federated; fails the test if one does not converge."""
+    boxes = [relay(name) for name in names]
+    failures = apply_all(boxes)
+    if any(failures.values()):
+        pytest.fail(f"the relays did not converge: {failures}")
+    federate(lab, boxes)
+    return boxes
 
 
 def federate(lab, boxes) -> None:

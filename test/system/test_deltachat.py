@@ -20,20 +20,15 @@ import pytest
 
 import mailclient as mc
 from dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
-from relays import apply_all, federate
+from relays import federated
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
 def relays(relay, lab):
-    """Two relays that can mail each other (trusted certificates, DKIM keys in the test DNS)."""
-    boxes = [relay("dcrelay"), relay("dcrelay2")]
-    failures = apply_all(boxes)
-    if any(failures.values()):
-        pytest.fail(f"the relays did not converge: {failures}")
-    federate(lab, boxes)
-    return boxes
+    """Two relays that can mail each other (trusted certificates, their DNS records in the test DNS)."""
+    return federated(relay, lab, "dcrelay", "dcrelay2")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import pytest
 
 import mailclient as mc
 from dcclient import EVENT_TIMEOUT, ClientNamespace, DeltaChatClient, transport, wait_for
-from relays import apply_all, federate
+from relays import federated
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
@@ -35,12 +35,8 @@ SPACED, SPACING = 5, 2.0
 
 @pytest.fixture(scope="module")
 def relays(relay, lab):
-    boxes = [relay("fdc1"), relay("fdc2")]
-    failures = apply_all(boxes)
-    if any(failures.values()):
-        pytest.fail(f"the relays did not converge: {failures}")
-    federate(lab, boxes)
-    return boxes
+    """Two relays that can mail each other (trusted certificates, their DNS records in the test DNS)."""
+    return federated(relay, lab, "fdc1", "fdc2")
 
 
 def online_account(lab, box, tag: str):
