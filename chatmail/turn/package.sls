@@ -4,7 +4,7 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- from "chatmail/unbound/noautostart.jinja" import pkgs_installed_without_autostart %}
 {%- if "install" in chatmail.stages %}
-{{ pkgs_installed_without_autostart("turn", ["coturn"]) }}
+{{ pkgs_installed_without_autostart("turn", ["coturn", "iproute2"]) }}
 {%- else %}
 
 chatmail-turn-package-skipped:

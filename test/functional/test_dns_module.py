@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -25,24 +24,11 @@ import dns.query
 import dns.rdatatype
 import dns.zone
 import pytest
+from freeports import free_tcp_udp_port as free_port
 
 DOMAIN = "chat.example.org"
 ZONE = "example.org"
 V4, V6 = "203.0.113.5", "2001:db8::5"
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
 
 
 class NSD:

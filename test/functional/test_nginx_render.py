@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from saltrender import REPO, render
+from freeports import free_ports
 
 D = "chat.example.org"
 CONF = "/etc/nginx/nginx.conf"
@@ -105,12 +106,6 @@ def test_mta_sts_policy(nginx):
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Recorder(threading.Thread):
     """Stands in for Dovecot's 993: records that nginx forwarded a TLS ClientHello."""
 
@@ -130,7 +125,7 @@ class Recorder(threading.Thread):
 def running_nginx(tmp_path):
     """The rendered nginx.conf on free loopback ports, with a real fcgiwrap and newemail.py."""
     r = render("chatmail.nginx", pillar(tmp_path), tmp_path)
-    front, https = free_port(), free_port()
+    front, https = free_ports(2)
     pub = Path(tempfile.mkdtemp(prefix="chatmail-nginx-"))  # reachable by nginx's www-data workers
     pub.chmod(0o755)
     www, cgi_sock = pub / "www", pub / "fcgiwrap.sock"

@@ -16,14 +16,9 @@ import subprocess
 import pytest
 
 from saltrender import SALT_CALL, minion_dir
+from freeports import free_port
 
 DOMAIN = "chat.example.org"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def listen(address: str, port: int) -> subprocess.Popen:

@@ -14,15 +14,10 @@ import socket
 import subprocess
 
 import pytest
+from freeports import free_port
 
 DOMAIN = "chat.example.org"
 KEYS = {"domain", "services", "ports", "certificate", "mail_queue", "accounts", "mail_store", "version", "privacy", "disable_mail", "ok"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

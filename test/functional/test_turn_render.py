@@ -36,6 +36,7 @@ def test_config_and_secret_handling(turn):
     assert "chown root:vmail" in secret["name"] and "chmod 0640" in secret["name"]
     dropin = turn.files["/etc/systemd/system/coturn.service.d/chatmail.conf"]
     assert "ExecStart=\nExecStart=/usr/bin/turnserver -c /run/chatmail-turn/turnserver.conf" in dropin
+    assert "RestartSec=2" in dropin  # Debian's 100 ms would spend the start limit in half a second
 
 
 def attr(kind: int, value: bytes) -> bytes:
@@ -112,3 +113,35 @@ def test_real_coturn_accepts_only_secret_credentials(turn, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _assemble_in_netns(turn, tmp_path, wait: int, then: str = "") -> subprocess.CompletedProcess:
+    """Run the assemble script in a new network namespace (loopback only), after ``then`` runs there."""
+    script = turn.write("/usr/local/sbin/chatmail-turn-config", tmp_path / "assemble")
+    conf = turn.write("/etc/turnserver.conf", tmp_path / "turnserver.conf")
+    (tmp_path / "secret").write_text("s3cret\n")
+    inner = f"ip link set lo up; {then} CHATMAIL_TURN_ADDRESS_WAIT={wait} sh {script} {conf} {tmp_path / 'secret'} {tmp_path / 'out'}"
+    return subprocess.run(["unshare", "--net", "sh", "-c", inner], capture_output=True, text=True, timeout=60)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root for unshare --net")
+
+
+@needs_root
+def test_coturn_start_fails_clearly_on_a_host_with_only_loopback(turn, tmp_path):
+    """coturn would exit with 'Cannot configure any meaningful IP listener address'; ours says why first."""
+    proc = _assemble_in_netns(turn, tmp_path, wait=1)
+    assert proc.returncode == 1
+    assert "no global IP address after 1s" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@needs_root
+def test_coturn_start_waits_for_an_address_that_comes_late(turn, tmp_path):
+    """An interface configured two seconds after coturn's start (boot, a slow network) is waited for."""
+    late = "(sleep 2; ip addr add 192.0.2.7/32 dev lo scope global) &"
+    started = time.monotonic()
+    proc = _assemble_in_netns(turn, tmp_path, wait=20, then=late)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started >= 2
+    assert "static-auth-secret=s3cret" in (tmp_path / "out").read_text().splitlines()

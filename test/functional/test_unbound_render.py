@@ -14,15 +14,10 @@ import dns.rrset
 import pytest
 
 from saltrender import render
+from freeports import free_ports
 
 CONF = "/etc/unbound/unbound.conf.d/chatmail.conf"
 pytestmark = pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs Debian's unbound")
-
-
-def free_port(kind=socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +102,7 @@ class FakeAuthority(threading.Thread):
 
 def test_unbound_resolves_a_forwarded_test_zone_with_dnssec_on(tmp_path):
     """Run the real unbound with the rendered drop-in (plus a port) and query it."""
-    auth_port, port = free_port(), free_port()
+    auth_port, port = free_ports(2, socket.SOCK_DGRAM)
     pillar = {"mail_domain": "relay1.test", "dns_forward_zones": {"relay.test": [f"127.0.0.1@{auth_port}"]}}
     r = render("chatmail.unbound", pillar, tmp_path)
     conf = tmp_path / "unbound.conf"

@@ -300,6 +300,17 @@ class Container:
         out = self.run(["ip", "-4", "-o", "addr", "show", "dev", "host0"], check=False).stdout
         return f" {self.address}/" in out
 
+    def failed_units_log(self, lines: int = 25) -> str:
+        """What a failed apply leaves to read: each failed unit's last journal lines."""
+        units = self.run(["systemctl", "--failed", "--no-legend", "--plain"], check=False).stdout.split()
+        units = [u for u in units if "." in u and not u.startswith(("loaded", "failed"))]
+        parts = []
+        for unit in units:
+            journal = self.run(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-monotonic"],
+                               check=False).stdout
+            parts.append(f"--- {self.name}: {unit}\n{journal}")
+        return "\n".join(parts)
+
     def console_log(self) -> str:
         try:
             return (self.state_dir / "console.log").read_text(errors="replace")[-3000:]

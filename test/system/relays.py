@@ -49,7 +49,8 @@ def federated(relay, lab, *names: str) -> list:
     boxes = [relay(name) for name in names]
     failures = apply_all(boxes)
     if any(failures.values()):
-        pytest.fail(f"the relays did not converge: {failures}")
+        logs = "\n".join(box.failed_units_log() for box in boxes if failures[box.name])
+        pytest.fail(f"the relays did not converge: {failures}\n{logs}")
     federate(lab, boxes)
     return boxes
 

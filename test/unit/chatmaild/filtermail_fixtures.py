@@ -10,7 +10,6 @@ The filter runs in-process on its own event loop thread, exactly as
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,7 @@ from aiosmtpd.controller import Controller
 
 from chatmaild.config import read_config
 from chatmaild.filtermail import MODES, serve
-
-LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+from freeports import LOOPBACK, free_port, free_ports
 
 
 @dataclass
@@ -105,14 +97,15 @@ class Sink:
 
 
 def write_ini(directory: Path, **settings) -> Path:
+    ports = free_ports(4)
     values = {
         "mail_domain": "example.org",
         "max_user_send_per_minute": 60,
         "mailboxes_dir": str(directory / "mailboxes"),
-        "filtermail_smtp_port": free_port(),
-        "filtermail_smtp_port_incoming": free_port(),
-        "postfix_reinject_port": free_port(),
-        "postfix_reinject_port_incoming": free_port(),
+        "filtermail_smtp_port": ports[0],
+        "filtermail_smtp_port_incoming": ports[1],
+        "postfix_reinject_port": ports[2],
+        "postfix_reinject_port_incoming": ports[3],
     }
     values.update(settings)
     lines = ["[params]"] + [f"{k} = {' '.join(v) if isinstance(v, list) else v}" for k, v in values.items()]
