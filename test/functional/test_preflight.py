@@ -10,7 +10,6 @@ gone.  The SLS is applied for real with ``salt-call --local state.sls``
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 
 import pytest

@@ -10,7 +10,6 @@ configured filtermail port shows up as a foreign holder.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import pytest

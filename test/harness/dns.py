@@ -154,13 +154,7 @@ zone:
     def stop(self) -> None:
         pid = self.pid()
         if pid:
-            os.killpg(pid, signal.SIGTERM)  # nsd forks xfrd/main/server: the whole group
-            if self.process:
-                try:
-                    self.process.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            lifecycle.stop_process(self.process, group=pid)  # nsd forks xfrd/main/server: the whole group
         lifecycle.unregister(self._handle)
 
     def query_serial(self) -> int | None:

@@ -78,3 +78,24 @@ def die_with_parent() -> None:
 
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(process, group: int | None = None, grace: float = 5) -> None:
+    """Stop a daemon the harness started: SIGTERM (to process group ``group`` when the
+    daemon forks, as nsd does), then SIGKILL if it is still there after ``grace`` seconds."""
+    import subprocess
+
+    if group:
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    elif process is not None and process.poll() is None:
+        process.terminate()
+    if process is None:
+        return
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

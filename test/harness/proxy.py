@@ -77,13 +77,7 @@ class Proxy:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        lifecycle.stop_process(self.process)
         lifecycle.unregister(self._handle)
 
 

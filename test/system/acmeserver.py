@@ -17,8 +17,6 @@ the root from pebble's management API.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -100,12 +98,7 @@ class Pebble:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            lifecycle.stop_process(self.process, group=self.process.pid)
         lifecycle.unregister(self._handle)
 
     def log(self) -> str:

@@ -171,6 +171,8 @@ def wait_for(account, predicate, timeout: float = EVENT_TIMEOUT):
         seen.append(event.kind)
         if event.kind == "Error":
             pytest.fail(f"core error: {event.msg}")
+        if event.kind == "MsgFailed":
+            pytest.fail(f"a message failed to send: {account.get_message_by_id(event.msg_id).get_snapshot().error}")
         if predicate(event):
             return event
     pytest.fail(f"no awaited event within {timeout} s; saw {seen[-20:]}")

@@ -57,14 +57,22 @@ def federated(relay, lab, *names: str) -> list:
 
 def federate(lab, boxes) -> None:
     """Make every relay trust the others' certificates and publish every relay's DNS records."""
+    trust_each_other(boxes)
+    for box in boxes:
+        publish_zone(lab, box)
+
+
+def trust_each_other(boxes) -> None:
+    """Each relay's self-signed certificate into the others' system CA store."""
     certs = {box.name: box.read_file(CERT) for box in boxes}
     for box in boxes:
         for name, pem in certs.items():
             if name != box.name:
                 box.write_file(f"/usr/local/share/ca-certificates/chatmail-test-{name}.crt", pem)
         box.run(["update-ca-certificates"])
+        # Debian copies the CA store into Postfix's chroot when postfix@- starts
+        # (configure-instance.sh); a reload would not see the new certificates
         box.run(["systemctl", "restart", "postfix@-"])
-        publish_zone(lab, box)
 
 
 def publish_zone(lab, box) -> None:

@@ -1,4 +1,4 @@
-"""Real Delta Chat clients on relays the formula built (spec 8.7 AC-9, AC-14, AC-23, AC-25).
+"""Real Delta Chat clients on relays the formula built (spec 8.7 AC-9, AC-14, AC-23, AC-25, AC-26).
 
 The client is deltachat-rpc-server (the Delta Chat core) in a network
 namespace whose only link is the test bridge (dcclient.py).  Accounts come
@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from deltachat_rpc_client.const import MessageState
 
 import mailclient as mc
 from dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
@@ -155,3 +156,21 @@ def test_securejoin_and_chat_across_relays(make_account, relays):
     message.chat.send_text("back again")
     event = wait_for(joiner, incoming_text(joiner, "back again"))
     assert joiner.get_message_by_id(event.msg_id).get_snapshot().show_padlock
+
+
+def test_read_receipts_between_relays_cause_no_message_errors(make_account, relays):
+    """AC-26: a read receipt (an encrypted MDN) crosses relays; the sender's message ends up 'read', error-free."""
+    inviter, joiner = make_account(relays[0]), make_account(relays[1])
+    joiner.secure_join(inviter.get_qr_code())
+    done = wait_for(inviter, lambda e: e.kind == "SecurejoinInviterProgress" and e.progress == 1000)
+    wait_for(joiner, lambda e: e.kind == "SecurejoinJoinerProgress" and e.progress == 1000)
+    chat = inviter.get_chat_by_contact(inviter.get_contact_by_id(done.contact_id))
+    sent = chat.send_text("please read me")
+    event = wait_for(joiner, incoming_text(joiner, "please read me"))
+    joiner.mark_seen_messages([joiner.get_message_by_id(event.msg_id)])
+    wait_for(inviter, lambda e: e.kind == "MsgRead" and e.msg_id == sent.id)
+    snapshot = sent.get_snapshot()
+    assert snapshot.state == MessageState.OUT_MDN_RCVD
+    assert not snapshot.error, snapshot.error
+    received = joiner.get_message_by_id(event.msg_id).get_snapshot()
+    assert received.state == MessageState.IN_SEEN and not received.error

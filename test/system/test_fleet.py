@@ -36,8 +36,9 @@ import pytest
 import yaml
 
 import mailclient as mc
-from harness import check_target, failed_states
+from harness import check_target
 from harness import lifecycle
+from relays import trust_each_other
 
 pytestmark = pytest.mark.system
 
@@ -45,7 +46,6 @@ REPO = Path(__file__).resolve().parents[2]
 VENV = REPO / ".venv"
 # what the master serves: the state tree, the reactor file and the extension modules
 SERVED = ("chatmail", "reactor", "_modules", "_states", "_utils")
-CERT = "/etc/ssl/certs/mailserver.pem"  # tls_mode self_signed
 
 
 class SaltMaster:
@@ -158,16 +158,6 @@ def join(box, master: SaltMaster) -> None:
     box.run(["systemctl", "enable", "--now", "salt-minion"])
 
 
-def trust(box, others) -> None:
-    """Put the other relays' self-signed certificates into ``box``'s system CA store."""
-    for other in others:
-        box.write_file(f"/usr/local/share/ca-certificates/{other.name}.crt", other.read_file(CERT))
-    box.run(["update-ca-certificates"])
-    # Debian copies the CA directory into Postfix's chroot when postfix@- starts
-    # (configure-instance.sh); a reload would not see the new certificates
-    box.run(["systemctl", "restart", "postfix@-"])
-
-
 def publish_dkim(lab, master: SaltMaster, minions: list[str]) -> dict[str, dict]:
     """Each relay's DKIM TXT record (from chatmail.dkim_record on the relay) into the test DNS."""
     records = master.salt(minions, "chatmail.dkim_record")
@@ -248,8 +238,7 @@ def mailing(lab, fleet, master, applied):
         if failures(applied.get(box.name)):
             pytest.fail(f"{box.name} did not converge:\n" + "\n".join(failures(applied[box.name])))
     publish_dkim(lab, master, [box.name for box in fleet])
-    for box in fleet:
-        trust(box, [other for other in fleet if other is not box])
+    trust_each_other(fleet)
     return fleet
 
 

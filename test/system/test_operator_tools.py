@@ -4,7 +4,8 @@ One relay for the module.  dns_check runs inside the relay exactly as an
 operator would run it: the relay's unbound finds the ``test.`` zone's name
 server (the lab's NSD on the bridge) and the module asks it directly; the
 test then publishes the records ``dns_zone`` asked for and expects a clean
-check.  AC-10 (DNS finds A) and AC-28 (status says more than five things).
+check.  AC-10 (DNS finds A) and AC-28 (status says more than five things);
+AC-20 (the daily expire job leaves no overdue message).
 
 ``chatmail.expire`` runs on a store seeded inside the relay (INBOX and
 ``.DeltaChat`` messages, inactive and idle accounts, a directory that is not
@@ -263,3 +264,61 @@ def test_expire_with_a_days_offset_removes_exactly_the_expired_files(ops):
     after = store_listing(ops, root)
     assert after <= before, "expire created files"
     assert before - after == expected
+
+
+# -- AC-20: the daily expire job on the relay ------------------------------------------------
+
+AGED = r"""
+import os, sys, time
+root, domain, mails_after, large_after = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+now, DAY = time.time(), 86400
+for n, (folder, size, days) in enumerate([
+    (f"aged@{domain}/{sub}", size, days)
+    for sub in ("cur", "new", "tmp", ".DeltaChat/cur", ".DeltaChat/new", ".DeltaChat/tmp")
+    for size, days in ((100, mails_after + 2), (100, 1))
+] + [(f"aged@{domain}/cur", 250000, large_after + 2), (f"aged@{domain}/new", 250000, large_after + 2)]):
+    stamp = int(now - days * DAY)
+    path = os.path.join(root, folder, f"{stamp}.M{n}P{n}.ops1,S={size},W={size}:2,S")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(b"x" * size)
+    os.utime(path, (now - days * DAY, now - days * DAY))
+with open(os.path.join(root, f"aged@{domain}", "password"), "w") as fh:
+    fh.write("{SHA512-CRYPT}x")
+"""
+
+# AC-20 as the spec words it, run over the whole store after the job
+OVERDUE = r"""
+import os, sys, time
+root, mails_after, large_after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+now, DAY = time.time(), 86400
+for dirpath, dirs, files in os.walk(root):
+    leaf = os.path.basename(dirpath)
+    if leaf not in ("cur", "new", "tmp"):
+        continue
+    for name in files:
+        st = os.stat(os.path.join(dirpath, name))
+        age = (now - st.st_mtime) / DAY
+        if age > mails_after + 1 or (leaf == "cur" and st.st_size > 200000 and age > large_after + 1):
+            print(os.path.relpath(os.path.join(dirpath, name), root))
+"""
+
+
+def test_daily_expire_job_leaves_no_overdue_message(ops):
+    """AC-20: after the timer's job runs, no message in cur/new/tmp (dot-folders too) is older than
+    delete_mails_after + 1 days, and no large one in cur older than delete_large_after + 1."""
+    settings = call(ops, "chatmail.settings")
+    root, domain = settings["mailboxes_dir"], ops.pillar["mail_domain"]
+    limits = [str(settings["delete_mails_after"]), str(settings["delete_large_after"])]
+    ops.run(["install", "-d", "-o", "vmail", "-g", "vmail", root])
+    ops.run(["/usr/bin/python3", "-c", AGED, root, domain, *limits])
+    ops.run(["chown", "-R", "vmail:vmail", root])
+    overdue = ops.run(["/usr/bin/python3", "-c", OVERDUE, root, *limits]).stdout.split()
+    assert len(overdue) == 7, overdue  # six old ones and the large seen one: the check can fail
+
+    assert "chatmail-expire.timer" in ops.run(["systemctl", "list-timers", "--all", "--no-legend"]).stdout
+    ops.run(["systemctl", "start", "chatmail-expire.service"])  # oneshot: returns when the job is done
+    assert ops.run(["systemctl", "show", "-P", "Result", "chatmail-expire.service"]).stdout.strip() == "success"
+    assert ops.run(["/usr/bin/python3", "-c", OVERDUE, root, *limits]).stdout.split() == []
+    young = ops.run(["find", f"{root}/aged@{domain}", "-type", "f", "-mtime", "-2", "-name", "*:2,S"]).stdout.split()
+    assert len(young) == 6, young  # the day-old messages stay

@@ -126,11 +126,14 @@ def test_gnupg_symmetric_message(tmp_path):
     """
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
-    out = subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "x",
-         "--symmetric", "--armor", "--no-emit-version", "--rfc4880", "--force-mdc"],
-        input=b"hello", capture_output=True, check=True,
-    ).stdout.replace(b"\n", b"\r\n")
+    try:
+        out = subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "x",
+             "--symmetric", "--armor", "--no-emit-version", "--rfc4880", "--force-mdc"],
+            input=b"hello", capture_output=True, check=True,
+        ).stdout.replace(b"\n", b"\r\n")
+    finally:  # gpg leaves an agent running for this home
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
     packets = __import__("base64").b64decode(b"".join(out.split(b"\r\n")[2:-3]))
     new_format = all(b & 0xC0 == 0xC0 for b in _packet_headers(packets))
     assert check_armored(out, incoming=False) is new_format

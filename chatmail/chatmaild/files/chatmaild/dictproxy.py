@@ -36,10 +36,14 @@ import re
 import selectors
 import socket
 import stat
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -374,6 +378,23 @@ class DictServer:
         if self._listener is not None:
             self._listener.close()
         self._selector.close()
+
+
+def run_service(module: str, argv: list[str] | None, make: "Callable[[Config], DictProxy | None]") -> int:
+    """The ``main`` of every dict service: ``<socket> <chatmail.ini>``, logging, then serve what
+    ``make`` builds from the config (``None``: it could not start and has logged why)."""
+    from .config import read_config
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print(f"usage: python3 -m chatmaild.{module} <socket> <chatmail.ini>", file=sys.stderr)
+        return 2
+    setup_logging()
+    proxy = make(read_config(args[1]))
+    if proxy is None:
+        return 1
+    serve(proxy, args[0])
+    return 0
 
 
 def serve(proxy: DictProxy, socket_path: str | os.PathLike) -> None:

@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from .config import Config, read_config
-from .dictproxy import DictProxy, LookupFailed, serve, setup_logging
+from .config import Config
+from .dictproxy import DictProxy, LookupFailed, run_service
 from .dictproxy_fs import locked, write_atomic
 from .hashing import hash_password
 
@@ -201,18 +201,15 @@ class AuthDict(DictProxy):
         return hashed
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python3 -m chatmaild.doveauth <socket> <chatmail.ini>", file=sys.stderr)
-        return 2
-    setup_logging()
-    config = read_config(args[1])
+def _start(config: Config) -> AuthDict:
     from .migrate_db import migrate_passdb
 
     migrate_passdb(config)
-    serve(AuthDict(config), args[0])
-    return 0
+    return AuthDict(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service("doveauth", argv, _start)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import logging
 import os
 import sys
 
-from .config import Config, read_config
-from .dictproxy import DictProxy, Transaction, serve, setup_logging
+from .config import Config
+from .dictproxy import DictProxy, Transaction, run_service
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,7 @@ class LastLoginDict(DictProxy):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python3 -m chatmaild.lastlogin <socket> <chatmail.ini>", file=sys.stderr)
-        return 2
-    setup_logging()
-    serve(LastLoginDict(read_config(args[1])), args[0])
-    return 0
+    return run_service("lastlogin", argv, LastLoginDict)
 
 
 if __name__ == "__main__":

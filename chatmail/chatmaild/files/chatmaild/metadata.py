@@ -17,8 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import Config, read_config
-from .dictproxy import DictProxy, Transaction, serve, setup_logging
+from .config import Config
+from .dictproxy import DictProxy, Transaction, run_service
 from .metadata_tokens import TokenStore
 from .notifier import Notifier
 from .turncreds import SECRET_PATH, turn_value
@@ -91,23 +91,20 @@ class MetadataDict(DictProxy):
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python3 -m chatmaild.metadata <socket> <chatmail.ini>", file=sys.stderr)
-        return 2
-    setup_logging()
-    config = read_config(args[1])
+def _start(config: Config) -> MetadataDict | None:
     if not config.mailboxes_dir.is_dir():
         log.error("mailbox directory %s does not exist", config.mailboxes_dir)
-        return 1
+        return None
     tokens = TokenStore(config)
     notifier = Notifier(config.mailboxes_dir / "pending_notifications", tokens)
     queued = notifier.load()
     log.info("re-queued %d pending notifications", queued)
     notifier.start()
-    serve(MetadataDict(config, tokens, notifier), args[0])
-    return 0
+    return MetadataDict(config, tokens, notifier)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_service("metadata", argv, _start)
 
 
 if __name__ == "__main__":
