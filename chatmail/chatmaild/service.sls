@@ -4,6 +4,7 @@
     when the chatmaild code or chatmail.ini changed, and when its unit did
     (Salt reloads systemd when a unit file changed). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
 {%- set lib = "/usr/local/lib/chatmaild" %}
 {%- set ini = lib ~ "/chatmail.ini" %}
@@ -22,7 +23,7 @@
 chatmail-chatmaild-{{ file | replace(".", "-") }}-file-managed:
   file.managed:
     - name: /etc/systemd/system/{{ file }}
-    - source: salt://chatmail/chatmaild/files/units/{{ template }}
+    - source: {{ files_switch("chatmaild", "units/" ~ template, "chatmail-chatmaild-" ~ (file | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
     - context: {{ {"name": name, "unit": unit, "lib": lib, "ini": ini} | json }}
     - user: root

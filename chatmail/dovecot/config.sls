@@ -2,6 +2,7 @@
     tree (validated with doveconf before it goes live), the dict auth
     config, the push hook, and the host settings Dovecot wants. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
 include:
@@ -10,7 +11,7 @@ include:
 chatmail-dovecot-conf-file-managed:
   file.managed:
     - name: /etc/dovecot/dovecot.conf
-    - source: salt://chatmail/dovecot/files/dovecot.conf.j2
+    - source: {{ files_switch("dovecot", "dovecot.conf.j2", "chatmail-dovecot-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
@@ -26,7 +27,7 @@ chatmail-dovecot-conf-file-managed:
 chatmail-dovecot-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed:
   file.managed:
     - name: /etc/dovecot/{{ name }}
-    - source: salt://chatmail/dovecot/files/{{ name }}
+    - source: {{ files_switch("dovecot", name, "chatmail-dovecot-" ~ (name | replace(".", "-") | replace("_", "-")) ~ "-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"
@@ -71,7 +72,7 @@ chatmail-dovecot-inotify-{{ key | replace("_", "-") }}-sysctl-present:
 chatmail-dovecot-restart-dropin-file-managed:
   file.managed:
     - name: /etc/systemd/system/dovecot.service.d/10_restart.conf
-    - source: salt://chatmail/dovecot/files/10_restart.conf
+    - source: {{ files_switch("dovecot", "10_restart.conf", "chatmail-dovecot-restart-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"

@@ -1,10 +1,11 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages and chatmail.mtail_address %}
 
 chatmail-mtail-program-file-managed:
   file.managed:
     - name: /etc/mtail/delivered_mail.mtail
-    - source: salt://chatmail/mtail/files/delivered_mail.mtail
+    - source: {{ files_switch("mtail", "delivered_mail.mtail", "chatmail-mtail-program-file-managed") }}
     - mode: "0644"
     - makedirs: true
     - check_cmd: /bin/sh -c 'd=$(mktemp -d) && cp "$0" "$d/p.mtail" && /usr/bin/mtail --compile_only --progs "$d"; r=$?; rm -rf "$d"; exit $r'

@@ -2,6 +2,7 @@
     which needs the certificate: hence the tls requisite), and the two
     well-known files every client and MTA fetches. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 {%-   set files = [
   ("conf", "/etc/nginx/nginx.conf", "nginx.conf.j2", "nginx -t -q -c"),
@@ -17,7 +18,7 @@ include:
 chatmail-nginx-{{ thing }}-file-managed:
   file.managed:
     - name: {{ path }}
-    - source: salt://chatmail/nginx/files/{{ template }}
+    - source: {{ files_switch("nginx", template, "chatmail-nginx-" ~ thing ~ "-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}

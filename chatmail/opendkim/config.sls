@@ -3,6 +3,7 @@
     (that also loads the tables and compiles the Lua scripts, so those are
     in place first). #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- set domain = chatmail.mail_domain %}
 {%- set keyname = "opendkim._domainkey." ~ domain %}
 {%- if "configure" in chatmail.stages %}
@@ -56,7 +57,7 @@ chatmail-opendkim-{{ name | lower }}-file-managed:
 chatmail-opendkim-{{ name | replace(".", "-") }}-file-managed:
   file.managed:
     - name: /etc/opendkim/{{ name }}
-    - source: salt://chatmail/opendkim/files/{{ name }}
+    - source: {{ files_switch("opendkim", name, "chatmail-opendkim-" ~ (name | replace(".", "-")) ~ "-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"
@@ -69,7 +70,7 @@ chatmail-opendkim-resolver-conf-file-{{ "managed" if chatmail.dns_forward_zones 
 {%- if chatmail.dns_forward_zones %}
   file.managed:
     - name: /etc/opendkim/resolver.conf
-    - source: salt://chatmail/opendkim/files/resolver.conf.j2
+    - source: {{ files_switch("opendkim", "resolver.conf.j2", "chatmail-opendkim-resolver-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
@@ -87,7 +88,7 @@ chatmail-opendkim-resolver-conf-file-{{ "managed" if chatmail.dns_forward_zones 
 chatmail-opendkim-conf-file-managed:
   file.managed:
     - name: /etc/opendkim.conf
-    - source: salt://chatmail/opendkim/files/opendkim.conf.j2
+    - source: {{ files_switch("opendkim", "opendkim.conf.j2", "chatmail-opendkim-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
@@ -106,7 +107,7 @@ chatmail-opendkim-conf-file-managed:
 chatmail-opendkim-dropin-file-managed:
   file.managed:
     - name: /etc/systemd/system/opendkim.service.d/10-prevent-memory-leak.conf
-    - source: salt://chatmail/opendkim/files/10-prevent-memory-leak.conf
+    - source: {{ files_switch("opendkim", "10-prevent-memory-leak.conf", "chatmail-opendkim-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"

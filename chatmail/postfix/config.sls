@@ -2,6 +2,7 @@
     replace the live files (see files/chatmail-postfix-check); the two
     regexp tables are static and checked by the functional tests. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
 include:
@@ -10,7 +11,7 @@ include:
 chatmail-postfix-check-file-managed:
   file.managed:
     - name: /usr/local/sbin/chatmail-postfix-check
-    - source: salt://chatmail/postfix/files/chatmail-postfix-check
+    - source: {{ files_switch("postfix", "chatmail-postfix-check", "chatmail-postfix-check-file-managed") }}
     - user: root
     - group: root
     - mode: "0755"
@@ -20,7 +21,7 @@ chatmail-postfix-check-file-managed:
 chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
   file.managed:
     - name: /etc/postfix/{{ name }}
-    - source: salt://chatmail/postfix/files/{{ name }}.j2
+    - source: {{ files_switch("postfix", name ~ ".j2", "chatmail-postfix-" ~ (name | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
@@ -41,7 +42,7 @@ chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
 chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
   file.managed:
     - name: /etc/postfix/{{ name }}
-    - source: salt://chatmail/postfix/files/{{ name }}
+    - source: {{ files_switch("postfix", name, "chatmail-postfix-" ~ (name | replace("_", "-")) ~ "-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"
@@ -52,7 +53,7 @@ chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
 chatmail-postfix-restart-dropin-file-managed:
   file.managed:
     - name: /etc/systemd/system/postfix@.service.d/10_restart.conf
-    - source: salt://chatmail/postfix/files/10_restart.conf
+    - source: {{ files_switch("postfix", "10_restart.conf", "chatmail-postfix-restart-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"

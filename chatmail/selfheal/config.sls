@@ -5,6 +5,7 @@
     daemon that uses them is stopped; the master-mode drop-in goes here
     (nothing to stop for it). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- from "chatmail/selfheal/map.jinja" import selfheal with context %}
 {%- if "configure" in chatmail.stages %}
 {%-   for thing, (path, mode, template, perm) in selfheal.files | dictsort %}
@@ -18,7 +19,7 @@ chatmail-selfheal-{{ thing }}-file-managed:
     - mode: "{{ perm }}"
     - makedirs: true
 {%-       if template %}
-    - source: salt://chatmail/selfheal/files/{{ template }}
+    - source: {{ files_switch("selfheal", template, "chatmail-selfheal-" ~ thing ~ "-file-managed") }}
     - template: jinja
     - context:
         selfheal: {{ selfheal | json }}

@@ -4,6 +4,7 @@
     self_signed  an openssl certificate made once; kept on later runs
     external     the operator's files; this only checks they exist -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- from "chatmail/tls/map.jinja" import tls with context %}
 {%- set ctx = {"chatmail": chatmail, "tls": tls} %}
 {%- if "configure" in chatmail.stages %}
@@ -26,7 +27,7 @@ include:
 chatmail-tls-{{ thing }}-file-managed:
   file.managed:
     - name: {{ path }}
-    - source: salt://chatmail/tls/files/{{ template }}
+    - source: {{ files_switch("tls", template, "chatmail-tls-" ~ thing ~ "-file-managed") }}
     - template: jinja
     - context: {{ ctx | json }}
     - user: root
@@ -81,7 +82,7 @@ chatmail-tls-external-{{ what }}-file-exists:
 chatmail-tls-watch-path-file-managed:
   file.managed:
     - name: /etc/systemd/system/chatmail-tls-reload.path
-    - source: salt://chatmail/tls/files/chatmail-tls-reload.path.j2
+    - source: {{ files_switch("tls", "chatmail-tls-reload.path.j2", "chatmail-tls-watch-path-file-managed") }}
     - template: jinja
     - context: {{ ctx | json }}
     - mode: "0644"
@@ -89,7 +90,7 @@ chatmail-tls-watch-path-file-managed:
 chatmail-tls-watch-service-file-managed:
   file.managed:
     - name: /etc/systemd/system/chatmail-tls-reload.service
-    - source: salt://chatmail/tls/files/chatmail-tls-reload.service.j2
+    - source: {{ files_switch("tls", "chatmail-tls-reload.service.j2", "chatmail-tls-watch-service-file-managed") }}
     - template: jinja
     - context: {{ ctx | json }}
     - mode: "0644"

@@ -5,6 +5,7 @@
     and coturn gets it through a config assembled at its start, so it is
     neither in Salt's state output nor on a command line. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
 include:
@@ -37,7 +38,7 @@ chatmail-turn-secret-dir-directory:
 chatmail-turn-{{ thing }}-file-managed:
   file.managed:
     - name: {{ path }}
-    - source: salt://chatmail/turn/files/{{ template }}
+    - source: {{ files_switch("turn", template, "chatmail-turn-" ~ thing ~ "-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}

@@ -2,6 +2,7 @@
     (remote control, auto trust anchor).  Validated with unbound-checkconf
     before it replaces the live file. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
 include:
@@ -10,7 +11,7 @@ include:
 chatmail-unbound-chatmail-conf-file-managed:
   file.managed:
     - name: /etc/unbound/unbound.conf.d/chatmail.conf
-    - source: salt://chatmail/unbound/files/chatmail.conf.j2
+    - source: {{ files_switch("unbound", "chatmail.conf.j2", "chatmail-unbound-chatmail-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}

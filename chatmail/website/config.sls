@@ -4,6 +4,7 @@
     QR code (DCACCOUNT:https://D/new) is drawn on the relay by qrencode,
     as PNG and SVG, once per domain. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- set D = chatmail.mail_domain %}
 {%- set www = "/var/www/html" %}
 {%- set invite = "DCACCOUNT:https://" ~ D ~ "/new" %}
@@ -37,7 +38,7 @@ chatmail-website-custom-cmd-run:
 chatmail-website-{{ page | replace(".", "-") }}-file-managed:
   file.managed:
     - name: {{ www }}/{{ page }}
-    - source: salt://chatmail/website/files/{{ page }}.j2
+    - source: {{ files_switch("website", page ~ ".j2", "chatmail-website-" ~ (page | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}

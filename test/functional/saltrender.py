@@ -61,15 +61,27 @@ _RENDER_MODULE = textwrap.dedent(
         return out
 
 
+    def _first_existing(source):
+        """The source file.managed would use: the first of a list that exists.
+
+        (file.source_list does the same from a listing of all file roots,
+        which costs seconds per state here: the roots hold the .venv.)
+        """
+        if not isinstance(source, list):
+            return source
+        for single in source:
+            if not str(single).startswith("salt://") or __salt__["cp.cache_file"](single):
+                return single
+        raise RuntimeError("none of the sources exist: " + str(source))
+
+
     def _text(args):
         if "contents" in args:
             contents = args["contents"]
             if isinstance(contents, list):
                 contents = "\\n".join(contents)
             return str(contents)
-        source = args.get("source")
-        if isinstance(source, list):
-            source = source[0]
+        source = _first_existing(args.get("source"))
         if not source:
             return None
         if not str(source).startswith("salt://"):
@@ -124,8 +136,12 @@ class Rendered:
         return dest
 
 
-def minion_dir(tmp: Path, pillar: dict[str, Any]) -> Path:
-    """A relocatable minion config in ``tmp`` serving this repo with ``pillar``."""
+def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), minion_id: str = "render-test") -> Path:
+    """A relocatable minion config in ``tmp`` serving this repo with ``pillar``.
+
+    ``file_roots`` are served before this repo (an operator's overrides);
+    ``minion_id`` is the minion's id (and its grain ``id``).
+    """
     conf = tmp / "salt"
     (conf / "pillar").mkdir(parents=True, exist_ok=True)
     (conf / "modules").mkdir(exist_ok=True)
@@ -133,10 +149,10 @@ def minion_dir(tmp: Path, pillar: dict[str, Any]) -> Path:
     (conf / "pillar" / "top.sls").write_text("base:\n  '*':\n    - chatmail\n")
     (conf / "pillar" / "chatmail.sls").write_text(yaml.safe_dump({"chatmail": pillar}))
     minion = {
-        "id": "render-test",
+        "id": minion_id,
         "root_dir": str(conf / "root"),
         "file_client": "local",
-        "file_roots": {"base": [str(REPO)]},
+        "file_roots": {"base": [*map(str, file_roots), str(REPO)]},
         "pillar_roots": {"base": [str(conf / "pillar")]},
         "module_dirs": [str(REPO / "_modules"), str(conf / "modules")],
         "states_dirs": [str(REPO / "_states")],
@@ -148,9 +164,9 @@ def minion_dir(tmp: Path, pillar: dict[str, Any]) -> Path:
     return conf
 
 
-def render(sls: str, pillar: dict[str, Any], tmp: Path) -> Rendered:
+def render(sls: str, pillar: dict[str, Any], tmp: Path, file_roots: list[Path] = (), minion_id: str = "render-test") -> Rendered:
     """Compile ``sls`` with ``pillar`` and render its managed files (nothing is applied)."""
-    conf = minion_dir(tmp, pillar)
+    conf = minion_dir(tmp, pillar, file_roots, minion_id)
     proc = subprocess.run(
         [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "rendertest.render", sls],
         capture_output=True,

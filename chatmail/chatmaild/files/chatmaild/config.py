@@ -255,6 +255,75 @@ def kind_forward_zones(value: Any) -> dict[str, list[str]]:
     return zones
 
 
+_SALT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_GRAIN = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$")
+_STATE_ID = re.compile(r"^chatmail-[a-z0-9-]+$")
+
+
+def _tofs_path_prefix(value: Any) -> str:
+    text = value.strip().rstrip("/") if isinstance(value, str) else ""
+    if not _SALT_PATH.match(text) or ".." in text.split("/"):
+        raise ValueError("expected a folder in the file roots like chatmail or site/chatmail (relative: no salt://, no leading /, no ..)")
+    return text
+
+
+def _tofs_files_switch(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and _GRAIN.match(v) for v in value):
+        raise ValueError("expected a list of grain names, e.g. [id, os_family]")
+    return list(value)
+
+
+def _tofs_source_files(value: Any) -> dict[str, list[str]]:
+    expected = (
+        "expected state IDs mapped to lists of file names, "
+        "e.g. {chatmail-postfix-main-cf-file-managed: [main.cf.j2]}"
+    )
+    if not isinstance(value, dict):
+        raise ValueError(expected)
+    files: dict[str, list[str]] = {}
+    for state_id, names in value.items():
+        if not (isinstance(state_id, str) and _STATE_ID.match(state_id)):
+            raise ValueError(f"{state_id!r} is not a state ID of this formula; " + expected)
+        if not (isinstance(names, (list, tuple)) and names and all(isinstance(n, str) and _SALT_PATH.match(n) for n in names)):
+            raise ValueError(f"{state_id}: got {names!r}; " + expected)
+        files[state_id] = list(names)
+    return files
+
+
+_TOFS_KEYS = {
+    "path_prefix": _tofs_path_prefix,
+    "files_switch": _tofs_files_switch,
+    "source_files": _tofs_source_files,
+}
+
+
+def kind_tofs(value: Any) -> dict[str, Any]:
+    """Where templates are looked up (chatmail/libtofs.jinja, docs/tofs.md).
+
+    Pillar only: a mapping of path_prefix, files_switch and source_files,
+    each optional.  chatmail.ini cannot hold it (its values are strings).
+    """
+    if value is None:
+        return {"path_prefix": "chatmail", "files_switch": ["id"], "source_files": {}}
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping (pillar only, not chatmail.ini) with keys " + ", ".join(_TOFS_KEYS))
+    problems = []
+    tofs = kind_tofs(None)
+    for key, sub in value.items():
+        if key not in _TOFS_KEYS:
+            hint = difflib.get_close_matches(str(key), _TOFS_KEYS, n=1)
+            also = f" (did you mean {hint[0]}?)" if hint else ""
+            problems.append(f"tofs:{key}: unknown key{also}; expected only " + ", ".join(_TOFS_KEYS))
+            continue
+        try:
+            tofs[key] = _TOFS_KEYS[key](sub)
+        except ValueError as exc:
+            problems.append(f"tofs:{key}: got {sub!r}; {exc}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tofs
+
+
 # -- the table -------------------------------------------------------------
 
 
@@ -320,6 +389,7 @@ SETTINGS: dict[str, Setting] = {
     "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
+    "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 
 PRIVACY_KEYS = ("privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor")
