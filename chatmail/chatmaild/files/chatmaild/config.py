@@ -260,9 +260,14 @@ _GRAIN = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$")
 _STATE_ID = re.compile(r"^chatmail-[a-z0-9-]+$")
 
 
+def _is_salt_path(text: Any) -> bool:
+    """A relative path inside the file roots that cannot climb out of them."""
+    return isinstance(text, str) and bool(_SALT_PATH.match(text)) and ".." not in text.split("/")
+
+
 def _tofs_path_prefix(value: Any) -> str:
     text = value.strip().rstrip("/") if isinstance(value, str) else ""
-    if not _SALT_PATH.match(text) or ".." in text.split("/"):
+    if not _is_salt_path(text):
         raise ValueError("expected a folder in the file roots like chatmail or site/chatmail (relative: no salt://, no leading /, no ..)")
     return text
 
@@ -284,7 +289,7 @@ def _tofs_source_files(value: Any) -> dict[str, list[str]]:
     for state_id, names in value.items():
         if not (isinstance(state_id, str) and _STATE_ID.match(state_id)):
             raise ValueError(f"{state_id!r} is not a state ID of this formula; " + expected)
-        if not (isinstance(names, (list, tuple)) and names and all(isinstance(n, str) and _SALT_PATH.match(n) for n in names)):
+        if not (isinstance(names, (list, tuple)) and names and all(map(_is_salt_path, names))):
             raise ValueError(f"{state_id}: got {names!r}; " + expected)
         files[state_id] = list(names)
     return files
