@@ -1,0 +1,19 @@
+{#- The chatmaild units (the same table as service.sls) stop, timers
+    first; their unit files go, then the code and chatmail.ini
+    (/usr/local/lib/chatmaild).  What the services keep lives in the
+    mailboxes (passwords, last login, push tokens) and stays. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/clean.jinja" import cleaned %}
+{%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
+{%- set names = [] %}
+{%- for name in units.jobs | sort %}
+{%-   do names.extend([name ~ ".timer", name ~ ".service"]) %}
+{%- endfor %}
+{%- for name in units.daemons | sort %}
+{%-   do names.append(name ~ ".service") %}
+{%- endfor %}
+{%- set unit_files = [] %}
+{%- for name in names %}
+{%-   do unit_files.append("/etc/systemd/system/" ~ name) %}
+{%- endfor %}
+{{ cleaned("chatmaild", units=names, unit_files=unit_files, paths=["/usr/local/lib/chatmaild"]) }}

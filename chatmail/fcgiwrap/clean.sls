@@ -1,0 +1,7 @@
+{#- fcgiwrap stops (socket first, so nothing starts it again) and the
+    account-suggestion CGI goes. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/clean.jinja" import cleaned %}
+{{ cleaned("fcgiwrap",
+    units=["fcgiwrap.socket", "fcgiwrap.service"],
+    paths=["/usr/lib/cgi-bin/newemail.py"]) }}

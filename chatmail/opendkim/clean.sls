@@ -1,0 +1,9 @@
+{#- OpenDKIM stops; its config, the Lua policies, the resolver config and
+    the milter socket directory go.  /etc/dkimkeys (the signing key, the
+    one published in DNS, and its tables) stays. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/clean.jinja" import cleaned %}
+{{ cleaned("opendkim",
+    units=["opendkim"],
+    unit_files=["/etc/systemd/system/opendkim.service.d/10-prevent-memory-leak.conf"],
+    paths=["/etc/opendkim.conf", "/etc/opendkim", "/var/spool/postfix/opendkim"]) }}
