@@ -1,12 +1,28 @@
-{#- Postfix stops (after self-healing, which would restart it); main.cf,
-    master.cf (Debian's files, replaced by the formula: they go too, see
+{#- Postfix stops (after self-healing, which would restart it); main.cf
+    (Debian's file, replaced by the formula: it goes too, see
     docs/clean.md), the tables, the config checker and the drop-in go.
-    Mail still in Postfix's queue stays in /var/spool/postfix. -#}
+    master.cf goes back to Debian's default, as Postfix's own postinst
+    does when it is missing: Postfix always needs one, and the formula
+    checks a new main.cf against the live master.cf when it builds the
+    relay again.  Mail still queued stays in /var/spool/postfix. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- from "chatmail/clean.jinja" import cleaned %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id %}
+{%- set debian_master_cf = "/usr/share/postfix/master.cf.dist" %}
 {{ cleaned("postfix",
     after=["chatmail.selfheal.clean"],
     units=["postfix"],
     unit_files=["/etc/systemd/system/postfix@.service.d/10_restart.conf"],
-    paths=["/etc/postfix/main.cf", "/etc/postfix/master.cf", "/etc/postfix/login_map",
-           "/etc/postfix/submission_header_cleanup", "/usr/local/sbin/chatmail-postfix-check"]) }}
+    paths=["/etc/postfix/main.cf", "/etc/postfix/login_map", "/etc/postfix/submission_header_cleanup",
+           "/usr/local/sbin/chatmail-postfix-check"]) }}
+
+chatmail-postfix-master-cf-debian-file-managed:
+  file.managed:
+    - name: /etc/postfix/master.cf
+    - source: {{ debian_master_cf }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    # no Postfix installed: nothing to restore
+    - onlyif: test -e {{ debian_master_cf }}
+    - require:
+      - service: {{ service_dead_id("postfix", "postfix") }}

@@ -43,8 +43,13 @@ PILLARS = {
 # chatmail's Dovecot build.
 DATA = ["/home/vmail", "/etc/dkimkeys", "/var/lib/acme", "/etc/chatmail-turn"]
 WITH_PACKAGES = ["/etc/apt/preferences.d/chatmail-dovecot", "/var/cache/chatmail"]
+# Put back to Debian's default instead of removed: Postfix needs a master.cf.
+RESTORED = {"/etc/postfix/master.cf": "/usr/share/postfix/master.cf.dist"}
 # Units the relay uses but does not own: journald is only restarted.
 NOT_STOPPED = {"systemd-journald"}
+# Units enabled only through another unit (systemd's "indirect"): stopped,
+# and disabled by disabling that other unit (fcgiwrap.socket).
+INDIRECT = {"fcgiwrap"}
 
 
 def low_chunks(sls: str, pillar: dict, tmp: Path) -> list[dict]:
@@ -70,6 +75,11 @@ def fun(chunk: dict) -> str:
 def component(chunk: dict) -> str:
     """chatmail.<component>[.<step>]: the component a state belongs to."""
     return chunk["__sls__"].split(".")[1]
+
+
+def unit(chunk: dict) -> str:
+    """A service state's unit, without the default .service suffix."""
+    return chunk["name"].removesuffix(".service")
 
 
 def written_paths(chunk: dict) -> list[str]:
@@ -134,6 +144,12 @@ def test_every_file_the_formula_writes_is_removed_by_its_components_clean(relay)
         for path in written_paths(chunk):
             if kept(path, pillar):
                 continue
+            if path in RESTORED:
+                restored_by = [c for c in clean if fun(c) == "file.managed" and c["name"] == path
+                               and c["source"] == RESTORED[path]
+                               and c["__sls__"] == f"chatmail.{component(chunk)}.clean"]
+                assert restored_by, f"{path} is not restored from {RESTORED[path]}"
+                continue
             removed_by = [c["__id__"] for c in clean
                           if fun(c) == "file.absent" and within(path, c["name"])
                           and c["__sls__"] == f"chatmail.{component(chunk)}.clean"]
@@ -153,18 +169,18 @@ def test_data_and_package_files_are_never_removed(relay):
 
 def test_every_unit_the_relay_runs_is_stopped_and_disabled_by_its_clean(relay):
     _, apply, clean = relay
-    dead = {(component(c), c["name"].removesuffix(".service")) for c in clean
-            if fun(c) == "service.dead" and c.get("enable") is False}
-    running = {(component(c), c["name"].removesuffix(".service")) for c in apply
-               if fun(c) == "service.running" and c["name"] not in NOT_STOPPED}
+    dead = {(component(c), unit(c)) for c in clean
+            if fun(c) == "service.dead" and (c.get("enable") is False or unit(c) in INDIRECT)}
+    running = {(component(c), unit(c)) for c in apply
+               if fun(c) == "service.running" and unit(c) not in NOT_STOPPED}
     assert running - dead == set()
 
 
 def test_units_stop_before_their_files_go(relay):
-    """Within each component, every file.absent / file.replace requires all its service.dead states."""
+    """Within each component, every file state requires all its service.dead states."""
     _, _, clean = relay
     for chunk in clean:
-        if fun(chunk) not in ("file.absent", "file.replace"):
+        if chunk["state"] != "file":
             continue
         stops = {c["__id__"] for c in clean if fun(c) == "service.dead" and c["__sls__"] == chunk["__sls__"]}
         assert stops <= requisites(chunk, clean), chunk["__id__"]
@@ -183,12 +199,14 @@ def test_systemd_reloads_after_unit_files_go(relay):
 def test_clean_only_uses_states_that_converge_and_honour_test(relay):
     """No commands: every state reports what it would do under test=True and does nothing twice."""
     _, _, clean = relay
-    allowed = {"service.dead", "file.absent", "file.replace", "service.running", "module.run",
+    allowed = {"service.dead", "file.absent", "file.replace", "file.managed", "service.running", "module.run",
                "beacon.absent", "test.nop"}
     assert {fun(c) for c in clean} <= allowed
     for chunk in clean:
         if fun(chunk) == "module.run":
             assert chunk.get("onchanges"), chunk["__id__"]
+        if fun(chunk) == "file.managed":  # only Debian's own defaults are written back
+            assert RESTORED.get(chunk["name"]) == chunk["source"], chunk["__id__"]
         if fun(chunk) == "service.dead":
             # a unit systemd does not know is skipped, so a dry run on a clean host reports nothing
             assert chunk["onlyif"] == f"systemctl cat -- {chunk['name']}"
