@@ -4,7 +4,7 @@ the data, a second run has nothing left to do, and the relay can be built
 again on the same host.
 
 One relay for the module; the steps build on each other in this order
-(fixtures ``applied`` -> ``dry_run`` -> ``cleaned`` -> ``cleaned_again`` ->
+(fixtures ``untouched`` -> ``applied`` -> ``dry_run`` -> ``cleaned`` -> ``cleaned_again`` ->
 ``rebuilt``), so each test reads the state its step left.
 """
 
@@ -54,7 +54,13 @@ def relay1(relay):
 
 
 @pytest.fixture(scope="module")
-def applied(relay1):
+def untouched(relay1):
+    """clean on a host the formula never ran on (Debian's mail daemons preinstalled)."""
+    return clean(relay1)
+
+
+@pytest.fixture(scope="module")
+def applied(relay1, untouched):
     result = relay1.apply(relay1.pillar)
     assert failed_states(result) == []
     domain = relay1.pillar["mail_domain"]
@@ -85,6 +91,11 @@ def cleaned_again(relay1, cleaned):
 @pytest.fixture(scope="module")
 def rebuilt(relay1, cleaned_again):
     return relay1.apply(relay1.pillar)
+
+
+def test_clean_on_a_host_the_formula_never_ran_on_fails_nothing(untouched):
+    assert failed_states(untouched) == []
+    assert untouched.retcode == 0
 
 
 def test_dry_run_names_what_it_would_do_and_changes_nothing(relay1, dry_run):
