@@ -124,7 +124,7 @@ def test_clean_removes_the_formulas_files(relay1, cleaned):
 
 
 def test_clean_keeps_mail_keys_and_secrets(relay1, applied, cleaned):
-    message, kept = applied
+    _, kept = applied
     assert snapshot(relay1, kept) == kept
 
 
@@ -136,7 +136,7 @@ def test_second_clean_has_nothing_to_do(cleaned_again):
 
 
 def test_relay_is_rebuilt_after_clean_with_its_old_keys(relay1, applied, rebuilt):
-    message, kept = applied
+    _, kept = applied
     assert failed_states(rebuilt) == []
     assert rebuilt.retcode == 0
     assert unit_state(relay1, "postfix@-")[0] == "active"
