@@ -1,14 +1,25 @@
-{#- unbound stops; its drop-in goes, and so does the formula's
-    /etc/resolv.conf (only while it is still the formula's file): it names
-    a resolver that no longer runs.  The host then has no DNS until the
-    operator (or a DHCP client) writes a resolv.conf: see docs/clean.md. -#}
+{#- unbound stops; its drop-in goes, and the formula's /etc/resolv.conf
+    (only while it is still the formula's file: it names a resolver that no
+    longer runs) gives way to the host's own, kept by the first apply in
+    /etc/resolv.conf.pre-chatmail.  Without that copy (a relay set up by an
+    older formula) the file is removed and the host has no DNS until the
+    operator writes one: see docs/clean.md. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- from "chatmail/clean.jinja" import cleaned, service_dead_id %}
 {{ cleaned("unbound", units=["unbound"], paths=["/etc/unbound/unbound.conf.d/chatmail.conf"]) }}
+
+chatmail-unbound-resolv-conf-restored-cmd-run:
+  cmd.run:
+    - name: mv -f /etc/resolv.conf.pre-chatmail /etc/resolv.conf
+    - onlyif:
+      - test -e /etc/resolv.conf.pre-chatmail -o -L /etc/resolv.conf.pre-chatmail
+      - grep -qs "managed by the chatmail formula" /etc/resolv.conf
+    - require:
+      - service: {{ service_dead_id("unbound", "unbound") }}
 
 chatmail-unbound-resolv-conf-file-absent:
   file.absent:
     - name: /etc/resolv.conf
     - onlyif: grep -qs "managed by the chatmail formula" /etc/resolv.conf
     - require:
-      - service: {{ service_dead_id("unbound", "unbound") }}
+      - cmd: chatmail-unbound-resolv-conf-restored-cmd-run

@@ -28,6 +28,18 @@ chatmail-unbound-service-restarted-if-stale:
       - service: chatmail-unbound-service-running
 {%- endif %}
 
+{#- the host's own resolv.conf (a file or systemd-resolved's symlink) is
+    kept once, so chatmail.unbound.clean can give the host its DNS back #}
+chatmail-unbound-resolv-conf-original-cmd-run:
+  cmd.run:
+    - name: cp -P /etc/resolv.conf /etc/resolv.conf.pre-chatmail
+    - onlyif: test -e /etc/resolv.conf -o -L /etc/resolv.conf
+    - unless: >-
+        test -e /etc/resolv.conf.pre-chatmail -o -L /etc/resolv.conf.pre-chatmail ||
+        grep -qs "managed by the chatmail formula" /etc/resolv.conf
+    - require:
+      - service: chatmail-unbound-service-running
+
 chatmail-unbound-resolv-conf-file-managed:
   file.managed:
     - name: /etc/resolv.conf
@@ -44,6 +56,7 @@ chatmail-unbound-resolv-conf-file-managed:
     - mode: "0644"
     - require:
       - service: chatmail-unbound-service-running
+      - cmd: chatmail-unbound-resolv-conf-original-cmd-run
 
 {%- else %}
 

@@ -197,14 +197,17 @@ def test_systemd_reloads_after_unit_files_go(relay):
 
 
 def test_clean_only_uses_states_that_converge_and_honour_test(relay):
-    """No commands: every state reports what it would do under test=True and does nothing twice."""
+    """Every state reports what it would do under test=True and does nothing twice; the one
+    command (putting the host's resolv.conf back) runs only while there is something to put back."""
     _, _, clean = relay
     allowed = {"service.dead", "file.absent", "file.replace", "file.managed", "service.running", "module.run",
-               "beacon.absent", "test.nop"}
+               "beacon.absent", "test.nop", "cmd.run"}
     assert {fun(c) for c in clean} <= allowed
     for chunk in clean:
         if fun(chunk) == "module.run":
             assert chunk.get("onchanges"), chunk["__id__"]
+        if fun(chunk) == "cmd.run":
+            assert chunk.get("onlyif"), chunk["__id__"]
         if fun(chunk) == "file.managed":  # only Debian's own defaults are written back
             assert RESTORED.get(chunk["name"]) == chunk["source"], chunk["__id__"]
         if fun(chunk) == "service.dead":

@@ -25,7 +25,7 @@ FORMULA_FILES = (
     "/etc/opendkim.conf", "/etc/opendkim", "/etc/turnserver.conf", "/etc/unbound/unbound.conf.d/chatmail.conf",
     "/etc/systemd/system/dovecot.service.d/10_restart.conf", "/etc/systemd/system/coturn.service.d/chatmail.conf",
     "/etc/systemd/system/doveauth.service", "/usr/local/lib/chatmaild", "/usr/lib/cgi-bin/newemail.py",
-    "/var/www/html/index.html", "/etc/chatmail-version", "/etc/mailname", "/etc/resolv.conf",
+    "/var/www/html/index.html", "/etc/chatmail-version", "/etc/mailname", "/etc/resolv.conf.pre-chatmail",
 )
 # data that must survive: DKIM key (published in DNS), TURN secret, certificate
 KEPT_FILES = ("/etc/dkimkeys/opendkim.private", "/etc/chatmail-turn/secret",
@@ -61,7 +61,9 @@ def untouched(relay1):
 
 @pytest.fixture(scope="module")
 def applied(relay1, untouched):
+    relay1.resolv_conf_before = relay1.read_file("/etc/resolv.conf")
     result = relay1.apply(relay1.pillar)
+    assert "managed by the chatmail formula" in relay1.read_file("/etc/resolv.conf")
     assert failed_states(result) == []
     domain = relay1.pillar["mail_domain"]
     mailbox = f"/home/vmail/mail/{domain}/keep1@{domain}"
@@ -121,6 +123,13 @@ def test_clean_removes_the_formulas_files(relay1, cleaned):
     assert relay1.read_file("/etc/postfix/master.cf") == relay1.read_file("/usr/share/postfix/master.cf.dist")
     # systemd was reloaded: the removed units are gone from its view, not just from disk
     assert "not-found" in relay1.run(["systemctl", "show", "-p", "LoadState", "doveauth"]).stdout
+
+
+def test_clean_gives_the_host_its_own_resolver_back(relay1, applied, cleaned):
+    """unbound is gone; the resolv.conf the host had before the first apply is back (DNS still works)."""
+    assert relay1.read_file("/etc/resolv.conf") == relay1.resolv_conf_before
+    names = relay1.run(["getent", "hosts", relay1.pillar["mail_domain"]], check=False).stdout
+    assert relay1.address in names
 
 
 def test_clean_keeps_mail_keys_and_secrets(relay1, applied, cleaned):
