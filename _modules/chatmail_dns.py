@@ -21,7 +21,10 @@ Choices:
   refetch it; upstream used a timestamp and had to read DNS to keep it.
 * CAA: only with ``tls_mode: acme`` once acmetool has an account
   (``acmetool account-url``, which asks the CA); until then it is left out
-  and a note says why.
+  and a note says why.  The issuer domain is ``acme_caa_issuer``, or known
+  from ``acme_directory`` (:data:`CAA_ISSUERS`); a CAA record naming the
+  wrong CA would stop renewals, so for an unknown CA there is none, and a
+  note says which setting to give.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import hashlib
 import ipaddress
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 __virtualname__ = "chatmail"
 
@@ -41,6 +45,15 @@ DKIM_SELECTOR = "opendkim"
 MTA_STS_TEMPLATE = "salt://chatmail/nginx/files/mta-sts.txt.j2"
 MTA_STS_LIVE = "/var/www/html/.well-known/mta-sts.txt"
 REQUIRED, RECOMMENDED = "required", "recommended"
+
+# ACME directory host -> the CA's CAA issuer domain (RFC 8659), for dns_zone's CAA record
+CAA_ISSUERS = {
+    "acme-v02.api.letsencrypt.org": "letsencrypt.org",
+    "acme-staging-v02.api.letsencrypt.org": "letsencrypt.org",
+    "acme.zerossl.com": "sectigo.com",
+    "dv.acme-v02.api.pki.goog": "pki.goog",
+    "api.buypass.com": "buypass.com",
+}
 
 # (service label, settings-independent port) for the SRV records (RFC 6186/8314)
 SRV = (("_submission._tcp", 587), ("_submissions._tcp", 465), ("_imap._tcp", 143), ("_imaps._tcp", 993))
@@ -95,6 +108,11 @@ def _acme_account_url(acme_state: str, ca_file: str = "") -> tuple[str | None, s
     if not url.startswith("https://"):
         return None, f"acmetool account-url failed: {(out['stderr'].strip() or 'no URL').splitlines()[-1]}"
     return url, None
+
+
+def _caa_issuer(settings: dict[str, Any]) -> str | None:
+    """The CA's issuer domain for CAA: the setting, else known from the directory URL."""
+    return settings["acme_caa_issuer"] or CAA_ISSUERS.get(urlsplit(settings["acme_directory"]).hostname or "")
 
 
 def _mta_sts_policy(settings: dict[str, Any]) -> str | None:
@@ -212,10 +230,14 @@ def dns_zone(
 
     records.append(_record(apex, "TXT", _txt("v=spf1 a ~all"), RECOMMENDED))
     records.append(_record(f"_dmarc.{apex}", "TXT", _txt("v=DMARC1;p=reject;adkim=s;aspf=s"), RECOMMENDED))
-    if s["tls_mode"] == "acme":
+    issuer = _caa_issuer(s)
+    if s["tls_mode"] == "acme" and not issuer:
+        notes.append(f"no CAA record: the CAA issuer domain of {s['acme_directory']} is not known; "
+                     "set acme_caa_issuer to the CA's (its documentation names it)")
+    elif s["tls_mode"] == "acme":
         url, note = (acme_account_url, None) if acme_account_url else _acme_account_url(acme_state, s["acme_ca_file"])
         if url:
-            records.append(_record(apex, "CAA", f'0 issue "letsencrypt.org;accounturi={url}"', RECOMMENDED))
+            records.append(_record(apex, "CAA", f'0 issue "{issuer};accounturi={url}"', RECOMMENDED))
         else:
             notes.append(note)
     records.append(_record(f"_adsp._domainkey.{apex}", "TXT", _txt("dkim=discardable"), RECOMMENDED))

@@ -194,6 +194,22 @@ def test_caa_carries_the_acme_account_and_only_for_acme(chatmail, dkim_dir, tmp_
     assert not by(selfsigned["records"], DOMAIN + ".", "CAA")
 
 
+def test_caa_names_the_ca_of_acme_directory_never_a_wrong_one(chatmail, dkim_dir):
+    """A CAA record for the wrong CA would stop renewals: the issuer follows acme_directory."""
+    url = "https://acme.example.net/acct/7"
+
+    def caa(**pillar):
+        zone = chatmail.dns_zone(ipv4=V4, pillar={"mail_domain": DOMAIN, **pillar}, dkim_keydir=str(dkim_dir),
+                                 acme_account_url=url)
+        return [r["value"] for r in by(zone["records"], DOMAIN + ".", "CAA")], zone["notes"]
+
+    assert caa(acme_directory="https://acme.zerossl.com/v2/DV90")[0] == [f'0 issue "sectigo.com;accounturi={url}"']
+    values, notes = caa(acme_directory="https://pebble.lab.test:14000/dir")
+    assert values == [] and any("set acme_caa_issuer" in n and "pebble.lab.test" in n for n in notes)
+    values, _ = caa(acme_directory="https://pebble.lab.test:14000/dir", acme_caa_issuer="ca.lab.test")
+    assert values == [f'0 issue "ca.lab.test;accounturi={url}"']
+
+
 def test_disable_ipv6_drops_aaaa_and_default_addresses_skip_loopback(chatmail, dkim_dir, tmp_path):
     zone = chatmail.dns_zone(pillar={"mail_domain": DOMAIN, "disable_ipv6": True}, dkim_keydir=str(dkim_dir), acme_state=str(tmp_path))
     assert not by(zone["records"], DOMAIN + ".", "AAAA")

@@ -31,6 +31,14 @@ def test_acme_desired_names_target_and_responses(acme):
     assert "acme-agreement:https://letsencrypt.org/documents/LE-SA-v1.6-August-18-2025.pdf" in agreed
 
 
+def test_acme_terms_url_is_agreed_to_besides_lets_encrypts(tmp_path):
+    terms = "https://ca.example.net/terms-2026.pdf"
+    r = render("chatmail.tls", {"mail_domain": D, "acme_terms_url": terms}, tmp_path)
+    responses = yaml.safe_load(r.files["/var/lib/acme/conf/responses"])
+    agreed = {k.removeprefix("acme-agreement:") for k, v in responses.items() if k.startswith("acme-agreement:") and v}
+    assert agreed == {terms, "https://letsencrypt.org/documents/LE-SA-v1.6-August-18-2025.pdf"}
+
+
 def test_acme_without_email_answers_no_email(tmp_path):
     r = render("chatmail.tls", {"mail_domain": D}, tmp_path)
     assert yaml.safe_load(r.files["/var/lib/acme/conf/responses"])["acme-enter-email"] == "-"

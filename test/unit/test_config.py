@@ -63,6 +63,8 @@ def test_ini_strings_are_typed_like_yaml_values():
         ({"mail_domain": "chat.example.org", "stages": ["install", "deploy"]}, "stages", "install, configure, activate"),
         ({"mail_domain": "chat.example.org", "dns_forward_zones": {"test.": ["not-an-ip"]}}, "dns_forward_zones", "resolver addresses"),
         ({"mail_domain": "chat.example.org", "selfheal": "on"}, "selfheal", "disabled, masterless, master"),
+        ({"mail_domain": "chat.example.org", "acme_terms_url": "see the website"}, "acme_terms_url", "terms of service"),
+        ({"mail_domain": "chat.example.org", "acme_caa_issuer": "Let's Encrypt"}, "acme_caa_issuer", "domain name"),
     ],
 )
 def test_bad_values_name_key_value_and_expected_form(raw, key, expected):

@@ -178,6 +178,19 @@ def kind_url(value: Any) -> str:
     return text
 
 
+def kind_domain_or_empty(value: Any) -> str:
+    text = _as_text(value)
+    return kind_domain(text) if text else ""
+
+
+def kind_terms_url(value: Any) -> str:
+    """A terms-of-service URL as an ACME server names it: https://..., or data:... (pebble)."""
+    text = _as_text(value)
+    if text and not re.match(r"^(https?://[^\s/]+|data:)\S*$", text):
+        raise ValueError("expected the https:// (or data:) URL the ACME server gives as its terms of service, or empty")
+    return text
+
+
 def kind_ip_or_empty(value: Any) -> str:
     text = _as_text(value)
     if text:
@@ -387,6 +400,8 @@ SETTINGS: dict[str, Setting] = {
     "tls_mode": Setting(one_of("acme", "self_signed", "external"), "acme", "how the relay gets its certificate", "formula"),
     "acme_directory": Setting(kind_url, "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL", "formula"),
     "acme_ca_file": Setting(kind_path_or_empty, "", "CA bundle (PEM) acmetool trusts for acme_directory instead of the system roots", "formula"),
+    "acme_terms_url": Setting(kind_terms_url, "", "a further terms-of-service URL acmetool accepts (another CA, or terms newer than the formula)", "formula"),
+    "acme_caa_issuer": Setting(kind_domain_or_empty, "", "CAA issuer domain dns_zone publishes; empty: known from acme_directory", "formula"),
     "tls_cert_file": Setting(kind_path_or_empty, "", "certificate chain for tls_mode external", "formula"),
     "tls_key_file": Setting(kind_path_or_empty, "", "private key for tls_mode external", "formula"),
     "dns_forward_zones": Setting(kind_forward_zones, {}, "zones unbound forwards to other resolvers", "formula"),
