@@ -61,27 +61,16 @@ _RENDER_MODULE = textwrap.dedent(
         return out
 
 
-    def _first_existing(source):
-        """The source file.managed would use: the first of a list that exists.
-
-        (file.source_list does the same from a listing of all file roots,
-        which costs seconds per state here: the roots hold the .venv.)
-        """
-        if not isinstance(source, list):
-            return source
-        for single in source:
-            if not str(single).startswith("salt://") or __salt__["cp.cache_file"](single):
-                return single
-        raise RuntimeError("none of the sources exist: " + str(source))
-
-
     def _text(args):
         if "contents" in args:
             contents = args["contents"]
             if isinstance(contents, list):
                 contents = "\\n".join(contents)
             return str(contents)
-        source = _first_existing(args.get("source"))
+        source = args.get("source")
+        if isinstance(source, list):
+            # file.managed would list the whole fileserver to choose (docs/tofs.md, Cost)
+            raise RuntimeError("a list of sources: the formula gives file.managed one: " + str(source))
         if not source:
             return None
         if not str(source).startswith("salt://"):
@@ -136,11 +125,13 @@ class Rendered:
         return dest
 
 
-def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), minion_id: str = "render-test") -> Path:
+def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), minion_id: str = "render-test",
+               grains: dict[str, Any] | None = None) -> Path:
     """A relocatable minion config in ``tmp`` serving this repo with ``pillar``.
 
     ``file_roots`` are served before this repo (an operator's overrides);
-    ``minion_id`` is the minion's id (and its grain ``id``).
+    ``minion_id`` is the minion's id (and its grain ``id``); ``grains`` are
+    static grains of the minion config (e.g. roles an operator sets).
     """
     conf = tmp / "salt"
     (conf / "pillar").mkdir(parents=True, exist_ok=True)
@@ -159,14 +150,16 @@ def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), m
         "utils_dirs": [str(REPO / "_utils")],
         "fileserver_list_cache_time": 0,
         "log_level_logfile": "quiet",
+        **({"grains": grains} if grains else {}),
     }
     (conf / "minion").write_text(yaml.safe_dump(minion))
     return conf
 
 
-def render(sls: str, pillar: dict[str, Any], tmp: Path, file_roots: list[Path] = (), minion_id: str = "render-test") -> Rendered:
+def render(sls: str, pillar: dict[str, Any], tmp: Path, file_roots: list[Path] = (), minion_id: str = "render-test",
+           grains: dict[str, Any] | None = None) -> Rendered:
     """Compile ``sls`` with ``pillar`` and render its managed files (nothing is applied)."""
-    conf = minion_dir(tmp, pillar, file_roots, minion_id)
+    conf = minion_dir(tmp, pillar, file_roots, minion_id, grains)
     proc = subprocess.run(
         [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "rendertest.render", sls],
         capture_output=True,
