@@ -375,6 +375,46 @@ def test_devicetoken_metadata_round_trip(live, domain):
         conn.logout()
 
 
+def register_device(box, domain: str, token: str) -> mc.Account:
+    """An account with one device token (SETMETADATA, as Delta Chat does)."""
+    owner = account(box, domain)
+    conn = owner.imap()
+    try:
+        typ, data = mc.metadata(conn, "INBOX", f'(/private/devicetoken "{token}")', command="SETMETADATA")
+        assert typ == "OK", data
+    finally:
+        conn.logout()
+    return owner
+
+
+def pending_pushes(box, domain: str) -> list[list[str]]:
+    """The notifier's queue: one ``[addr, start, token]`` per push not yet delivered."""
+    out = box.run(f"for f in /home/vmail/mail/{domain}/pending_notifications/*; do "
+                  "[ -f \"$f\" ] && cat \"$f\" && echo && echo .; done").stdout
+    return [entry.strip("\n").split("\n", 2) for entry in out.split("\n.\n") if entry.strip()]
+
+
+def test_delivery_wakes_the_recipients_devices_but_not_the_senders(live, domain):
+    """Delivery -> Dovecot's Lua push hook -> /private/messagenew -> chatmail-metadata -> a push
+    for each registered device token.  The push service is on the internet, out of reach here, so
+    the push stays queued for retry: the queue shows it was made.  A copy to the sender's own
+    address (another of their devices) wakes nothing."""
+    recipient = register_device(live, domain, "tok-recipient-1")
+    sender = register_device(live, domain, "tok-sender-1")
+    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
+    assert sender.send([sender.addr], mc.encrypted(sender.addr, [sender.addr])) == {}
+    mc.wait_for_messages(recipient, 1)
+    mc.wait_for_messages(sender, 1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        tokens = {(addr, token) for addr, _, token in pending_pushes(live, domain)}
+        if (recipient.addr, "tok-recipient-1") in tokens:
+            break
+        time.sleep(0.2)
+    assert (recipient.addr, "tok-recipient-1") in tokens
+    assert not any(addr == sender.addr for addr, _ in tokens)
+
+
 def test_mailbox_over_quota_refuses_delivery(live, domain):
     """AC-24: a mailbox at 100 % of max_mailbox_size takes no more mail."""
     sender, full = account(live, domain), account(live, domain)
