@@ -138,6 +138,20 @@ def transport(addr: str, password: str, server: str) -> dict:
     }
 
 
+def account_from_web(dc, box):
+    """A configured, online account on ``dc`` (a DeltaChat) with credentials from ``box``'s /new."""
+    import mailclient as mc
+
+    domain = box.pillar["mail_domain"]
+    creds = mc.new_account_from_web(box.address, domain)
+    account = dc.add_account()
+    account.add_or_update_transport(transport(creds.addr, creds.password, domain))
+    assert account.is_configured()
+    account.bring_online()
+    account.addr = creds.addr
+    return account
+
+
 def remove_stale_namespaces() -> list[str]:
     """Delete client namespaces whose owning process is gone (a killed earlier session)."""
     removed = []

@@ -44,6 +44,16 @@ def apply_all(boxes) -> dict[str, list[str]]:
     return failures
 
 
+def require_converged(box, result, width: int = 1500):
+    """``box`` if ``result`` (its state.apply) went through; else fail the test with the failed
+    states and the journal of the units that failed."""
+    failed = failed_states(result)
+    if failed or result.retcode:
+        pytest.fail(f"{box.name} did not converge:\n" + "\n".join(f[:width] for f in failed)
+                    + "\n" + box.failed_units_log())
+    return box
+
+
 def federated(relay, lab, *names: str) -> list:
     """Relays ``names`` booted, applied at once and federated; fails the test if one does not converge."""
     boxes = [relay(name) for name in names]

@@ -25,6 +25,7 @@ import pytest
 
 from acmeserver import TERMS_OF_SERVICE, Pebble
 from harness import changed_states, check_target, failed_states
+from relays import require_converged
 
 pytestmark = pytest.mark.system
 
@@ -76,10 +77,7 @@ def applied(box, pebble):
 
 @pytest.fixture(scope="module")
 def live(box, applied):
-    failed = failed_states(applied)
-    if failed or applied.retcode:
-        pytest.fail("the relay did not converge:\n" + "\n".join(f[:1500] for f in failed))
-    return box
+    return require_converged(box, applied)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from deltachat_rpc_client.const import MessageState
 
 import mailclient as mc
-from dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
+from dcclient import ClientNamespace, DeltaChatClient, account_from_web, wait_for
 from relays import federated
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
@@ -49,14 +49,7 @@ def make_account(dc, dcrelay):
     """A Delta Chat account with credentials from a relay's /new (the first relay by default), online."""
 
     def make(box=dcrelay):
-        domain = box.pillar["mail_domain"]
-        creds = mc.new_account_from_web(box.address, domain)
-        account = dc.add_account()
-        account.add_or_update_transport(transport(creds.addr, creds.password, domain))
-        assert account.is_configured()
-        account.bring_online()
-        account.addr = creds.addr
-        return account
+        return account_from_web(dc, box)
 
     return make
 

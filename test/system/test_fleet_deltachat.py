@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-import mailclient as mc
-from dcclient import EVENT_TIMEOUT, ClientNamespace, DeltaChatClient, transport, wait_for
+from dcclient import EVENT_TIMEOUT, ClientNamespace, DeltaChatClient, account_from_web, wait_for
 from relays import federated
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
@@ -45,13 +44,7 @@ def online_account(lab, box, tag: str):
     namespace = ClientNamespace(lab.bridge, {domain: box.address}, tag=tag).create()
     client = DeltaChatClient(namespace)
     try:
-        dc = client.start()
-        creds = mc.new_account_from_web(box.address, domain)
-        account = dc.add_account()
-        account.add_or_update_transport(transport(creds.addr, creds.password, domain))
-        assert account.is_configured()
-        account.bring_online()
-        account.addr = creds.addr
+        account = account_from_web(client.start(), box)
     except BaseException:
         client.stop()
         namespace.delete()

@@ -287,7 +287,8 @@ with open(os.path.join(root, f"aged@{domain}", "password"), "w") as fh:
     fh.write("{SHA512-CRYPT}x")
 """
 
-# AC-20 as the spec words it, run over the whole store after the job
+# AC-20 as the spec words it, run over a mailbox (the store also holds the seeded leftovers
+# of the test above, e.g. a folder that is no account, which expire rightly leaves alone)
 OVERDUE = r"""
 import os, sys, time
 root, mails_after, large_after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -313,12 +314,13 @@ def test_daily_expire_job_leaves_no_overdue_message(ops):
     ops.run(["install", "-d", "-o", "vmail", "-g", "vmail", root])
     ops.run(["/usr/bin/python3", "-c", AGED, root, domain, *limits])
     ops.run(["chown", "-R", "vmail:vmail", root])
-    overdue = ops.run(["/usr/bin/python3", "-c", OVERDUE, root, *limits]).stdout.split()
+    mailbox = f"{root}/aged@{domain}"
+    overdue = ops.run(["/usr/bin/python3", "-c", OVERDUE, mailbox, *limits]).stdout.split()
     assert len(overdue) == 7, overdue  # six old ones and the large seen one: the check can fail
 
     assert "chatmail-expire.timer" in ops.run(["systemctl", "list-timers", "--all", "--no-legend"]).stdout
     ops.run(["systemctl", "start", "chatmail-expire.service"])  # oneshot: returns when the job is done
     assert ops.run(["systemctl", "show", "-P", "Result", "chatmail-expire.service"]).stdout.strip() == "success"
-    assert ops.run(["/usr/bin/python3", "-c", OVERDUE, root, *limits]).stdout.split() == []
-    young = ops.run(["find", f"{root}/aged@{domain}", "-type", "f", "-mtime", "-2", "-name", "*:2,S"]).stdout.split()
+    assert ops.run(["/usr/bin/python3", "-c", OVERDUE, mailbox, *limits]).stdout.split() == []
+    young = ops.run(["find", mailbox, "-type", "f", "-mtime", "-2", "-name", "*:2,S"]).stdout.split()
     assert len(young) == 6, young  # the day-old messages stay

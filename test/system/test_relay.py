@@ -23,6 +23,7 @@ import pytest
 
 import mailclient as mc
 from harness import changed_states, failed_states
+from relays import require_converged
 
 REPO = Path(__file__).resolve().parents[2]
 FORMULA_DIRS = ("chatmail", "_modules", "_states", "_utils")
@@ -93,10 +94,7 @@ def reapply_on_same_tree(box, pillar, tree_after_last_apply, attempts: int = 3):
 @pytest.fixture(scope="module")
 def live(box, applied):
     """The relay, once the first apply went through (tests that need it error otherwise)."""
-    failed = failed_states(applied)
-    if failed or applied.retcode:
-        pytest.fail("the relay did not converge:\n" + "\n".join(f[:600] for f in failed))
-    return box
+    return require_converged(box, applied, width=600)
 
 
 @pytest.fixture(scope="module")
