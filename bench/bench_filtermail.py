@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "chatmail/chatmaild/files"), str(ROOT / "test/unit/chatmaild")]
+sys.path[:0] = [str(ROOT / "chatmail/chatmaild/files"), str(ROOT / "test/unit/chatmaild"), str(ROOT / "test")]
 
 import mailcorpus  # noqa: E402
 from chatmaild.config import read_config  # noqa: E402
