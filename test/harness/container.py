@@ -27,7 +27,7 @@ from .dns import resolv_conf
 from .stale import STATE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
-VENV = REPO / ".venv"
+VENV = (REPO / ".venv").resolve()  # a worktree may link the venv of another checkout
 MINION_CONF = Path(__file__).resolve().parent / "minion.conf"
 FORMULA_MOUNT = "/srv/formula"
 HIDDEN_IN_FORMULA = (".venv", ".git")

@@ -31,7 +31,7 @@ from deltachat_rpc_client import DeltaChat, Rpc
 
 from harness import lifecycle
 
-VENV = Path(__file__).resolve().parents[2] / ".venv"
+VENV = (Path(__file__).resolve().parents[2] / ".venv").resolve()
 RPC_SERVER = VENV / "bin" / "deltachat-rpc-server"
 NETNS_ETC = Path("/etc/netns")
 PREFIX = "cmdc"

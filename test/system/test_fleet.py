@@ -43,7 +43,7 @@ from relays import trust_each_other
 pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[2]
-VENV = REPO / ".venv"
+VENV = (REPO / ".venv").resolve()  # a worktree may link the venv of another checkout
 # what the master serves: the state tree, the reactor file and the extension modules
 SERVED = ("chatmail", "reactor", "_modules", "_states", "_utils")
 
