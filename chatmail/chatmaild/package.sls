@@ -11,6 +11,8 @@ chatmail-chatmaild-deps-pkg-installed:
       - python3-aiosmtpd
       - python3-filelock
       - python3-requests
+      - python3-dkim  # incoming DKIM verification in filtermail (dkimpy, with dnspython)
+      - python3-dnspython
 
 chatmail-chatmaild-code-file-recurse:
   file.recurse:
