@@ -25,14 +25,10 @@ Needs root (systemd-nspawn).  Run: ``.venv/bin/python bench/bench_relay.py``.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import smtplib
-import statistics
 import sys
 import threading
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -42,94 +38,12 @@ sys.path.insert(0, str(REPO / "test" / "system"))
 
 import mailclient as mc  # noqa: E402
 from harness import Lab, changed_states, failed_states  # noqa: E402
-
-MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.M | re.I)
-
-
-class MaildirWatcher(threading.Thread):
-    """Notes when each message first appears in the watched ``new/`` folders (by Message-ID)."""
-
-    def __init__(self, folders: list[Path], interval: float = 0.002):
-        super().__init__(daemon=True)
-        self.folders = folders
-        self.interval = interval
-        self.seen: dict[bytes, float] = {}
-        self._names: set[str] = set()
-        self._stop = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self.scan()
-            time.sleep(self.interval)
-
-    def scan(self) -> None:
-        now = time.monotonic()
-        for folder in self.folders:
-            try:
-                names = os.listdir(folder)
-            except FileNotFoundError:
-                continue
-            for name in names:
-                key = f"{folder}/{name}"
-                if key in self._names:
-                    continue
-                try:
-                    head = read_head(folder / name)
-                except FileNotFoundError:  # moved to cur/ meanwhile
-                    continue
-                self._names.add(key)
-                match = MESSAGE_ID.search(head)
-                if match:
-                    with self.lock:
-                        self.seen.setdefault(match.group(1), now)
-
-    def wait_for(self, ids: set[bytes], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if ids <= self.seen.keys():
-                    return True
-            time.sleep(0.005)
-        return False
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def read_head(path: Path, size: int = 16384) -> bytes:
-    """The first bytes of a stored message (Dovecot saves with zlib_save = gz)."""
-    with open(path, "rb") as f:
-        raw = f.read(size)
-    if raw[:2] == b"\x1f\x8b":
-        return zlib.decompressobj(wbits=31).decompress(raw, size)
-    return raw
-
-
-def message(sender: str, recipient: str, seed: int) -> tuple[bytes, bytes]:
-    data = mc.encrypted(sender, [recipient], size=2000, seed=seed)
-    return data, MESSAGE_ID.search(data).group(1)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
-def latency_line(values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, "
-            f"min {min(ms):.0f} ms, max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms")
-
-
-def maildir_new(box, domain: str, addr: str) -> Path:
-    return box.root / f"home/vmail/mail/{domain}/{addr}/new"
-
+from loadgen import MaildirWatcher, latency_line, maildir_new, message  # noqa: E402
 
 def sequential_latency(box, domain: str, count: int, seeds) -> list[float]:
     sender, recipient = mc.created_account(box.address, domain), mc.created_account(box.address, domain)
     mc.fetch_all(recipient)  # create the maildir
-    watcher = MaildirWatcher([maildir_new(box, domain, recipient.addr)])
+    watcher = MaildirWatcher([maildir_new(box, recipient.addr)])
     watcher.start()
     latencies = []
     try:
@@ -151,7 +65,7 @@ def load(box, domain: str, senders: int, per_sender: int, recipients: int, seeds
     rcpts = [mc.created_account(box.address, domain) for _ in range(recipients)]
     for r in rcpts:
         mc.fetch_all(r)
-    watcher = MaildirWatcher([maildir_new(box, domain, r.addr) for r in rcpts])
+    watcher = MaildirWatcher([maildir_new(box, r.addr) for r in rcpts])
     watcher.start()
     lock = threading.Lock()
     accepted: dict[bytes, float] = {}
@@ -219,9 +133,7 @@ def main() -> int:
         # no rate limit in the way: the load run sends many messages per sender per minute
         pillar = lab.default_pillar("bench1", max_user_send_per_minute=100000)
         if not args.forward_zones:
-            # a relay on public DNS has no forwarded zones (and nothing here needs the test
-            # zone); with them, OpenDKIM parses a resolver config per message, which races
-            # under load (chatmail/opendkim/files/resolver.conf.j2)
+            # a relay on public DNS has no forwarded zones (and nothing here needs the test zone)
             pillar.pop("dns_forward_zones", None)
         domain = pillar["mail_domain"]
 

@@ -1,5 +1,5 @@
-{#- OpenDKIM stops; its config, the Lua policies, the resolver config and
-    the milter socket directory go.  /etc/dkimkeys (the signing key, the
+{#- OpenDKIM stops; its config (and the Lua policies and resolver config of
+    earlier versions) and the milter socket directory go.  /etc/dkimkeys (the signing key, the
     one published in DNS, and its tables) stays. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- from "chatmail/clean.jinja" import cleaned %}

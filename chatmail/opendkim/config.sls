@@ -1,7 +1,8 @@
-{#- OpenDKIM: signing key (generated once, never replaced), its tables, the
-    Lua policies, and opendkim.conf, which is checked with `opendkim -n`
-    (that also loads the tables and compiles the Lua scripts, so those are
-    in place first). #}
+{#- OpenDKIM signs outgoing mail and bounces; it verifies nothing (incoming
+    DKIM is checked by the incoming filter, chatmaild.dkimcheck).  Its
+    signing key is generated once and never replaced; opendkim.conf is
+    checked with `opendkim -n` (which also loads the tables, so those are in
+    place first). #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- set domain = chatmail.mail_domain %}
@@ -52,38 +53,15 @@ chatmail-opendkim-{{ name | lower }}-file-managed:
       - file: chatmail-opendkim-etc-dkimkeys-file-directory
 {%- endfor %}
 
-{%- for name in ("screen.lua", "final.lua") %}
+{#- Earlier versions verified incoming mail here (Lua policies, and a
+    resolver config for dns_forward_zones); the incoming filter does that
+    now (chatmaild.dkimcheck), so those files go. #}
+{%- for name in ("screen.lua", "final.lua", "resolver.conf") %}
 
-chatmail-opendkim-{{ name | replace(".", "-") }}-file-managed:
-  file.managed:
-    - name: /etc/opendkim/{{ name }}
-    - source: {{ files_switch("opendkim", name, "chatmail-opendkim-" ~ (name | replace(".", "-")) ~ "-file-managed") }}
-    - user: root
-    - group: root
-    - mode: "0644"
-    - require:
-      - file: chatmail-opendkim-etc-opendkim-file-directory
-{%- endfor %}
-
-{#- dns_forward_zones for the resolver built into OpenDKIM (see the file) #}
-chatmail-opendkim-resolver-conf-file-{{ "managed" if chatmail.dns_forward_zones else "absent" }}:
-{%- if chatmail.dns_forward_zones %}
-  file.managed:
-    - name: /etc/opendkim/resolver.conf
-    - source: {{ files_switch("opendkim", "resolver.conf.j2", "chatmail-opendkim-resolver-conf-file-managed") }}
-    - template: jinja
-    - context:
-        chatmail: {{ chatmail | json }}
-    - user: root
-    - group: root
-    - mode: "0644"
-    - check_cmd: unbound-checkconf
-    - require:
-      - file: chatmail-opendkim-etc-opendkim-file-directory
-{%- else %}
+chatmail-opendkim-{{ name | replace(".", "-") }}-file-absent:
   file.absent:
-    - name: /etc/opendkim/resolver.conf
-{%- endif %}
+    - name: /etc/opendkim/{{ name }}
+{%- endfor %}
 
 chatmail-opendkim-conf-file-managed:
   file.managed:
@@ -100,9 +78,6 @@ chatmail-opendkim-conf-file-managed:
       - chatmail_dkim: chatmail-opendkim-signing-key-present
       - file: chatmail-opendkim-keytable-file-managed
       - file: chatmail-opendkim-signingtable-file-managed
-      - file: chatmail-opendkim-screen-lua-file-managed
-      - file: chatmail-opendkim-final-lua-file-managed
-      - file: chatmail-opendkim-resolver-conf-file-{{ "managed" if chatmail.dns_forward_zones else "absent" }}
 
 chatmail-opendkim-dropin-file-managed:
   file.managed:

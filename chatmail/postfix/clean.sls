@@ -13,7 +13,8 @@
     units=["postfix"],
     unit_files=["/etc/systemd/system/postfix@.service.d/10_restart.conf"],
     paths=["/etc/postfix/main.cf", "/etc/postfix/login_map", "/etc/postfix/submission_header_cleanup",
-           "/usr/local/sbin/chatmail-postfix-check"]) }}
+           "/etc/postfix/incoming_header_cleanup",
+           "/usr/local/sbin/chatmail-postfix-check", "/usr/local/sbin/chatmail-flush-queue"]) }}
 
 chatmail-postfix-master-cf-debian-file-managed:
   file.managed:

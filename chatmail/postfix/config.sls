@@ -8,13 +8,18 @@
 include:
   - chatmail.postfix.package
 
-chatmail-postfix-check-file-managed:
+{#- chatmail-flush-queue: run by Dovecot's and doveauth's units when they
+    come back, so mail deferred meanwhile goes out at once. #}
+{%- for script in ("chatmail-postfix-check", "chatmail-flush-queue") %}
+
+{{ script }}-file-managed:
   file.managed:
-    - name: /usr/local/sbin/chatmail-postfix-check
-    - source: {{ files_switch("postfix", "chatmail-postfix-check", "chatmail-postfix-check-file-managed") }}
+    - name: /usr/local/sbin/{{ script }}
+    - source: {{ files_switch("postfix", script, script ~ "-file-managed") }}
     - user: root
     - group: root
     - mode: "0755"
+{%- endfor %}
 
 {%- for name in ("main.cf", "master.cf") %}
 
@@ -37,7 +42,7 @@ chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
 {%- endif %}
 {%- endfor %}
 
-{%- for name in ("login_map", "submission_header_cleanup") %}
+{%- for name in ("login_map", "submission_header_cleanup", "incoming_header_cleanup") %}
 
 chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
   file.managed:

@@ -43,6 +43,7 @@ chatmail-postfix-service-restarted-if-stale:
       - /etc/postfix/master.cf
       - /etc/postfix/login_map
       - /etc/postfix/submission_header_cleanup
+      - /etc/postfix/incoming_header_cleanup
       - /etc/systemd/system/postfix@.service.d
     - require:
       - service: chatmail-postfix-service-running

@@ -111,14 +111,16 @@ def test_master_cf_mail_paths(rendered, tmp_path, variant, filter_out, reinject,
         assert params[public]["smtpd_client_connection_count_limit"] == "1000"
         assert "permit_mynetworks" not in params[public]["smtpd_relay_restrictions"]
     assert params["smtp/inet"]["smtpd_tls_security_level"] == "encrypt"
-    # OpenDKIM signs only what the outgoing reinject smtpd hands it
+    # OpenDKIM signs what the outgoing reinject smtpd hands it; the incoming path has no milter
     outgoing, incoming = f"127.0.0.1:{reinject}/inet", f"127.0.0.1:{reinject_in}/inet"
     originating = sorted(s for s, p in params.items() if p.get("milter_macro_daemon_name") == "ORIGINATING")
     assert originating == [outgoing]
-    assert params[outgoing]["smtpd_milters"] == params[incoming]["smtpd_milters"] == "unix:opendkim/opendkim.sock"
+    assert params[outgoing]["smtpd_milters"] == "unix:opendkim/opendkim.sock"
+    assert "smtpd_milters" not in params[incoming]
     assert params[outgoing]["cleanup_service_name"] == "authclean"
-    assert "cleanup_service_name" not in params[incoming]
+    assert params[incoming]["cleanup_service_name"] == "inclean"
     assert params["authclean/unix"]["header_checks"] == "regexp:/etc/postfix/submission_header_cleanup"
+    assert params["inclean/unix"]["header_checks"] == "regexp:/etc/postfix/incoming_header_cleanup"
 
 
 def test_master_cf_services_and_limits(rendered, tmp_path):
@@ -140,6 +142,11 @@ def test_master_cf_services_and_limits(rendered, tmp_path):
         ("submission_header_cleanup", "User-Agent: foo", "IGNORE"),
         ("submission_header_cleanup", "Subject: very secret", "REPLACE Subject: [...]"),
         ("submission_header_cleanup", "From: a@b", None),
+        ("incoming_header_cleanup", "DKIM-Signature: v=1; a=rsa-sha256; d=elsewhere.net", "IGNORE"),
+        ("incoming_header_cleanup", "Authentication-Results: mx.elsewhere.net; dkim=pass", "IGNORE"),
+        ("incoming_header_cleanup", "Received: from mx.elsewhere.net ([203.0.113.7])", "IGNORE"),
+        ("incoming_header_cleanup", "Autocrypt: addr=a@elsewhere.net; keydata=x", None),
+        ("incoming_header_cleanup", "From: a@elsewhere.net", None),
         ("login_map", "alice@chat.example.org", "alice@chat.example.org"),
     ],
 )

@@ -3,7 +3,7 @@
 Relays on the test bridge are real MTAs for each other: Postfix looks up
 MX records in the test DNS (through each relay's unbound, which forwards
 the test zone), insists on a verified TLS certificate (smtp_tls_security_level
-= verify) and OpenDKIM refuses mail without a valid signature.  What the
+= verify) and the incoming filter refuses mail without a valid DKIM signature.  What the
 public internet would provide, :func:`federate` provides on the bridge:
 
 * trust: each relay's self-signed certificate goes into the others' CA

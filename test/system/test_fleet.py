@@ -21,6 +21,7 @@ bench/bench_fleet.py as well.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import dkim
 import pytest
 import yaml
 
@@ -287,9 +289,12 @@ def test_relays_deliver_to_each_other_signed_and_verified(mailing):
     assert len(messages) == 1, mail_logs(mailing)
     parsed = mc.parse(messages[0])
     assert parsed["From"] == sender.addr
-    # fleet1 signed it; fleet2 verified it (unsigned mail is refused) and, the signature
-    # being valid, removed it before delivery (spec 3: DKIM-Signature headers are stripped)
-    assert parsed["DKIM-Signature"] is None
+    # fleet1 signed it; fleet2's incoming filter verified it (unsigned mail is refused) and,
+    # the signature being valid, Postfix removed it before delivery, with the verification
+    # results and the Received trail that names fleet1
+    assert parsed["DKIM-Signature"] is None and parsed["Authentication-Results"] is None
+    trail = " ".join(parsed.get_all("Received") or [])
+    assert "fleet1" not in trail and first.address not in trail, trail
     message_id = parsed["Message-ID"].strip("<>")
     log = first.run(["journalctl", "--no-pager", "-o", "cat", "-u", "postfix@-", "-u", "opendkim"]).stdout
     (queue_id,) = [line.split(":")[0].split()[-1] for line in log.splitlines() if f"message-id=<{message_id}>" in line]
@@ -304,6 +309,48 @@ def mail_logs(boxes) -> str:
                       check=False)
         out.append(f"--- {box.name}\n{log.stdout}{log.stderr}")
     return "\n".join(out)
+
+
+def attacker_signed(message: bytes, domain: str, key_pem: bytes, selector: str = "opendkim") -> bytes:
+    """``message`` with a DKIM-Signature of ``domain`` made with ``key_pem`` (dkimpy, as a forger would)."""
+    header = dkim.sign(message, selector.encode(), domain.encode(), key_pem, canonicalize=(b"relaxed", b"simple"),
+                       include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    return header + message
+
+
+def test_missing_forged_and_foreign_signatures_are_refused(lab, mailing):
+    """On port 25 of fleet2, as a stranger would send: no signature, a signature of fleet1.test made
+    with another key, and a valid signature of a domain that is not the From: domain: all 554 5.7.1.
+    A valid signature of the From: domain (the attacker's own domain, published in DNS) passes."""
+    first, second = mailing
+    key = subprocess.run(["openssl", "genrsa", "2048"], check=True, capture_output=True).stdout
+    public = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=key, check=True,
+                            capture_output=True).stdout
+    lab.dns.txt("opendkim._domainkey.evil.test.", "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode())
+    victim = mc.created_account(second.address, "fleet2.test")
+    sender = "someone@fleet1.test"
+    plain = mc.encrypted(sender, [victim.addr])
+    own_domain = mc.encrypted("mallory@evil.test", [victim.addr])
+    cases = {
+        "unsigned": (sender, plain, 554),
+        "forged (fleet1.test, wrong key)": (sender, attacker_signed(plain, "fleet1.test", key), 554),
+        "foreign domain (evil.test signs fleet1's From)": (sender, attacker_signed(plain, "evil.test", key), 554),
+        "own domain, valid": ("mallory@evil.test", attacker_signed(own_domain, "evil.test", key), 250),
+    }
+    replies = {}
+    for name, (mail_from, data, _) in cases.items():
+        with mc.smtp(second.address, 25) as conn:
+            try:
+                conn.sendmail(mail_from, [victim.addr], data)
+                replies[name] = (250, b"")
+            except smtplib.SMTPDataError as exc:
+                replies[name] = (exc.smtp_code, exc.smtp_error)
+    assert {name: code for name, (code, _) in replies.items()} == {name: c[2] for name, c in cases.items()}, replies
+    for name, (code, text) in replies.items():
+        if code == 554:
+            assert text.startswith(b"5.7.1") and b"DKIM" in text, (name, text)
+    (delivered,) = mc.wait_for_messages(victim, 1, timeout=30)
+    assert mc.parse(delivered)["From"] == "mallory@evil.test"
 
 
 def test_a_broken_signature_is_refused(mailing):

@@ -37,6 +37,9 @@ class SinkHandler:
     replies: dict[str, str] = field(default_factory=dict)
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
     pipelining: bool = True  # Postfix offers it
+    # as Postfix after a milter failure: once a session got a 451, every later MAIL in it gets one too
+    poison_after_4xx: bool = False
+    poisoned: set = field(default_factory=set)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -45,6 +48,8 @@ class SinkHandler:
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, options):
+        if id(session) in self.poisoned:
+            return "451 4.7.1 Service unavailable - try again later"
         if "MAIL" in self.replies:
             return self.replies["MAIL"]
         envelope.mail_from = address
@@ -60,6 +65,8 @@ class SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):
         if "DATA" in self.replies:
+            if self.poison_after_4xx and self.replies["DATA"].startswith("4"):
+                self.poisoned.add(id(session))
             return self.replies["DATA"]
         self.received.append(
             Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.peer[0])
@@ -117,8 +124,9 @@ def write_ini(directory: Path, **settings) -> Path:
 class RunningFilter:
     """``serve()`` on an event loop in a thread; ``port`` is where clients connect."""
 
-    def __init__(self, ini: Path, mode: str):
+    def __init__(self, ini: Path, mode: str, dkim_lookup=None):
         self.config = read_config(ini)
+        self.dkim_lookup = dkim_lookup
         self.mode = MODES[mode]
         self.port = getattr(self.config, self.mode.listen_port)
         self.reinject_port = getattr(self.config, self.mode.reinject_port)
@@ -128,7 +136,7 @@ class RunningFilter:
 
     def start(self) -> "RunningFilter":
         self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(serve(self.config, self.mode), self.loop).result(10)
+        self.server = asyncio.run_coroutine_threadsafe(serve(self.config, self.mode, self.dkim_lookup), self.loop).result(10)
         return self
 
     @property

@@ -133,17 +133,17 @@ def test_incoming_rules_protected_recipients(config, incoming, name):
     mail_from, rcpt_tos, data, _, expected = CASES[name]
     for rcpt in rcpt_tos:
         protect(config, rcpt)
-    reply = incoming.check_message(mail_from, rcpt_tos, data)
+    reply = incoming.check_content(mail_from, rcpt_tos, Mail(data))  # DKIM: test_dkimcheck.py
     assert verdict_matches(reply, expected), reply
 
 
 def test_incoming_cleartext_only_for_unprotected(config, incoming):
-    data = mc.plain(REMOTE, [ALICE, BOB])
-    assert incoming.check_message(REMOTE, [ALICE, BOB], data) is None  # no markers, unknown users
+    mail = Mail(mc.plain(REMOTE, [ALICE, BOB]))
+    assert incoming.check_content(REMOTE, [ALICE, BOB], mail) is None  # no markers, unknown users
     protect(config, BOB)
-    assert incoming.check_message(REMOTE, [ALICE, BOB], data) == ENCRYPTION_NEEDED
-    assert incoming.check_message(REMOTE, [ALICE], data) is None
-    assert incoming.check_message(REMOTE, ["../x@example.org"], data) is None  # not a mailbox
+    assert incoming.check_content(REMOTE, [ALICE, BOB], mail) == ENCRYPTION_NEEDED
+    assert incoming.check_content(REMOTE, [ALICE], mail) is None
+    assert incoming.check_content(REMOTE, ["../x@example.org"], mail) is None  # not a mailbox
 
 
 def test_log_lines(outgoing, incoming, caplog):

@@ -14,6 +14,7 @@ import pytest
 
 import mailcorpus as mc
 from chatmaild.reinject import Reinjector
+from dkim_fixtures import KeyTable, sign
 from filtermail_fixtures import LOOPBACK, RunningFilter, Sink, write_ini
 
 ALICE = "alice@example.org"
@@ -51,9 +52,9 @@ def setup(tmp_path):
     """Factory: (filter, sink) for a mode, with extra chatmail.ini settings."""
     started = []
 
-    def make(mode="outgoing", **settings):
+    def make(mode="outgoing", dkim_lookup=None, **settings):
         ini = write_ini(tmp_path, **settings)
-        filt = RunningFilter(ini, mode)
+        filt = RunningFilter(ini, mode, dkim_lookup)
         sink = Sink(filt.reinject_port).start()
         started.append(sink)
         filt.start()
@@ -187,6 +188,24 @@ def test_kept_connections_replaced_after_postfix_restart(setup):
     assert len(sink.received) == 8
 
 
+def test_milter_failure_costs_only_the_messages_in_flight(setup):
+    """A 451 from Postfix (its milter died) closes that kept connection: later messages pass.
+
+    The sink answers like Postfix after a milter failure: the failing
+    session refuses every later transaction too, so a reused connection
+    would turn one fault into a refusal of everything sent over it.
+    """
+    filt, sink = setup()
+    sink.handler.poison_after_4xx = True
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=1))[0] == 250
+    sink.handler.replies["DATA"] = "451 4.7.1 Service unavailable - try again later"
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=2))[0] == 451  # in flight
+    del sink.handler.replies["DATA"]  # the milter is back
+    codes = [send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=3 + i))[0] for i in range(5)]
+    assert codes == [250] * 5
+    assert len(sink.received) == 6
+
+
 def test_reinjector_with_several_stale_connections():
     sink = Sink().start()
     reinjector = Reinjector(sink.port)
@@ -286,23 +305,40 @@ def test_message_size_limit(setup):
 
 
 def test_incoming(setup, tmp_path):
-    filt, sink = setup("incoming", max_user_send_per_minute=1)
+    keys = KeyTable()
+    keys.publish("elsewhere.net")
+    keys.publish("mx.example.net")
+    filt, sink = setup("incoming", dkim_lookup=keys, max_user_send_per_minute=1)
     protected = filt.config.get_user_dir(BOB)
     protected.mkdir(parents=True)
     (protected / "enforceE2EEincoming").touch()
+    signed = lambda data: sign(data, "elsewhere.net")  # noqa: E731
     cases = [
-        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB]), 250),
-        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB], armor_headers=["Version: ProtonMail"]), 250),
-        (REMOTE, [BOB], mc.plain(REMOTE, [BOB]), 523),
-        (REMOTE, [ALICE], mc.plain(REMOTE, [ALICE]), 250),  # no marker
-        ("", [BOB], mc.report(recipient=BOB), 250),  # a bounce, null sender
-        (REMOTE, [BOB], mc.securejoin(REMOTE, BOB), 250),
+        (REMOTE, [BOB], signed(mc.encrypted(REMOTE, [BOB])), 250),
+        (REMOTE, [BOB], signed(mc.encrypted(REMOTE, [BOB], armor_headers=["Version: ProtonMail"])), 250),
+        (REMOTE, [BOB], signed(mc.plain(REMOTE, [BOB])), 523),
+        (REMOTE, [ALICE], signed(mc.plain(REMOTE, [ALICE])), 250),  # no marker
+        ("", [BOB], sign(mc.report(recipient=BOB), "mx.example.net"), 250),  # a bounce, null sender
+        (REMOTE, [BOB], signed(mc.securejoin(REMOTE, BOB)), 250),
         # no From check and no rate limit on incoming mail
-        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB], from_header="From: <other@elsewhere.net>"), 250),
+        (REMOTE, [BOB], signed(mc.encrypted(REMOTE, [BOB], from_header="From: <other@elsewhere.net>")), 250),
+        # DKIM: unsigned, or signed by another domain than From:'s
+        (REMOTE, [BOB], mc.encrypted(REMOTE, [BOB]), 554),
+        (REMOTE, [BOB], sign(mc.encrypted(REMOTE, [BOB]), "elsewhere.net", key="attacker"), 554),
     ]
     codes = [send(filt.port, *case[:3])[0] for case in cases]
     assert codes == [case[3] for case in cases]
     assert [r.mail_from for r in sink.received] == [REMOTE, REMOTE, REMOTE, "<>", REMOTE, REMOTE]
+    assert sink.received[0].data == cases[0][2]  # passed on unchanged: Postfix strips the headers
+
+
+def test_incoming_dkim_reply_names_the_error(setup):
+    keys = KeyTable()
+    keys.publish("elsewhere.net")
+    filt, sink = setup("incoming", dkim_lookup=keys)
+    code, text = send(filt.port, REMOTE, [BOB], mc.encrypted(REMOTE, [BOB]))
+    assert (code, text.split(" ", 1)[0]) == (554, "5.7.1") and "DKIM" in text
+    assert sink.received == []
 
 
 # -- the command line -------------------------------------------------------------

@@ -18,9 +18,11 @@ outgoing
   DATA   a cleartext exception (CLEARTEXT_OK)    accept
   DATA   otherwise                               523 Encryption Needed
 incoming
-  DATA   encrypted, or a Secure-Join request     accept
-  DATA   a cleartext exception (CLEARTEXT_OK)    accept
+  DATA   encrypted, or a Secure-Join request     go on to DKIM
+  DATA   a cleartext exception (CLEARTEXT_OK)    go on to DKIM
   DATA   otherwise                               523 Encryption Needed
+  DATA   no valid signature of the From: domain  554 5.7.1 (see :mod:`chatmaild.dkimcheck`)
+  DATA   DKIM key lookup failed for now          451 4.4.3
 
 An accepted message is answered with Postfix's verdict (see
 :mod:`chatmaild.reinject`): 250 once queued, 4xx if Postfix is down or
@@ -48,6 +50,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .config import Config, read_config
+from .dkimcheck import DkimCheck, TxtLookup
 from .mimecheck import (
     Mail,
     is_autocrypt_setup_message,
@@ -125,9 +128,11 @@ CLEARTEXT_OK: dict[str, tuple[tuple[str, Rule], ...]] = {
 class FilterPolicy:
     """The rules of one mode, independent of SMTP (so they can be tested and timed alone)."""
 
-    def __init__(self, config: Config, mode: Mode):
+    def __init__(self, config: Config, mode: Mode, dkim_lookup: TxtLookup | None = None):
         self.config = config
         self.mode = mode
+        # incoming mail only: outgoing mail is signed by OpenDKIM behind the filter
+        self.dkim = DkimCheck(dkim_lookup) if mode.incoming else None
         self.passthrough_senders = [a.lower() for a in config.passthrough_senders]
         self.passthrough_recipients = [a.lower() for a in config.passthrough_recipients]
         self.limiter = SendRateLimiter(config.max_user_send_per_minute)
@@ -150,6 +155,15 @@ class FilterPolicy:
             from_address = mail.from_address
             if from_address.lower() != mail_from.lower():
                 return f"500 Invalid FROM <{from_address!r}> for <{mail_from!r}>"
+        refusal = self.check_content(mail_from, rcpt_tos, mail)
+        if refusal is None and self.dkim is not None:
+            refusal = self.dkim.refusal(data, mail.from_address.rpartition("@")[2])
+            if refusal:
+                log.info("%s: Rejected mail: %s", self.mode.label, refusal)
+        return refusal
+
+    def check_content(self, mail_from: str, rcpt_tos: list[str], mail: Mail) -> str | None:
+        """Encrypted, or one of the cleartext exceptions: None; else the refusal."""
         label = self.mode.label
         if is_encrypted(mail, incoming=self.mode.incoming) or is_securejoin_request(mail):
             log.info("%s: Filtering encrypted mail.", label)
@@ -209,9 +223,13 @@ class FilterHandler:
         return INTERNAL_ERROR
 
 
-async def serve(config: Config, mode: Mode) -> asyncio.AbstractServer:
-    """Start the filter on the loop that runs this coroutine; returns the listening server."""
-    policy = FilterPolicy(config, mode)
+async def serve(config: Config, mode: Mode, dkim_lookup: TxtLookup | None = None) -> asyncio.AbstractServer:
+    """Start the filter on the loop that runs this coroutine; returns the listening server.
+
+    ``dkim_lookup`` replaces DNS for DKIM keys (tests); by default keys come
+    from the system's resolver.
+    """
+    policy = FilterPolicy(config, mode, dkim_lookup)
     reinjector = Reinjector(getattr(config, mode.reinject_port))
     executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"filtermail-{mode.name}")
     handler = FilterHandler(policy, reinjector, executor)

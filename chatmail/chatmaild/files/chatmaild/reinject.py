@@ -28,6 +28,13 @@ kept connection turns out to be closed before the message was handed over
 the message is tried once more on a fresh one.  If the connection breaks
 after the data was sent, the client gets a 4xx and retries: at worst a
 duplicate, never a loss.
+
+Only a connection whose every transaction succeeded is kept.  After any
+refusal the connection is closed: once a milter fails in an SMTP session,
+Postfix applies the milter's default action (451) to every later
+transaction of that session, so a kept connection that saw one 451 would
+refuse every message it is given until Postfix's error limit closes it.
+A fault behind the filter then costs only the messages in flight.
 """
 
 from __future__ import annotations
@@ -63,12 +70,11 @@ class Reply:
 
 
 class _Refused(Exception):
-    """Postfix refused; ``reusable`` if the connection can serve the next message after RSET."""
+    """Postfix refused the message (the connection is not used again)."""
 
-    def __init__(self, reply: Reply, reusable: bool = True):
+    def __init__(self, reply: Reply):
         super().__init__(reply)
         self.reply = reply
-        self.reusable = reusable
 
 
 class _Broken(Exception):
@@ -109,10 +115,7 @@ class Reinjector:
                     conn = self._connect()
                 self._transact(conn, mail_from, rcpt_tos, data)
             except _Refused as refused:
-                if refused.reusable:
-                    self._give_back(conn, reset=True)
-                else:
-                    _close(conn)
+                _close(conn)  # the session may be poisoned (see the module doc); no QUIT: DATA may be open
                 log.warning("reinjection refused: %s %s", refused.reply.code, refused.reply.text)
                 return refused.reply.for_client()
             except _Broken as broken:
@@ -146,7 +149,7 @@ class Reinjector:
             raise _Broken(exc, handed_over=False) from exc
         if code != 250:
             _close(conn)
-            raise _Refused(Reply(code, _text(text)), reusable=False)
+            raise _Refused(Reply(code, _text(text)))
         return conn
 
     def _transact(self, conn: smtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
@@ -167,16 +170,11 @@ class Reinjector:
             else:
                 replies = [conn.docmd(c) for c in commands]
             # If a pipelined DATA was accepted while something before it was
-            # refused, only closing the connection (no final dot) drops it.
-            data_open = pipelined and replies[-1][0] == 354
-            try:
-                _expect(replies[0], 250)
-                refusals = [r for r in replies[1 : len(commands)] if r[0] not in (250, 251)]
-                if refusals:  # all or nothing; a temporary refusal wins so the client retries
-                    _expect(min(refusals, key=lambda r: r[0] >= 500), 250)
-            except _Refused as refused:
-                refused.reusable = not data_open
-                raise
+            # refused, closing the connection (no final dot) drops it.
+            _expect(replies[0], 250)
+            refusals = [r for r in replies[1 : len(commands)] if r[0] not in (250, 251)]
+            if refusals:  # all or nothing; a temporary refusal wins so the client retries
+                _expect(min(refusals, key=lambda r: r[0] >= 500), 250)
             _expect(replies[-1] if pipelined else conn.docmd("DATA"), 354)
             handed_over = True
             conn.send(_dot_stuffed(data))
@@ -203,13 +201,7 @@ class Reinjector:
             _close(old, quit=True)
         return conn, conn is not None
 
-    def _give_back(self, conn: smtplib.SMTP, reset: bool = False) -> None:
-        if reset:
-            try:
-                _expect(conn.docmd("RSET"), 250)
-            except Exception:  # noqa: BLE001 - any failure: just drop the connection
-                _close(conn)
-                return
+    def _give_back(self, conn: smtplib.SMTP) -> None:
         with self._lock:
             if len(self._idle) < self.max_idle:
                 self._idle.append((time.monotonic(), conn))
