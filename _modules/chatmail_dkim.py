@@ -1,6 +1,6 @@
 """chatmail.dkim_record: the DNS TXT record that publishes the relay's DKIM key.
 
-Receivers (and this relay's own final.lua on other relays) accept mail from
+Receivers (and the incoming filter of other chatmail relays) accept mail from
 the domain only if this record matches ``/etc/dkimkeys/<selector>.private``.
 The public key is taken from the private key with ``openssl rsa -pubout``,
 like upstream's ``cmdeploy dns``; the value is split into strings of at
