@@ -42,11 +42,11 @@ class MaildirWatcher(threading.Thread):
         self.interval = interval
         self.seen: dict[bytes, float] = {}
         self._names: set[str] = set()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.lock = threading.Lock()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.scan()
             time.sleep(self.interval)
 
@@ -81,7 +81,7 @@ class MaildirWatcher(threading.Thread):
         return False
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
 
