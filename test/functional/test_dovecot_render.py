@@ -82,7 +82,7 @@ def test_services_and_sockets(rendered, tmp_path):
     auth = doveconf(r, tmp_path, "service/auth")
     assert "/var/spool/postfix/private/auth" in auth and "mode = 0660" in auth
     assert "user = vmail" in doveconf(r, tmp_path, "service/auth-worker")
-    assert "process_limit = 50000" in doveconf(r, tmp_path, "service/imap")
+    assert "process_limit = 10000" in doveconf(r, tmp_path, "service/imap")  # max_imap_connections
     assert "service_count = 0" in doveconf(r, tmp_path, "service/imap-login")
     lmtp_plugins = doveconf(r, tmp_path, "-f", "protocol=lmtp", "-h", "mail_plugins").split()
     assert lmtp_plugins == ["zlib", "quota", "mail_lua", "notify", "push_notification", "push_notification_lua"]
