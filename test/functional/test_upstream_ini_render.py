@@ -66,3 +66,21 @@ def test_tls_is_external_and_services_get_the_ini(pillar, tmp_path):
     services = parse_ini(ini)
     assert (services["max_user_send_per_minute"], services["max_user_send_burst_size"]) == ("30", "5")
     assert (services["max_load_1m"], services["min_available_memory"], services["min_free_disk_space"]) == ("2.5", "300M", "2G")
+
+
+def test_appversions_file_default_and_from_pillar(tmp_path):
+    """The formula's index by default; the operator's mapping from pillar, checked as JSON."""
+    import json
+
+    default = render("chatmail.chatmaild", {"mail_domain": "chat.example.org"}, tmp_path / "default")
+    path = "/usr/local/lib/chatmaild/appversions.json"
+    shipped = json.loads((REPO / "chatmail/chatmaild/files/appversions.json").read_text())
+    assert json.loads(default.files[path]) == shipped
+    own = {"clients": [{"clientId": "deltachat", "sources": [
+        {"sourceId": "fdroid", "versionInteger": 800, "versionString": "3.0.0", "downloadUrl": "https://example.org/dc.apk"}]}]}
+    r = render("chatmail.chatmaild", {"mail_domain": "chat.example.org", "appversions": own}, tmp_path / "own")
+    args = r.state("chatmail-chatmaild-appversions-file-managed")
+    assert json.loads(args["contents"]) == own
+    candidate = tmp_path / "candidate.json"
+    candidate.write_text(args["contents"])
+    run(*args["check_cmd"].split(), str(candidate))

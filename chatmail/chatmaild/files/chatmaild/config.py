@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -320,6 +321,43 @@ def kind_forward_zones(value: Any) -> dict[str, list[str]]:
     return zones
 
 
+_APPVERSION_SOURCE = {"sourceId": str, "versionInteger": int, "versionString": str, "downloadUrl": str}
+
+
+def kind_appversions(value: Any) -> dict[str, Any] | None:
+    """The app version index clients read from IMAP METADATA; None: the formula's own file.
+
+    Checked the way Delta Chat core reads it (typed structs): one value of
+    the wrong type makes core drop the whole index, so it is refused here.
+    In chatmail.ini it is JSON text; in pillar a mapping.
+    """
+    expected = (
+        "expected {clients: [{clientId: ..., sources: [{sourceId: ..., versionInteger: <0..2^32-1>, "
+        "versionString: ..., downloadUrl: https://...}]}]}"
+    )
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("is not JSON; " + expected) from None
+    clients = value.get("clients") if isinstance(value, dict) else None
+    if not isinstance(clients, list) or set(value) != {"clients"}:
+        raise ValueError(expected)
+    for client in clients:
+        if not (isinstance(client, dict) and set(client) == {"clientId", "sources"}
+                and isinstance(client["clientId"], str) and client["clientId"] and isinstance(client["sources"], list)):
+            raise ValueError(f"client {client!r}: " + expected)
+        for source in client["sources"]:
+            ok = isinstance(source, dict) and set(source) == set(_APPVERSION_SOURCE) and all(
+                isinstance(source[k], t) and not isinstance(source[k], bool) for k, t in _APPVERSION_SOURCE.items()
+            )
+            if not ok or not 0 <= source["versionInteger"] < 2**32 or not source["downloadUrl"].startswith("https://"):
+                raise ValueError(f"source {source!r}: " + expected)
+    return value
+
+
 _SALT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _GRAIN = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$")
 _STATE_ID = re.compile(r"^chatmail-[a-z0-9-]+$")
@@ -474,6 +512,7 @@ SETTINGS: dict[str, Setting] = {
     "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
+    "appversions": Setting(kind_appversions, None, "app version index served as IMAP METADATA; absent: the formula's appversions.json", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 
@@ -603,6 +642,8 @@ def derived(settings: dict[str, Any]) -> dict[str, Any]:
         # absent key: run a local iroh-relay and advertise it
         "iroh_relay_url": f"https://{domain}" if iroh is None else iroh,
         "iroh_relay_local": iroh is None,
+        # the file chatmail-metadata serves; None: the formula's own file
+        "appversions_json": None if settings["appversions"] is None else json.dumps(settings["appversions"], indent=2) + "\n",
     }
 
 
