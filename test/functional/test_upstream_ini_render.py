@@ -84,3 +84,18 @@ def test_appversions_file_default_and_from_pillar(tmp_path):
     candidate = tmp_path / "candidate.json"
     candidate.write_text(args["contents"])
     run(*args["check_cmd"].split(), str(candidate))
+
+
+def test_underscore_domain_is_self_signed_and_postfix_accepts_it(tmp_path):
+    """Upstream's convention: a mail_domain starting with '_' gets a self-signed certificate."""
+    domain = "_chat.example.org"
+    r = render("chatmail.tls", {"mail_domain": domain}, tmp_path / "tls")
+    cmd = r.state("chatmail-tls-self-signed-cmd-run")
+    assert f"DNS:{domain}" in cmd["name"]
+    assert not any(k.startswith("/var/lib/acme") for k in r.files) and "acmetool" not in " ".join(r.states)
+    p = render("chatmail.postfix", {"mail_domain": domain}, tmp_path / "postfix")
+    for name in ("main.cf", "master.cf"):
+        p.write(f"/etc/postfix/{name}", tmp_path / name)
+    run("postfix", "-c", str(tmp_path), "check")
+    main = run("postconf", "-c", str(tmp_path), "-h", "myhostname", "smtpd_tls_cert_file").split()
+    assert main == [domain, "/etc/ssl/certs/mailserver.pem"]
