@@ -66,6 +66,9 @@ def test_core_settings(rendered, tmp_path):
     assert setting(r, tmp_path, "mail_attribute_dict") == "proxy:/run/chatmail-metadata/metadata.socket:metadata"
     assert setting(r, tmp_path, "imap_capability") == "+XDELTAPUSH XCHATMAIL"
     assert setting(r, tmp_path, "mail_uid") == "vmail"
+    # no privacy_mail: the admin contact is root@D; no server comment (as upstream 1.12)
+    assert setting(r, tmp_path, "mail_server_admin") == f"mailto:root@{DOMAIN}"
+    assert setting(r, tmp_path, "mail_server_comment") == ""
     plugin = doveconf(r, tmp_path, "plugin")
     assert "quota_rule = *:storage=500M" in plugin
     assert "quota_max_mail_size = 31457280" in plugin
