@@ -6,6 +6,8 @@ accounts possible: an unknown address that satisfies the creation rules
 gets an account whose password is the one of this first login.  doveauth
 never compares passwords itself; it returns the stored hash and Dovecot
 checks it, so a wrong password on an existing account simply fails.
+While the relay is short of CPU, memory or disk (:mod:`chatmaild.syslimits`)
+no account is created; existing ones are served as always.
 
 Run as ``python3 -m chatmaild.doveauth <socket> <chatmail.ini>``.
 """
