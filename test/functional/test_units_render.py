@@ -129,9 +129,12 @@ def test_mtail_program_counts_relay_log_lines(tmp_path):
     log.write_text(
         "t h doveauth[1]: Created address: ci-abc@x\nt h doveauth[1]: Created address: bob@x\n"
         "t h filtermail[1]: Outgoing: Filtering encrypted mail.\nt h dovecot: lmtp(bob@x)<1>: saved mail to INBOX\n"
+        "t h filtermail[1]: Incoming: Filtering unencrypted mail.\n"
+        "t h filtermail[1]: Incoming: cleartext accepted (mailer-daemon report).\n"
     )
     out = subprocess.run(["mtail", "--one_shot", "--one_shot_format=prometheus", "--progs", str(progs), "--logs", str(log)],
                          capture_output=True, text=True, timeout=30).stdout
     values = {l.split("{")[0]: float(l.rsplit(" ", 1)[1]) for l in out.splitlines() if l and not l.startswith("#")}
     assert values["created_accounts"] == 2 and values["created_ci_accounts"] == 1 and values["created_nonci_accounts"] == 1
-    assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 1 and values["delivered_mail"] == 1
+    assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 2 and values["delivered_mail"] == 1
+    assert values["incoming_mailer_daemon_mail_count"] == 1 and values["unencrypted_mail_count"] == 1
