@@ -81,7 +81,7 @@ def free_port() -> int:
 def write_ini(directory: Path) -> Path:
     ini = directory / "chatmail.ini"
     ini.write_text(
-        "[params]\nmail_domain = example.org\nmax_user_send_per_minute = 1000000\n"
+        "[params]\nmail_domain = example.org\nmax_user_send_per_minute = 1000000\nmax_user_send_burst_size = 1000000\n"
         f"mailboxes_dir = {directory}/mailboxes\n"
         f"filtermail_smtp_port = {free_port()}\npostfix_reinject_port = {free_port()}\n"
         f"filtermail_smtp_port_incoming = {free_port()}\npostfix_reinject_port_incoming = {free_port()}\n"

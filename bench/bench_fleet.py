@@ -94,7 +94,8 @@ def main() -> None:
             boxes[name] = lab.boot(name)
             # enough sends per minute for the latency run (the default limit is 60)
             boxes[name].pillar = lab.default_pillar(name, selfheal="master",
-                                                    max_user_send_per_minute=max(60, 2 * args.messages))
+                                                    max_user_send_per_minute=max(60, 2 * args.messages),
+                                                    max_user_send_burst_size=max(60, 2 * args.messages))
         master.set_pillar({name: box.pillar for name, box in boxes.items()})
         for box in boxes.values():
             join(box, master)

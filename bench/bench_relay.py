@@ -131,7 +131,7 @@ def main() -> int:
     try:
         box = lab.boot("bench1")
         # no rate limit in the way: the load run sends many messages per sender per minute
-        pillar = lab.default_pillar("bench1", max_user_send_per_minute=100000)
+        pillar = lab.default_pillar("bench1", max_user_send_per_minute=100000, max_user_send_burst_size=100000)
         if not args.forward_zones:
             # a relay on public DNS has no forwarded zones (and nothing here needs the test zone)
             pillar.pop("dns_forward_zones", None)

@@ -1,13 +1,18 @@
 {#- The chatmaild units (the same table as service.sls) stop, timers
     first; their unit files go, then the code and chatmail.ini
-    (/usr/local/lib/chatmaild).  What the services keep lives in the
+    (/usr/local/lib/chatmaild) and the jobs' state directories (fsreport's
+    Prometheus textfile).  What the services keep lives in the
     mailboxes (passwords, last login, push tokens) and stays. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- from "chatmail/clean.jinja" import cleaned %}
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
 {%- set names = [] %}
+{%- set paths = ["/usr/local/lib/chatmaild"] %}
 {%- for name in units.jobs | sort %}
 {%-   do names.extend([name ~ ".timer", name ~ ".service"]) %}
+{%-   if units.jobs[name].state is defined %}
+{%-     do paths.append("/var/lib/" ~ units.jobs[name].state) %}
+{%-   endif %}
 {%- endfor %}
 {%- for name in units.daemons | sort %}
 {%-   do names.append(name ~ ".service") %}
@@ -16,4 +21,4 @@
 {%- for name in names %}
 {%-   do unit_files.append("/etc/systemd/system/" ~ name) %}
 {%- endfor %}
-{{ cleaned("chatmaild", units=names, unit_files=unit_files, paths=["/usr/local/lib/chatmaild"]) }}
+{{ cleaned("chatmaild", units=names, unit_files=unit_files, paths=paths) }}

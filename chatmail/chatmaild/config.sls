@@ -1,6 +1,7 @@
 {#- The one chatmail.ini every service reads: rendered from the validated
     pillar, so it always carries every key with its effective value. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
 chatmail-chatmaild-ini-file-managed:
@@ -11,6 +12,22 @@ chatmail-chatmaild-ini-file-managed:
     - group: root
     - mode: "0644"
     - makedirs: true
+
+{#- The app version index chatmail-metadata serves (read on each lookup,
+    so no restart): pillar appversions if given, else the formula's file. #}
+chatmail-chatmaild-appversions-file-managed:
+  file.managed:
+    - name: /usr/local/lib/chatmaild/appversions.json
+{%- if chatmail.appversions_json is not none %}
+    - contents: {{ chatmail.appversions_json | yaml_encode }}
+{%- else %}
+    - source: {{ files_switch("chatmaild", "appversions.json", "chatmail-chatmaild-appversions-file-managed") }}
+{%- endif %}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - makedirs: true
+    - check_cmd: python3 -m json.tool
 
 {%- else %}
 

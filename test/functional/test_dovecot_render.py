@@ -66,6 +66,9 @@ def test_core_settings(rendered, tmp_path):
     assert setting(r, tmp_path, "mail_attribute_dict") == "proxy:/run/chatmail-metadata/metadata.socket:metadata"
     assert setting(r, tmp_path, "imap_capability") == "+XDELTAPUSH XCHATMAIL"
     assert setting(r, tmp_path, "mail_uid") == "vmail"
+    # no privacy_mail: the admin contact is root@D; no server comment (as upstream 1.12)
+    assert setting(r, tmp_path, "mail_server_admin") == f"mailto:root@{DOMAIN}"
+    assert setting(r, tmp_path, "mail_server_comment") == ""
     plugin = doveconf(r, tmp_path, "plugin")
     assert "quota_rule = *:storage=500M" in plugin
     assert "quota_max_mail_size = 31457280" in plugin
@@ -82,7 +85,7 @@ def test_services_and_sockets(rendered, tmp_path):
     auth = doveconf(r, tmp_path, "service/auth")
     assert "/var/spool/postfix/private/auth" in auth and "mode = 0660" in auth
     assert "user = vmail" in doveconf(r, tmp_path, "service/auth-worker")
-    assert "process_limit = 50000" in doveconf(r, tmp_path, "service/imap")
+    assert "process_limit = 10000" in doveconf(r, tmp_path, "service/imap")  # max_imap_connections
     assert "service_count = 0" in doveconf(r, tmp_path, "service/imap-login")
     lmtp_plugins = doveconf(r, tmp_path, "-f", "protocol=lmtp", "-h", "mail_plugins").split()
     assert lmtp_plugins == ["zlib", "quota", "mail_lua", "notify", "push_notification", "push_notification_lua"]

@@ -73,6 +73,7 @@ def test_alpn_map_listeners_and_servers(nginx):
         assert f"location = {path} {{" in text
     assert text.count(f"return 301 dcaccount:https://{D}/new;") == 2
     assert "location /relay {" in text  # iroh_relay absent: local relay proxied
+    assert "location = /ping {" in text and "location = /generate_204 {" in text  # both iroh probe paths
 
 
 def test_ipv4_only_and_remote_iroh(tmp_path):

@@ -89,6 +89,9 @@ def test_main_cf_values(rendered, tmp_path):
     assert conf["mydestination"] == ""
     assert conf["smtpd_sender_login_maps"] == "regexp:/etc/postfix/login_map"
     assert "permit_mynetworks" not in conf["mua_client_restrictions"] + conf["mua_sender_restrictions"]
+    # undeliverable mail and its bounces give up after 2 days (upstream 1.12)
+    assert conf["maximal_queue_lifetime"] == conf["bounce_queue_lifetime"] == "2d"
+    assert conf["disable_mime_input_processing"] == "yes"
 
 
 def test_disable_ipv6_and_message_size(rendered, tmp_path):
@@ -108,7 +111,7 @@ def test_master_cf_mail_paths(rendered, tmp_path, variant, filter_out, reinject,
         assert params[public]["smtpd_proxy_filter"] == f"127.0.0.1:{filter_out}"
         assert params[public]["smtpd_tls_mandatory_protocols"] == ">=TLSv1.3"
         assert params[public]["smtpd_sasl_path"] == "private/auth"
-        assert params[public]["smtpd_client_connection_count_limit"] == "1000"
+        assert params[public]["smtpd_client_connection_count_limit"] == "200"  # a fifth of max_smtp_connections
         assert "permit_mynetworks" not in params[public]["smtpd_relay_restrictions"]
     assert params["smtp/inet"]["smtpd_tls_security_level"] == "encrypt"
     # OpenDKIM signs what the outgoing reinject smtpd hands it; the incoming path has no milter
@@ -127,7 +130,7 @@ def test_master_cf_services_and_limits(rendered, tmp_path):
     d = confdir(rendered("default"), tmp_path)
     rows = [line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()]
     by_name = {f"{r[0]}/{r[1]}": r for r in rows}
-    assert by_name["submission/inet"][6] == by_name["smtps/inet"][6] == "5000"
+    assert by_name["submission/inet"][6] == by_name["smtps/inet"][6] == "1000"  # max_smtp_connections
     assert by_name["127.0.0.1:10025/inet"][4] == "n"  # not chrooted: reaches opendkim socket path as is
     for unwanted in ("maildrop/unix", "uucp/unix", "local/unix", "virtual/unix", "filter/unix"):
         assert unwanted not in by_name

@@ -20,7 +20,9 @@ DAEMONS = {
     "filtermail": ("filtermail", f"{INI} outgoing", None, None),
     "filtermail-incoming": ("filtermail", f"{INI} incoming", None, None),
 }
-JOBS = {"chatmail-expire": ("expire", f"{INI} --remove -v", "*-*-* 00:02:00"), "chatmail-fsreport": ("fsreport", INI, "*-*-* 08:02:00")}
+TEXTFILE_DIR = "/var/lib/chatmail-fsreport/"
+JOBS = {"chatmail-expire": ("expire", f"{INI} --remove -v", "*-*-* 00:02:00"),
+        "chatmail-fsreport": ("fsreport", f"{INI} --textfile {TEXTFILE_DIR}", "*-*-* 08:02:00")}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,13 @@ def test_daily_jobs(units, name):
     assert f"chatmail-chatmaild-{name}-service-running" not in units.states
 
 
+def test_fsreport_textfile_directory_is_its_own(units):
+    """systemd makes /var/lib/chatmail-fsreport for vmail, readable by node_exporter."""
+    service = directives(unit_text(units, "chatmail-fsreport.service"))
+    assert service["StateDirectory"] == ["chatmail-fsreport"] and service["StateDirectoryMode"] == ["0755"]
+    assert "StateDirectory" not in directives(unit_text(units, "chatmail-expire.service"))
+
+
 def test_systemd_analyze_verify(units, tmp_path):
     names = [p.rsplit("/", 1)[1] for p in units.files if p.startswith("/etc/systemd/system/")]
     for name in names:
@@ -83,10 +92,13 @@ def test_job_commands_really_run(units, tmp_path):
     ini = tmp_path / "chatmail.ini"
     ini.write_text(f"[params]\nmail_domain = chat.example.org\nmailboxes_dir = {tmp_path}/mail\n")
     env = dict(os.environ, PYTHONPATH=str(REPO / "chatmail/chatmaild/files"))
+    (tmp_path / "state").mkdir()
     for name in JOBS:
         cmd = directives(unit_text(units, f"{name}.service"))["ExecStart"][0].replace(INI, str(ini))
+        cmd = cmd.replace(TEXTFILE_DIR, f"{tmp_path}/state/")
         proc = subprocess.run(shlex.split(cmd), capture_output=True, text=True, env=env, timeout=60)
         assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
+    assert "chatmail_mailboxes 0" in (tmp_path / "state" / "fsreport.prom").read_text()
 
 
 def test_stages_split_units_and_services(tmp_path):
@@ -117,9 +129,12 @@ def test_mtail_program_counts_relay_log_lines(tmp_path):
     log.write_text(
         "t h doveauth[1]: Created address: ci-abc@x\nt h doveauth[1]: Created address: bob@x\n"
         "t h filtermail[1]: Outgoing: Filtering encrypted mail.\nt h dovecot: lmtp(bob@x)<1>: saved mail to INBOX\n"
+        "t h filtermail[1]: Incoming: Filtering unencrypted mail.\n"
+        "t h filtermail[1]: Incoming: cleartext accepted (mailer-daemon report).\n"
     )
     out = subprocess.run(["mtail", "--one_shot", "--one_shot_format=prometheus", "--progs", str(progs), "--logs", str(log)],
                          capture_output=True, text=True, timeout=30).stdout
     values = {l.split("{")[0]: float(l.rsplit(" ", 1)[1]) for l in out.splitlines() if l and not l.startswith("#")}
     assert values["created_accounts"] == 2 and values["created_ci_accounts"] == 1 and values["created_nonci_accounts"] == 1
-    assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 1 and values["delivered_mail"] == 1
+    assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 2 and values["delivered_mail"] == 1
+    assert values["incoming_mailer_daemon_mail_count"] == 1 and values["unencrypted_mail_count"] == 1

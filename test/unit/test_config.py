@@ -65,6 +65,12 @@ def test_ini_strings_are_typed_like_yaml_values():
         ({"mail_domain": "chat.example.org", "selfheal": "on"}, "selfheal", "disabled, masterless, master"),
         ({"mail_domain": "chat.example.org", "acme_terms_url": "see the website"}, "acme_terms_url", "terms of service"),
         ({"mail_domain": "chat.example.org", "acme_caa_issuer": "Let's Encrypt"}, "acme_caa_issuer", "domain name"),
+        ({"mail_domain": "chat.example.org", "appversions": "{not json"}, "appversions", "not JSON"),
+        ({"mail_domain": "chat.example.org", "appversions": {"clients": [{"clientId": "deltachat", "sources": [
+            {"sourceId": "gplay", "versionInteger": "754", "versionString": "2.57.0", "downloadUrl": "https://x.org/a.apk"}]}]}},
+         "appversions", "versionInteger"),
+        ({"mail_domain": "chat.example.org", "appversions": {"clients": [{"clientIds": "deltachat", "sources": []}]}},
+         "appversions", "clientId"),
     ],
 )
 def test_bad_values_name_key_value_and_expected_form(raw, key, expected):

@@ -11,9 +11,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "pillar.example"
 def test_every_key_is_documented_and_nothing_else():
     text = EXAMPLE.read_text()
     listed = set(yaml.safe_load(text)["chatmail"])
-    # iroh_relay is shown commented out: its absence has a meaning of its own
-    assert "# iroh_relay:" in text
-    assert listed | {"iroh_relay"} == set(SETTINGS)
+    # iroh_relay and appversions are shown commented out: their absence has a meaning of its own
+    assert "# iroh_relay:" in text and "# appversions:" in text
+    assert listed | {"iroh_relay", "appversions"} == set(SETTINGS)
 
 
 def test_example_values_are_the_defaults():

@@ -33,6 +33,7 @@ def config(tmp_path):
         passthrough_senders=["news@example.org"],
         passthrough_recipients=["echo@example.org", "@open.example"],
         max_user_send_per_minute=5,
+        max_user_send_burst_size=3,
     )
     return read_config(ini)
 
@@ -175,23 +176,56 @@ def test_sender_form(outgoing, incoming):
 
 
 def test_rate_limit_per_sender(outgoing):
-    replies = [outgoing.check_sender(ALICE) for _ in range(7)]
-    assert replies[:5] == [None] * 5  # max_user_send_per_minute = 5
-    assert replies[5] == replies[6] == f"450 4.7.1: Too much mail from {ALICE}"
+    replies = [outgoing.check_sender(ALICE) for _ in range(5)]
+    assert replies[:3] == [None] * 3  # max_user_send_burst_size = 3
+    assert replies[3] == replies[4] == f"450 4.7.1: Too much mail from {ALICE}"
     assert outgoing.check_sender(BOB) is None
     assert outgoing.check_sender("ALICE@example.org").startswith("450 4.7.1")
 
 
-def test_rate_limit_slides():
+def clocked(per_minute, burst):
     now = [1000.0]
-    limiter = SendRateLimiter(3, clock=lambda: now[0])
-    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
-    now[0] += 59.9
+    return now, SendRateLimiter(per_minute, burst, clock=lambda: now[0])
+
+
+def test_burst_then_one_per_interval():
+    """GCRA as upstream's filtermail: `burst` at once, then one every 60/per_minute s."""
+    now, limiter = clocked(60, 10)
+    assert [limiter.allow("a") for _ in range(11)] == [True] * 10 + [False]
+    now[0] += 0.999  # one interval (1 s) is not over: still nothing
     assert not limiter.allow("a")
-    now[0] += 0.2  # the first three left the window
+    now[0] += 0.001  # exactly one interval: exactly one more
+    assert [limiter.allow("a") for _ in range(2)] == [True, False]
+    now[0] += 3.0  # three intervals: three more
     assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b")  # per sender
+
+
+def test_steady_rate_is_per_minute_and_idle_refills_only_to_burst():
+    now, limiter = clocked(60, 10)
+    sent = 0
+    for i in range(6000):  # ten minutes of trying ten times a second
+        now[0] = 1000.0 + i / 10
+        sent += limiter.allow("a")
+    assert sent == 10 + 599  # the first burst, then one a second (60 a minute)
+    now[0] += 3600  # a long pause gives back the burst, not more
+    assert [limiter.allow("a") for _ in range(11)] == [True] * 10 + [False]
+
+
+def test_burst_one_is_a_plain_rate():
+    now, limiter = clocked(3, 1)
+    assert [limiter.allow("a") for _ in range(2)] == [True, False]
+    now[0] += 19.9
+    assert not limiter.allow("a")
+    now[0] += 0.1
+    assert limiter.allow("a")
+
+
+def test_full_buckets_are_forgotten():
+    now, limiter = clocked(3, 2)
+    assert limiter.allow("a")
     now[0] += 1000
-    assert limiter.allow("b") and list(limiter._sent) == ["b"]  # idle senders forgotten
+    assert limiter.allow("b") and list(limiter._tat) == ["b"]
 
 
 def test_rate_limit_zero_is_unlimited():

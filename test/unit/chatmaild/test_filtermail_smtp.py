@@ -110,9 +110,9 @@ def test_refusals(setup, mail_from, data, code, text):
 
 
 def test_rate_limit(setup):
-    """AC-19: the first max_user_send_per_minute pass, then 450 4.7.1."""
+    """AC-19: the first max_user_send_burst_size pass at once, then 450 4.7.1."""
     limit = 4
-    filt, sink = setup(max_user_send_per_minute=limit)
+    filt, sink = setup(max_user_send_per_minute=60, max_user_send_burst_size=limit)
     data = mc.encrypted(ALICE, [BOB])
     replies = [send(filt.port, ALICE, [BOB], data) for _ in range(limit + 2)]
     assert [r[0] for r in replies[:limit]] == [250] * limit

@@ -130,3 +130,36 @@ def test_missing_store(tmp_path):
     ini.write_text(f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {tmp_path / 'absent'}\n")
     report = run_fsreport(read_config(ini))
     assert report["mailboxes"] == 0 and report["size_total"] == 0
+
+
+def test_cli_writes_prometheus_textfile_beside_the_text_report(seeded, tmp_path):
+    """--textfile DIR: the text report still goes to stdout, DIR/fsreport.prom parses as Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, ini, config = seeded
+    outdir = tmp_path / "textfile"
+    outdir.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(CHATMAILD_SRC))
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatmaild.fsreport", str(ini), "--textfile", str(outdir)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "## Login stats" in proc.stdout
+    prom = outdir / "fsreport.prom"
+    assert oct(prom.stat().st_mode & 0o777) == "0o644" and list(outdir.iterdir()) == [prom]  # no temp file left
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(prom.read_text())
+        for s in family.samples
+    }
+    report = run_fsreport(config)
+    assert samples[("chatmail_storage_bytes", (("kind", "total"),))] == report["size_total"]
+    assert samples[("chatmail_mailboxes", ())] == len(MAILBOXES) + 2
+    assert samples[("chatmail_accounts", (("kind", "user"),))] == 3
+    assert samples[("chatmail_accounts", (("kind", "ci"),))] == 1
+    assert samples[("chatmail_messages_bytes", (("min_size", "160000"),))] == message_bytes(160000)
+    counted = sum(1 for m, _, _, _, size, _ in MESSAGES if size >= 160000 and MAILBOXES[m] is not None)
+    assert samples[("chatmail_messages_count", (("min_size", "160000"),))] == counted
+    active = {w["days"]: w["count"] for w in report["logins"]["active"]}  # relative to the real clock
+    assert samples[("chatmail_accounts_active", (("days", "150"),))] == active[150]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
+from chatmaild.config import validate
 from chatmaild.metadata import MetadataDict
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
@@ -24,6 +26,7 @@ from test_turncreds import openssl_hmac_sha1_base64
 ADDR = "abcdefghi@chat.example.org"
 GUID = "0123456789abcdef0123456789abcdef"
 SERVER = "shared/{}/vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
+SHIPPED_APPVERSIONS = Path(__file__).resolve().parents[3] / "chatmail/chatmaild/files/appversions.json"
 
 
 @pytest.fixture
@@ -34,14 +37,22 @@ def secret(tmp_path):
 
 
 @pytest.fixture
-def service(config, push_server, secret):
+def appversions(tmp_path):
+    """The formula's appversions.json, where the state puts it (here: in tmp)."""
+    path = tmp_path / "appversions.json"
+    path.write_bytes(SHIPPED_APPVERSIONS.read_bytes())
+    return path
+
+
+@pytest.fixture
+def service(config, push_server, secret, appversions):
     (config.mailboxes_dir / ADDR).mkdir()
     tokens = TokenStore(config)
     notifier = Notifier(config.mailboxes_dir / "pending_notifications", tokens,
                         url=push_server.url, workers=(1, 1, 1, 1, 1), timeout=5)
     notifier.load()
     notifier.start()
-    proxy = MetadataDict(config, tokens, notifier, turn_secret=secret)
+    proxy = MetadataDict(config, tokens, notifier, turn_secret=secret, appversions=appversions)
     with running(proxy) as path:
         yield proxy, path
     notifier.stop()
@@ -142,6 +153,30 @@ def test_turn_entry(client, secret):
 def test_turn_entry_without_secret(client, secret):
     secret.unlink()
     assert client.lookup(SERVER.format("") + "turn") == "N"
+
+
+def test_max_smtp_recipients_entry(client):
+    """Postfix's smtpd_recipient_limit, so clients split larger groups themselves."""
+    assert client.lookup(SERVER.format("") + "maxsmtprecipients", ADDR) == "O1000"
+
+
+def test_appversions_entry_is_the_file_on_one_line(client, appversions):
+    reply = client.lookup(SERVER.format("") + "appversions", ADDR)
+    assert reply.startswith("O") and "\n" not in reply
+    assert json.loads(reply[1:]) == json.loads(SHIPPED_APPVERSIONS.read_text())
+    assert validate({"mail_domain": "c.example.org", "appversions": reply[1:]})["appversions"] == json.loads(reply[1:])
+
+
+def test_appversions_follow_the_file_without_restart(client, appversions):
+    entry = SERVER.format("") + "appversions"
+    # a value with a newline still travels as one dict-protocol line
+    appversions.write_text('{"clients": [{"clientId": "one\\ntwo", "sources": []}]}')
+    assert client.lookup(entry) == 'O{"clients":[{"clientId":"one\\ntwo","sources":[]}]}'
+    appversions.write_text("not json")
+    assert client.lookup(entry) == "N"
+    appversions.unlink()
+    assert client.lookup(entry) == "N"
+    assert client.lookup(SERVER.format("") + "maxsmtprecipients") == "O1000"  # still in step
 
 
 def test_iterate_is_empty(client):

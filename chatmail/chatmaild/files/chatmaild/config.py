@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -92,6 +93,28 @@ def kind_count(value: Any) -> int:
     return number
 
 
+def kind_positive(value: Any) -> int:
+    """A whole number >= 1 (a limit where 0 would refuse everything)."""
+    number = kind_count(value)
+    if number < 1:
+        raise ValueError("expected a whole number >= 1")
+    return number
+
+
+def kind_number(value: Any) -> float:
+    """A decimal number >= 0, such as a load average (5 or 2.5)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number >= 0 (e.g. 5 or 2.5)")
+    text = value if isinstance(value, (int, float)) else _as_text(value)
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("expected a number >= 0 (e.g. 5 or 2.5)") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("expected a finite number >= 0 (e.g. 5 or 2.5)")
+    return number
+
+
 def kind_port(value: Any) -> int:
     number = kind_count(value)
     if not 1 <= number <= 65535:
@@ -106,6 +129,17 @@ def kind_size(value: Any) -> str:
     if not match:
         raise ValueError("expected a size like 500M (a number with optional unit K, M, G or T)")
     return match.group(1) + match.group(2).upper()
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def size_bytes(size: str) -> int:
+    """Bytes of a size as kind_size gives it ("200M" -> 209715200)."""
+    match = _SIZE.fullmatch(size)
+    if not match:
+        raise ValueError(f"not a size: {size!r}")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
 
 
 def kind_domain(value: Any) -> str:
@@ -123,12 +157,23 @@ def domain_problem(text: str) -> str | None:
         return "is empty; " + expected
     if text != text.lower():
         return "has upper-case letters; " + expected
-    labels = text.split(".")
+    if _is_ip(text.strip("[]")):
+        return "is an IP address: IP-only relays are not supported by this formula (docs/upstream.md); " + expected
+    # upstream: a leading "_" marks a relay that uses a self-signed certificate
+    labels = text.removeprefix("_").split(".")
     if len(labels) < 2 or len(text) > 253:
         return expected
     if not all(_DOMAIN_LABEL.match(label) for label in labels):
         return expected
     return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def kind_text(value: Any) -> str:
@@ -208,6 +253,14 @@ def kind_path_or_empty(value: Any) -> str:
     return text
 
 
+def kind_cert_and_key(value: Any) -> list[str]:
+    """Upstream's ``tls_external_cert_and_key = CERT KEY``: two absolute paths, or empty."""
+    paths = kind_words(value)
+    if paths and (len(paths) != 2 or not all(p.startswith("/") for p in paths)):
+        raise ValueError("expected two absolute paths separated by a space: CERT_PATH KEY_PATH, or empty")
+    return paths
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def kind(value: Any) -> str:
         # YAML reads a bare off/no as false: name the choices, not the type
@@ -266,6 +319,43 @@ def kind_forward_zones(value: Any) -> dict[str, list[str]]:
             checked.append(str(addr))
         zones[str(zone).rstrip(".") + "."] = checked
     return zones
+
+
+_APPVERSION_SOURCE = {"sourceId": str, "versionInteger": int, "versionString": str, "downloadUrl": str}
+
+
+def kind_appversions(value: Any) -> dict[str, Any] | None:
+    """The app version index clients read from IMAP METADATA; None: the formula's own file.
+
+    Checked the way Delta Chat core reads it (typed structs): one value of
+    the wrong type makes core drop the whole index, so it is refused here.
+    In chatmail.ini it is JSON text; in pillar a mapping.
+    """
+    expected = (
+        "expected {clients: [{clientId: ..., sources: [{sourceId: ..., versionInteger: <0..2^32-1>, "
+        "versionString: ..., downloadUrl: https://...}]}]}"
+    )
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("is not JSON; " + expected) from None
+    clients = value.get("clients") if isinstance(value, dict) else None
+    if not isinstance(clients, list) or set(value) != {"clients"}:
+        raise ValueError(expected)
+    for client in clients:
+        if not (isinstance(client, dict) and set(client) == {"clientId", "sources"}
+                and isinstance(client["clientId"], str) and client["clientId"] and isinstance(client["sources"], list)):
+            raise ValueError(f"client {client!r}: " + expected)
+        for source in client["sources"]:
+            ok = isinstance(source, dict) and set(source) == set(_APPVERSION_SOURCE) and all(
+                isinstance(source[k], t) and not isinstance(source[k], bool) for k, t in _APPVERSION_SOURCE.items()
+            )
+            if not ok or not 0 <= source["versionInteger"] < 2**32 or not source["downloadUrl"].startswith("https://"):
+                raise ValueError(f"source {source!r}: " + expected)
+    return value
 
 
 _SALT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -348,8 +438,10 @@ def kind_tofs(value: Any) -> dict[str, Any]:
 class Setting:
     """One key: how to read it, its default, what it is for, who reads it.
 
-    ``scope`` is "ini" for chatmail.ini keys (rendered for the services) and
-    "formula" for keys only the Salt formula reads.  (A plain class, not a
+    ``scope`` is "ini" for chatmail.ini keys (rendered for the services),
+    "formula" for keys only the Salt formula reads, and "upstream" for keys
+    of upstream's chatmail.ini that configure parts this formula does not
+    run: accepted so that file converts unchanged, with no effect.  (A plain class, not a
     dataclass: Salt's loader imports this file without registering it in
     sys.modules, which dataclasses need.)
     """
@@ -369,6 +461,7 @@ STAGES = ("install", "configure", "activate")
 SETTINGS: dict[str, Setting] = {
     "mail_domain": Setting(kind_domain, REQUIRED, "the domain the relay serves"),
     "max_user_send_per_minute": Setting(kind_count, 60, "messages one address may send per minute"),
+    "max_user_send_burst_size": Setting(kind_positive, 10, "messages one address may send at once before the per-minute rate applies"),
     "max_mailbox_size": Setting(kind_size, "500M", "quota of one mailbox"),
     "max_message_size": Setting(kind_count, 31457280, "largest message in bytes"),
     "delete_mails_after": Setting(kind_count, 20, "days after which messages are deleted"),
@@ -377,6 +470,12 @@ SETTINGS: dict[str, Setting] = {
     "username_min_length": Setting(kind_count, 9, "shortest local part of a new address"),
     "username_max_length": Setting(kind_count, 9, "longest local part of a new address"),
     "password_min_length": Setting(kind_count, 9, "shortest password of a new account"),
+    "max_load_1m": Setting(kind_number, 5.0, "1-minute load average above which no new accounts are created"),
+    "min_available_memory": Setting(kind_size, "200M", "available memory below which no new accounts are created"),
+    "min_free_disk_space": Setting(kind_size, "1G", "free disk under the mailboxes below which no new accounts are created"),
+    "max_imap_connections": Setting(kind_positive, 10000, "concurrent IMAP connections (Dovecot imap process limit)"),
+    "max_smtp_connections": Setting(kind_positive, 1000, "concurrent SMTP connections per submission port (Postfix process limit)"),
+    "tls_external_cert_and_key": Setting(kind_cert_and_key, [], "certificate chain and key paths you manage (sets tls_mode external)"),
     "passthrough_senders": Setting(kind_addresses, [], "local senders allowed to send cleartext"),
     "passthrough_recipients": Setting(kind_addresses, [], "recipients (or @domain) that may get cleartext"),
     "www_folder": Setting(kind_path_or_empty, "", "folder with a custom website (salt:// or absolute)"),
@@ -396,6 +495,10 @@ SETTINGS: dict[str, Setting] = {
     "privacy_supervisor": Setting(kind_multiline, "", "privacy page: supervisory authority"),
     "mailboxes_dir": Setting(kind_path_or_empty, "", "mailbox root (deprecated; default /home/vmail/mail/DOMAIN)"),
     "passdb_path": Setting(kind_path_or_empty, "/home/vmail/passdb.sqlite", "legacy SQLite passdb to migrate"),
+    # upstream keys for parts this formula does not run: accepted, no effect
+    "filtermail_http_port_incoming": Setting(kind_port, 10082, "upstream's filtermail HTTPS relay-to-relay port (no effect here)", "upstream"),
+    "filtermail_lmtp_port_transport": Setting(kind_port, 10083, "upstream's filtermail LMTP transport port (no effect here)", "upstream"),
+    "turn_socket_path": Setting(kind_path_or_empty, "/run/chatmail-turn/turn.socket", "upstream's TURN credentials socket (no effect here)", "upstream"),
     # formula-only keys
     "tls_mode": Setting(one_of("acme", "self_signed", "external"), "acme", "how the relay gets its certificate", "formula"),
     "acme_directory": Setting(kind_url, "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL", "formula"),
@@ -409,6 +512,7 @@ SETTINGS: dict[str, Setting] = {
     "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
+    "appversions": Setting(kind_appversions, None, "app version index served as IMAP METADATA; absent: the formula's appversions.json", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 
@@ -450,10 +554,47 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
         except ValueError as exc:
             problems.append(f"{source}:{key}: got {raw[key]!r}; {exc}")
     if not problems:
+        problems.extend(_upstream_tls_modes(settings, raw, source))
+    if not problems:
         problems.extend(_cross_checks(settings, source))
     if problems:
         raise SettingsError(problems, source)
     return settings
+
+
+def _upstream_tls_modes(s: dict[str, Any], raw: dict[str, Any], source: str) -> list[str]:
+    """Upstream's way of choosing the certificate, mapped onto tls_mode.
+
+    Upstream has no tls_mode: ``tls_external_cert_and_key`` means external,
+    a mail_domain starting with ``_`` means self-signed (no CA issues a
+    certificate for such a name), anything else ACME.  An explicit tls_mode
+    that says otherwise is a contradiction, not something to guess about.
+    """
+    problems = []
+    pair = s["tls_external_cert_and_key"]
+    if pair:
+        if "tls_mode" in raw and s["tls_mode"] != "external":
+            problems.append(
+                f"{source}:tls_mode: got {s['tls_mode']!r}, but tls_external_cert_and_key is set; "
+                "expected tls_mode external (or leave tls_mode out)"
+            )
+        for key, path in zip(("tls_cert_file", "tls_key_file"), pair):
+            if s[key] and s[key] != path:
+                problems.append(
+                    f"{source}:{key}: got {s[key]!r}, but tls_external_cert_and_key says {path!r}; "
+                    "expected one of the two (or both the same)"
+                )
+        s["tls_mode"] = "external"
+        s["tls_cert_file"], s["tls_key_file"] = pair
+    elif s["mail_domain"].startswith("_"):
+        if "tls_mode" not in raw:
+            s["tls_mode"] = "self_signed"
+        elif s["tls_mode"] == "acme":
+            problems.append(
+                f"{source}:tls_mode: got 'acme' for {s['mail_domain']!r}; no CA issues certificates for a "
+                "name starting with '_'; expected self_signed or external (or leave tls_mode out)"
+            )
+    return problems
 
 
 def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
@@ -501,6 +642,8 @@ def derived(settings: dict[str, Any]) -> dict[str, Any]:
         # absent key: run a local iroh-relay and advertise it
         "iroh_relay_url": f"https://{domain}" if iroh is None else iroh,
         "iroh_relay_local": iroh is None,
+        # the file chatmail-metadata serves; None: the formula's own file
+        "appversions_json": None if settings["appversions"] is None else json.dumps(settings["appversions"], indent=2) + "\n",
     }
 
 

@@ -6,6 +6,8 @@ accounts possible: an unknown address that satisfies the creation rules
 gets an account whose password is the one of this first login.  doveauth
 never compares passwords itself; it returns the stored hash and Dovecot
 checks it, so a wrong password on an existing account simply fails.
+While the relay is short of CPU, memory or disk (:mod:`chatmaild.syslimits`)
+no account is created; existing ones are served as always.
 
 Run as ``python3 -m chatmaild.doveauth <socket> <chatmail.ini>``.
 """
@@ -25,6 +27,7 @@ from .config import Config
 from .dictproxy import DictProxy, LookupFailed, run_service
 from .dictproxy_fs import locked, write_atomic
 from .hashing import hash_password
+from .syslimits import SystemLimits
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +68,11 @@ class AuthDict(DictProxy):
 
     name = "doveauth"
 
-    def __init__(self, config: Config, nocreate_path: Path = NOCREATE_PATH):
+    def __init__(self, config: Config, nocreate_path: Path = NOCREATE_PATH, limits: SystemLimits | None = None):
         self.config = config
         self.nocreate_path = Path(nocreate_path)
+        # load, memory and disk: new accounts wait while one is short
+        self.limits = limits or SystemLimits(config)
         self.domain_suffix = "@" + config.mail_domain
         # Path building and validation cost more than the lookup itself, and
         # the same addresses come back on every login: remember them.
@@ -181,7 +186,7 @@ class AuthDict(DictProxy):
         account: the second one finds the first one's hash and Dovecot then
         accepts it only if its password is the same.
         """
-        reason = self.refusal(addr, password)
+        reason = self.refusal(addr, password) or self.limits.shortage()
         if reason:
             log.warning("not creating %s: %s", addr, reason)
             return None

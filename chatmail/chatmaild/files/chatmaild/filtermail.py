@@ -31,8 +31,9 @@ filter is a 451 as well: a client treats 5xx as final, so a 5xx is only
 ever given for a property of the message.
 
 Where this differs from the reference relay (spec section 9): an encrypted
-message must have exactly two parts (#8); the rate limit admits exactly
-``max_user_send_per_minute`` per minute, 0 meaning no limit (#11); the
+message must have exactly two parts (#8); the rate limit is upstream
+1.12's token bucket (``max_user_send_burst_size`` at once, then
+``max_user_send_per_minute`` a minute; 0 meaning no limit; #11); the
 SEIPD packet must be version 1 or 2; reinjection is all-or-nothing across
 recipients; failures behind the filter are 4xx, not 500.
 
@@ -135,7 +136,7 @@ class FilterPolicy:
         self.dkim = DkimCheck(dkim_lookup) if mode.incoming else None
         self.passthrough_senders = [a.lower() for a in config.passthrough_senders]
         self.passthrough_recipients = [a.lower() for a in config.passthrough_recipients]
-        self.limiter = SendRateLimiter(config.max_user_send_per_minute)
+        self.limiter = SendRateLimiter(config.max_user_send_per_minute, config.max_user_send_burst_size)
         self.cleartext_ok = CLEARTEXT_OK[mode.name]
 
     def check_sender(self, mail_from: str) -> str | None:

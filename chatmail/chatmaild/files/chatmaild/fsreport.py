@@ -2,14 +2,18 @@
 
 ``run_fsreport`` returns the figures as a dict (for ``--json`` and the Salt
 function ``chatmail.fsreport``); ``render`` turns that dict into the text
-the daily timer writes to the journal.  It walks the store with the same
-iteration as expire (:mod:`chatmaild.mailstore`).
+the daily timer writes to the journal; ``prometheus_text`` turns it into
+a Prometheus textfile for node_exporter's textfile collector (metric names
+as upstream's fsreport), written with ``--textfile`` beside the text
+report.  It walks the store with the same iteration as expire
+(:mod:`chatmaild.mailstore`).
 
 Examples::
 
     python3 -m chatmaild.fsreport /usr/local/lib/chatmaild/chatmail.ini
     python3 -m chatmaild.fsreport chatmail.ini --mdir cur --min-login-age 30
     python3 -m chatmaild.fsreport chatmail.ini --maxnum 1000 --json
+    python3 -m chatmaild.fsreport chatmail.ini --textfile /var/lib/chatmail-fsreport/
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterable
 
 from chatmaild.config import Config, read_config
+from chatmaild.dictproxy_fs import write_atomic
 from chatmaild.mailstore import DAY, DEFAULT_INI, MESSAGE_DIRS, Mailbox, iter_mailboxes, reference_time
 
 SIZE_BUCKETS = (0, 160000, 500000, 2000000)  # bytes: "messages at least this large"
@@ -50,6 +56,7 @@ class Report:
         self.size_messages = 0
         self.size_extra = 0
         self.buckets = dict.fromkeys(SIZE_BUCKETS, 0)
+        self.bucket_counts = dict.fromkeys(SIZE_BUCKETS, 0)
         self.logins_all = 0
         self.logins_ci = 0
         self.active = dict.fromkeys(LOGIN_WINDOWS, 0)
@@ -79,6 +86,7 @@ class Report:
                 for minsize in SIZE_BUCKETS:
                     if message.size >= minsize:
                         self.buckets[minsize] += message.size
+                        self.bucket_counts[minsize] += 1
 
     def as_dict(self) -> dict:
         total = self.size_messages + self.size_extra
@@ -96,7 +104,8 @@ class Report:
             "min_login_age": self.min_login_age,
             "mdir": self.mdir,
             "size_buckets": [
-                {"min_size": size, "bytes": summed, "percent": _percent(summed, self.size_messages)}
+                {"min_size": size, "bytes": summed, "count": self.bucket_counts[size],
+                 "percent": _percent(summed, self.size_messages)}
                 for size, summed in self.buckets.items()
             ],
             "logins": {
@@ -187,6 +196,48 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+TEXTFILE_NAME = "fsreport.prom"
+
+
+def prometheus_text(report: dict) -> str:
+    """The figures in Prometheus' text exposition format (all gauges)."""
+    lines: list[str] = []
+
+    def gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} gauge")
+        lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+    logins = report["logins"]
+    gauge("chatmail_storage_bytes", "Mailbox storage in bytes.", [
+        ('{kind="messages"}', report["size_messages"]),
+        ('{kind="extra"}', report["size_extra"]),
+        ('{kind="total"}', report["size_total"]),
+    ])
+    buckets = report["size_buckets"]
+    gauge("chatmail_messages_bytes", "Sum of message bytes >= min_size.",
+          [(f'{{min_size="{b["min_size"]}"}}', b["bytes"]) for b in buckets])
+    gauge("chatmail_messages_count", "Number of messages >= min_size.",
+          [(f'{{min_size="{b["min_size"]}"}}', b["count"]) for b in buckets])
+    gauge("chatmail_accounts", "Number of accounts with a recorded login.", [
+        ('{kind="all"}', logins["all"]), ('{kind="ci"}', logins["ci"]), ('{kind="user"}', logins["nonci"]),
+    ])
+    gauge("chatmail_accounts_active", "Non-CI accounts active within N days.",
+          [(f'{{days="{w["days"]}"}}', w["count"]) for w in logins["active"]])
+    gauge("chatmail_mailboxes", "Mailbox directories.", [("", report["mailboxes"])])
+    gauge("chatmail_fsreport_duration_seconds", "Time the report took.", [("", report["duration_s"])])
+    return "\n".join(lines) + "\n"
+
+
+def write_textfile(path: str | Path, report: dict) -> Path:
+    """Write the textfile atomically (node_exporter never reads half of it); a directory gets fsreport.prom."""
+    target = Path(path)
+    if target.is_dir() or str(path).endswith("/"):
+        target = target / TEXTFILE_NAME  # a missing directory fails here, not as a file in its place
+    write_atomic(target, prometheus_text(report), mode=0o644)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatmail-fsreport", description=__doc__.split("\n")[0])
     parser.add_argument("ini", nargs="?", default=DEFAULT_INI, help=f"chatmail.ini (default {DEFAULT_INI})")
@@ -197,10 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mdir", choices=sorted(MESSAGE_DIRS), help="size buckets only count messages in this kind of dir")
     parser.add_argument("--maxnum", type=int, default=None, help="examine at most N mailboxes")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--textfile", metavar="PATH", help=f"also write a Prometheus textfile to PATH (a directory: PATH/{TEXTFILE_NAME})"
+    )
     args = parser.parse_args(argv)
     config = read_config(args.ini)
     report = run_fsreport(config, days=args.days, min_login_age=args.min_login_age, mdir=args.mdir, maxnum=args.maxnum)
     print(json.dumps(report) if args.json else render(report))
+    if args.textfile:
+        write_textfile(args.textfile, report)
     return 0
 
 

@@ -5,14 +5,17 @@ All IMAP METADATA goes through this dict (``mail_attribute_dict``):
 * clients store their push device token (``/private/devicetoken``),
 * Dovecot's Lua push hook sets ``/private/messagenew`` on delivery, which
   queues a push per token (see notifier.py),
-* clients read the relay's iroh relay URL and TURN credentials from the
-  server entries ``/shared/vendor/deltachat/{irohrelay,turn}``.
+* clients read the relay's iroh relay URL, TURN credentials, how many
+  recipients one message may have and the app version index from the
+  server entries ``/shared/vendor/deltachat/{irohrelay,turn,
+  maxsmtprecipients,appversions}``.
 
 Run as ``python3 -m chatmaild.metadata <socket> <chatmail.ini>``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -26,20 +29,42 @@ from .turncreds import SECRET_PATH, turn_value
 log = logging.getLogger(__name__)
 
 SERVER_ENTRY = "vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
+# Postfix's smtpd_recipient_limit, which main.cf leaves at its default:
+# clients split larger groups into several messages instead of failing.
+MAX_SMTP_RECIPIENTS = 1000
+# written by chatmail.chatmaild.config (pillar appversions, or the formula's file)
+APPVERSIONS_PATH = Path("/usr/local/lib/chatmaild/appversions.json")
+
+
+def read_appversions(path: Path) -> str | None:
+    """The app version index as one line of JSON (the dict protocol is line-based), or None."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("cannot read app versions from %s: %s", path, exc)
+        return None
+    return json.dumps(data, separators=(",", ":"))
 
 
 class MetadataDict(DictProxy):
     name = "chatmail-metadata"
 
-    def __init__(self, config: Config, tokens: TokenStore, notifier: Notifier, turn_secret: Path = SECRET_PATH):
+    def __init__(self, config: Config, tokens: TokenStore, notifier: Notifier, turn_secret: Path = SECRET_PATH,
+                 appversions: Path = APPVERSIONS_PATH):
         self.config = config
         self.tokens = tokens
         self.notifier = notifier
         self.turn_secret = Path(turn_secret)
+        self.appversions_path = Path(appversions)
         # server entries: name -> function answering the lookup
         self.server_entries = {
             "irohrelay": self.iroh_relay,
             "turn": self.turn,
+            "maxsmtprecipients": lambda: str(MAX_SMTP_RECIPIENTS),
+            # read on each lookup: a new file needs no restart
+            "appversions": lambda: read_appversions(self.appversions_path),
         }
 
     def iroh_relay(self) -> str | None:
