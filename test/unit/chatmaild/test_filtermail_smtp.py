@@ -16,6 +16,7 @@ import mailcorpus as mc
 from chatmaild.reinject import Reinjector
 from dkim_fixtures import KeyTable, sign
 from filtermail_fixtures import LOOPBACK, RunningFilter, Sink, write_ini
+from freeports import free_port
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -204,6 +205,33 @@ def test_milter_failure_costs_only_the_messages_in_flight(setup):
     codes = [send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=3 + i))[0] for i in range(5)]
     assert codes == [250] * 5
     assert len(sink.received) == 6
+
+
+def test_reinjector_gets_past_a_listener_that_never_answers():
+    """Postfix restarting: the port accepts connections into the backlog of a dying listener that
+    never greets; a moment later the new Postfix listens.  The message goes through, in seconds."""
+    port = free_port()
+    dying = socket.socket()
+    dying.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    dying.bind((LOOPBACK, port))
+    dying.listen(16)  # never accepts, never answers
+    sink = Sink(port)
+    reinjector = Reinjector(port, connect_timeout=1.0)
+
+    def restart_postfix():
+        time.sleep(1.5)
+        dying.close()
+        sink.start()
+
+    threading.Thread(target=restart_postfix, daemon=True).start()
+    try:
+        started = time.monotonic()
+        assert reinjector.send(ALICE, [BOB], b"Subject: x\r\n\r\nx\r\n") == "250 OK"
+        assert time.monotonic() - started < 10
+        assert len(sink.received) == 1
+    finally:
+        reinjector.close()
+        sink.stop()
 
 
 def test_reinjector_with_several_stale_connections():

@@ -29,6 +29,12 @@ the message is tried once more on a fresh one.  If the connection breaks
 after the data was sent, the client gets a 4xx and retries: at worst a
 duplicate, never a loss.
 
+Reaching Postfix (connect, banner, EHLO) has its own short timeout and is
+tried a few times: while Postfix restarts, a connection can land in the
+backlog of a listener whose processes are dying and never be answered;
+the next attempt reaches the new one.  Waiting the full data timeout there
+would turn a one-second restart into a minute of 451s.
+
 Only a connection whose every transaction succeeded is kept.  After any
 refusal the connection is closed: once a milter fails in an SMTP session,
 Postfix applies the milter's default action (451) to every later
@@ -78,12 +84,14 @@ class _Refused(Exception):
 
 
 class _Broken(Exception):
-    """The connection failed; ``handed_over`` if the data may already be queued."""
+    """The connection failed; ``handed_over`` if the data may already be queued,
+    ``connecting`` if Postfix was never reached (no greeting or EHLO answer)."""
 
-    def __init__(self, cause: BaseException, handed_over: bool):
+    def __init__(self, cause: BaseException, handed_over: bool, connecting: bool = False):
         super().__init__(cause)
         self.cause = cause
         self.handed_over = handed_over
+        self.connecting = connecting
 
 
 class Reinjector:
@@ -96,10 +104,14 @@ class Reinjector:
         timeout: float = 60.0,
         max_idle: int = 16,
         idle_seconds: float = 20.0,
+        connect_timeout: float = 3.0,
+        connect_attempts: int = 4,
     ):
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.connect_attempts = connect_attempts
         self.max_idle = max_idle
         self.idle_seconds = idle_seconds
         self._idle: list[tuple[float, smtplib.SMTP]] = []
@@ -108,6 +120,7 @@ class Reinjector:
     def send(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
         """Reinject one message; the SMTP reply for the client."""
         fresh = False
+        attempts = 0
         while True:
             conn, reused = (None, False) if fresh else self._take()
             try:
@@ -127,6 +140,11 @@ class Reinjector:
                     self.close()
                     fresh = True
                     continue
+                attempts += 1
+                if broken.connecting and attempts < self.connect_attempts:
+                    time.sleep(0.2 * attempts)  # Postfix (re)starting: it listens again within a second
+                    fresh = True
+                    continue
                 log.warning("reinjection failed: %r", broken.cause)
                 return TRY_AGAIN
             self._give_back(conn)
@@ -142,11 +160,15 @@ class Reinjector:
     # -- one transaction ---------------------------------------------------
 
     def _connect(self) -> smtplib.SMTP:
+        conn = None
         try:
-            conn = smtplib.SMTP(self.host, self.port, local_hostname="localhost", timeout=self.timeout)
+            conn = smtplib.SMTP(self.host, self.port, local_hostname="localhost", timeout=self.connect_timeout)
             code, text = conn.ehlo()
-        except (OSError, smtplib.SMTPException) as exc:
-            raise _Broken(exc, handed_over=False) from exc
+            conn.sock.settimeout(self.timeout)
+            conn.timeout = self.timeout
+        except (OSError, smtplib.SMTPException, AttributeError) as exc:
+            _close(conn)
+            raise _Broken(exc, handed_over=False, connecting=True) from exc
         if code != 250:
             _close(conn)
             raise _Refused(Reply(code, _text(text)))
