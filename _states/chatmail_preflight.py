@@ -26,7 +26,7 @@ Example::
     chatmail-preflight-platform-supported:
       chatmail_preflight.platform_supported:
         - name: Debian-11
-        - supported: {Debian-12: bookworm, Debian-13: trixie}
+        - supported: {Debian-12: bookworm}
         - failhard: true
 
     chatmail-preflight-ports-free:
