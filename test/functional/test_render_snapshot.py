@@ -72,7 +72,8 @@ def rendered(release: str, tmp: Path) -> dict[str, str]:
     """
     out = {}
     for i, name in enumerate(RENDERED[release]):
-        r = render("chatmail", PILLARS[name], tmp / str(i), grains={**RELEASES[release], **HOST})
+        r = render("chatmail", PILLARS[name], tmp / str(i), grains={**RELEASES[release], **HOST},
+                   timeout=600)  # the whole relay: ~20 s alone, minutes on a loaded host
         for body in r.states.values():
             for args in body.values():
                 args.pop("order", None)
