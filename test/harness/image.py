@@ -39,6 +39,11 @@ CORE_PACKAGES = (
 )
 
 
+# debootstrap does not resolve virtual packages: their providers, per release
+# (Debian 13's python3-nacl, pulled by python3-dkim, depends on the virtual
+# python3-cffi-backend-api-min/-max of python3-cffi-backend)
+PROVIDERS = {"13": ("python3-cffi-backend",)}
+
 
 def sources(suite: str) -> str:
     """The image's apt sources.list for ``suite``."""
@@ -73,9 +78,9 @@ IMAGE_UNITS = (
 )
 
 
-def package_list(path: Path = PACKAGE_LIST) -> list[str]:
-    """Core packages plus the words of base-packages.txt, sorted, unique."""
-    words = set(CORE_PACKAGES)
+def package_list(path: Path = PACKAGE_LIST, release: str = DEFAULT_RELEASE) -> list[str]:
+    """Core packages, the release's PROVIDERS and the words of base-packages.txt, sorted, unique."""
+    words = set(CORE_PACKAGES) | set(PROVIDERS.get(str(release), ()))
     for line in path.read_text().splitlines():
         words.update(line.split("#", 1)[0].split())
     return sorted(words)
@@ -106,7 +111,7 @@ def image_key(packages: list[str], release: str = DEFAULT_RELEASE) -> str:
 
 def base_image(log=print, release: str = DEFAULT_RELEASE) -> Path:
     """The path of the cached base image of Debian ``release``, built first if needed."""
-    packages = package_list()
+    packages = package_list(release=release)
     target = CACHE / f"base-{image_key(packages, release)}"
     if (target / "usr/bin/systemctl").exists():
         return target
