@@ -1,4 +1,11 @@
-"""chatmail_preflight.ports_free: no foreign program holds a port the relay needs.
+"""chatmail_preflight: checks that run before anything changes.
+
+platform_supported: the minion runs a release the formula supports
+(``releases`` in chatmail/parameters/defaults.yaml).  On any other, the
+states would write configs in another release's dialect (Dovecot 2.3's on
+a 2.4), so the run stops naming the platform and what is supported.
+
+ports_free: no foreign program holds a port the relay needs.
 
 Before anything is installed or started, every port of the relay (spec
 0.4, with the configured port numbers; table ``PORTS`` in
@@ -15,6 +22,12 @@ The state only reads, so it succeeds with no changes when the ports are
 free or ours, and gives the same answer under ``test=True``.
 
 Example::
+
+    chatmail-preflight-platform-supported:
+      chatmail_preflight.platform_supported:
+        - name: Debian-11
+        - supported: {Debian-12: bookworm}
+        - failhard: true
 
     chatmail-preflight-ports-free:
       chatmail_preflight.ports_free:
@@ -57,4 +70,23 @@ def ports_free(name: str, ports: list[int] | None = None, pillar: dict[str, Any]
     else:
         checked = ", ".join(str(p) for p in found["checked"])
         ret["comment"] = f"ports {checked} are free or held by the relay's own services"
+    return ret
+
+
+def platform_supported(name: str, supported: dict[str, str]) -> dict[str, Any]:
+    """Fail unless ``name`` (grains.osfinger, e.g. ``Debian-12``) is one of ``supported``.
+
+    name
+        the minion's platform, as grains.osfinger names it
+    supported
+        osfinger -> codename of every supported release
+    """
+    ret: dict[str, Any] = {"name": name, "changes": {}, "result": True, "comment": ""}
+    listed = ", ".join(f"{finger} ({codename})" for finger, codename in supported.items())
+    if name in supported:
+        ret["comment"] = f"{name} ({supported[name]}) is supported"
+    else:
+        ret["result"] = False
+        ret["comment"] = (f"platform {name or 'unknown'} is not supported by the chatmail formula; "
+                          f"supported: {listed}. Nothing was changed.")
     return ret

@@ -1,12 +1,9 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages %}
 
 chatmail-base-packages-pkg-installed:
   pkg.installed:
-    - pkgs:
-      - ca-certificates
-      - openssl
-      - python3
+    - pkgs: {{ params.packages.base | json }}
 
 chatmail-base-vmail-group-present:
   group.present:

@@ -1,18 +1,12 @@
 {#- The chatmaild services run on Debian's python3 with Debian's libraries,
     so a relay needs no PyPI access; the package itself is copied from the
     formula (salt://chatmail/chatmaild/files/chatmaild). #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages %}
 
 chatmail-chatmaild-deps-pkg-installed:
   pkg.installed:
-    - pkgs:
-      - python3
-      - python3-aiosmtpd
-      - python3-filelock
-      - python3-requests
-      - python3-dkim  # incoming DKIM verification in filtermail (dkimpy, with dnspython)
-      - python3-dnspython
+    - pkgs: {{ params.packages.chatmaild | json }}
 
 chatmail-chatmaild-code-file-recurse:
   file.recurse:

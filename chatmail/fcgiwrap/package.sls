@@ -1,9 +1,9 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages %}
 
 chatmail-fcgiwrap-packages-pkg-installed:
   pkg.installed:
-    - name: fcgiwrap
+    - pkgs: {{ params.packages.fcgiwrap | json }}
 
 {%- else %}
 

@@ -1,10 +1,11 @@
 {#- The iroh-relay binary, downloaded only when this relay runs its own
-    (iroh_relay absent) and checked against the pinned sha256. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- from "chatmail/iroh/map.jinja" import iroh_version, iroh_builds %}
+    (iroh_relay absent) and checked against the sha256 pinned in
+    chatmail/parameters (downloads.iroh). -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages and chatmail.iroh_relay_local %}
-{%-   set arch, sha256 = iroh_builds[grains["osarch"]] %}
-{%-   set dir = "/usr/local/lib/iroh-relay/" ~ iroh_version %}
+{%-   set iroh = params.downloads.iroh %}
+{%-   set build = iroh.builds[grains["osarch"]] %}
+{%-   set dir = "/usr/local/lib/iroh-relay/" ~ iroh.version %}
 
 chatmail-iroh-user-present:
   user.present:
@@ -15,13 +16,11 @@ chatmail-iroh-user-present:
     - createhome: false
     - shell: /usr/sbin/nologin
 
-{%- set release_url = "https://github.com/n0-computer/iroh/releases/download/iroh-relay-v" ~ iroh_version %}
-
 chatmail-iroh-release-archive-extracted:
   archive.extracted:
     - name: {{ dir }}
-    - source: {{ release_url }}/iroh-relay-v{{ iroh_version }}-{{ arch }}-unknown-linux-musl.tar.gz
-    - source_hash: sha256={{ sha256 }}
+    - source: {{ iroh.url | replace("{version}", iroh.version) | replace("{arch}", build.arch) }}
+    - source_hash: sha256={{ build.sha256 }}
     - enforce_toplevel: false
     - if_missing: {{ dir }}/iroh-relay
 

@@ -1,10 +1,10 @@
 {#- Debian's mtail (upstream downloads a static v3.0.8; Debian's 3.0.0~rc50
     runs the same program, see docs/components/units.md). Only with
     mtail_address. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/unbound/noautostart.jinja" import pkgs_installed_without_autostart %}
 {%- if "install" in chatmail.stages and chatmail.mtail_address %}
-{{ pkgs_installed_without_autostart("mtail", ["mtail"]) }}
+{{ pkgs_installed_without_autostart("mtail", params.packages.mtail) }}
 {%- else %}
 
 chatmail-mtail-package-skipped:

@@ -1,13 +1,10 @@
 {#- OpenDKIM from Debian; dns-root-data provides the DNSSEC trust anchor. #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages %}
 
 chatmail-opendkim-packages-pkg-installed:
   pkg.installed:
-    - pkgs:
-      - opendkim
-      - opendkim-tools
-      - dns-root-data
+    - pkgs: {{ params.packages.opendkim | json }}
 
 chatmail-opendkim-group-present:
   group.present:

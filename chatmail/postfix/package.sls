@@ -1,7 +1,7 @@
 {#- Postfix from Debian.  The postfix user joins group opendkim so the
     reinject smtpd services can reach the milter socket in
     /var/spool/postfix/opendkim (opendkim:opendkim 0750, UMask 007). #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages %}
 
 include:
@@ -9,8 +9,7 @@ include:
 
 chatmail-postfix-packages-pkg-installed:
   pkg.installed:
-    - pkgs:
-      - postfix
+    - pkgs: {{ params.packages.postfix | json }}
 
 chatmail-postfix-opendkim-group-present:
   group.present:

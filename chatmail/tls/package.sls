@@ -1,10 +1,10 @@
 {#- Only ACME mode needs software; self-signed uses openssl (base). -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages and chatmail.tls_mode == "acme" %}
 
 chatmail-tls-acmetool-pkg-installed:
   pkg.installed:
-    - name: acmetool
+    - pkgs: {{ params.packages.tls | json }}
 
 {%- else %}
 

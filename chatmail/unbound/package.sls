@@ -2,10 +2,10 @@
     unbound-helper copies /usr/share/dns/root.key into the auto trust anchor
     at every start, no network needed).  Installed without autostart so the
     resolver first runs with the formula's config. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/unbound/noautostart.jinja" import pkgs_installed_without_autostart %}
 {%- if "install" in chatmail.stages %}
-{{ pkgs_installed_without_autostart("unbound", ["unbound", "dns-root-data", "dnsutils"]) }}
+{{ pkgs_installed_without_autostart("unbound", params.packages.unbound) }}
 {%- else %}
 
 chatmail-unbound-package-skipped:

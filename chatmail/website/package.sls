@@ -1,11 +1,9 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "install" in chatmail.stages %}
 
 chatmail-website-packages-pkg-installed:
   pkg.installed:
-    - pkgs:
-      - qrencode
-      - rsync
+    - pkgs: {{ params.packages.website | json }}
 
 {%- else %}
 

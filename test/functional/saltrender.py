@@ -157,14 +157,14 @@ def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), m
 
 
 def render(sls: str, pillar: dict[str, Any], tmp: Path, file_roots: list[Path] = (), minion_id: str = "render-test",
-           grains: dict[str, Any] | None = None) -> Rendered:
+           grains: dict[str, Any] | None = None, timeout: int = 120) -> Rendered:
     """Compile ``sls`` with ``pillar`` and render its managed files (nothing is applied)."""
     conf = minion_dir(tmp, pillar, file_roots, minion_id, grains)
     proc = subprocess.run(
         [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "rendertest.render", sls],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"salt-call failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -97,20 +97,59 @@ def test_port_conflicts_module_function_lists_the_holder(salt_loaders, port, lis
     assert "filtermail-incoming.service" in conflict["expected"]
 
 
-def apply_sls(tmp_path, pillar: dict, *extra: str) -> tuple[int, dict]:
-    conf = minion_dir(tmp_path, pillar)
+def apply_sls(tmp_path, pillar: dict, *extra: str, sls: str = "chatmail.preflight",
+              grains: dict | None = None) -> tuple[int, dict[str, dict]]:
+    """Exit code and {state id: result} of applying ``sls``."""
+    conf = minion_dir(tmp_path, pillar, grains=grains)
     proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.sls", "chatmail.preflight", *extra],
-        capture_output=True, text=True, timeout=180,
+        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.sls", sls, *extra],
+        capture_output=True, text=True, timeout=300,
     )
-    (ret,) = json.loads(proc.stdout)["local"].values()
-    return proc.returncode, ret
+    results = json.loads(proc.stdout)["local"]
+    return proc.returncode, {ret["__id__"]: ret for ret in results.values()}
 
 
 def test_sls_applies_the_state_and_fails_hard(tmp_path, port, listener):
-    code, ret = apply_sls(tmp_path, {"mail_domain": DOMAIN, "filtermail_smtp_port": port})
+    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN, "filtermail_smtp_port": port})
+    ret = rets["chatmail-preflight-ports-free"]
     assert code != 0 and ret["result"] is False
-    assert ret["__id__"] == "chatmail-preflight-ports-free"
     assert f"port {port} (filtermail_smtp_port) is held by python3" in ret["comment"]
-    code, dry = apply_sls(tmp_path, {"mail_domain": DOMAIN, "filtermail_smtp_port": port}, "test=True")
+    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN, "filtermail_smtp_port": port}, "test=True")
+    dry = rets["chatmail-preflight-ports-free"]
     assert dry["result"] is False and f"port {port}" in dry["comment"] and dry["changes"] == {}
+
+
+DEBIAN_11 = {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-11", "oscodename": "bullseye",
+             "osmajorrelease": 11}
+SUPPORTED = "supported: Debian-12 (bookworm)"
+
+
+@pytest.mark.parametrize("mode", [(), ("test=True",)], ids=["apply", "test"])
+def test_unsupported_release_stops_the_whole_run_before_anything(tmp_path, mode):
+    """The whole relay on Debian 11: the first state fails naming the platform; no other state runs.
+
+    Under test=True Salt ignores failhard and reports the rest (changing
+    nothing); the run still fails, with the same comment.
+    """
+    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN}, *mode, sls="chatmail", grains=DEBIAN_11)
+    first = rets["chatmail-preflight-platform-supported"]
+    assert code != 0 and first["result"] is False and first["changes"] == {}
+    assert first["comment"] == f"platform Debian-11 is not supported by the chatmail formula; {SUPPORTED}. Nothing was changed."
+    if not mode:
+        assert [sid for sid, ret in rets.items() if ret["result"] is not False] == []
+        assert not any(ret["changes"] for ret in rets.values())
+
+
+def test_supported_release_passes(tmp_path):
+    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-12"})
+    ret = rets["chatmail-preflight-platform-supported"]
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["comment"] == "Debian-12 (bookworm) is supported"
+
+
+def test_debian_13_is_refused_until_its_dovecot_dialect_exists(tmp_path):
+    """Debian 13's Dovecot 2.4 does not start with the 2.3 config the templates write."""
+    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-13"})
+    ret = rets["chatmail-preflight-platform-supported"]
+    assert code != 0 and ret["result"] is False
+    assert ret["comment"].startswith(f"platform Debian-13 is not supported by the chatmail formula; {SUPPORTED}.")

@@ -2,8 +2,10 @@
 
 Building it (debootstrap with all the relay's packages) takes a minute or
 more, so it is cached under /var/cache/chatmail-test/base-<key>/ where the
-key is the sha256 of everything that goes into it: the package list, the
-host CA files copied in, and RECIPE (bump it when the recipe changes).
+key is the sha256 of everything that goes into it: the Debian release, the
+package list, the host CA files copied in, and RECIPE (bump it when the
+recipe changes).  One image per release (RELEASES: "12" bookworm, "13"
+trixie), built and cached the same way.
 A build goes to a temporary folder that is renamed into place only when
 complete, under a file lock, so a crashed or concurrent build never leaves
 a half image behind.
@@ -25,7 +27,9 @@ HERE = Path(__file__).resolve().parent
 PACKAGE_LIST = HERE / "base-packages.txt"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 MIRROR = "http://deb.debian.org/debian"
-SUITE = "bookworm"
+# Debian release (major version) -> suite; "12" is the default everywhere
+RELEASES = {"12": "bookworm", "13": "trixie"}
+DEFAULT_RELEASE = "12"
 RECIPE = "3"
 
 # what every container needs to boot and be driven by the harness
@@ -34,15 +38,23 @@ CORE_PACKAGES = (
     "procps", "less",
 )
 
-SOURCES = f"""\
-deb {MIRROR} {SUITE} main
-deb {MIRROR} {SUITE}-updates main
-deb http://deb.debian.org/debian-security {SUITE}-security main
-"""
+
+# debootstrap does not resolve virtual packages: their providers, per release
+# (Debian 13's python3-nacl, pulled by python3-dkim, depends on the virtual
+# python3-cffi-backend-api-min/-max of python3-cffi-backend)
+PROVIDERS = {"13": ("python3-cffi-backend",)}
+
+
+def sources(suite: str) -> str:
+    """The image's apt sources.list for ``suite``."""
+    return (f"deb {MIRROR} {suite} main\n"
+            f"deb {MIRROR} {suite}-updates main\n"
+            f"deb http://deb.debian.org/debian-security {suite}-security main\n")
+
 
 # files written into the image after debootstrap: path -> content
+# (etc/apt/sources.list is added per release, see build)
 IMAGE_FILES = {
-    "etc/apt/sources.list": SOURCES,
     # the harness writes the real one per container; this one points nowhere
     "etc/resolv.conf": "# set per container by the test harness\n",
     # no apt caches or docs wasted in the image
@@ -66,9 +78,9 @@ IMAGE_UNITS = (
 )
 
 
-def package_list(path: Path = PACKAGE_LIST) -> list[str]:
-    """Core packages plus the words of base-packages.txt, sorted, unique."""
-    words = set(CORE_PACKAGES)
+def package_list(path: Path = PACKAGE_LIST, release: str = DEFAULT_RELEASE) -> list[str]:
+    """Core packages, the release's PROVIDERS and the words of base-packages.txt, sorted, unique."""
+    words = set(CORE_PACKAGES) | set(PROVIDERS.get(str(release), ()))
     for line in path.read_text().splitlines():
         words.update(line.split("#", 1)[0].split())
     return sorted(words)
@@ -80,19 +92,27 @@ def host_ca_files() -> list[Path]:
     return sorted(p for p in HOST_CA_DIR.rglob("*.crt") if p.is_file())
 
 
-def image_key(packages: list[str]) -> str:
+def suite(release: str) -> str:
+    """The Debian suite of ``release`` ("12", "13"); a clear error for any other."""
+    try:
+        return RELEASES[str(release)]
+    except KeyError:
+        raise ValueError(f"Debian release {release!r} has no test image; expected one of {sorted(RELEASES)}") from None
+
+
+def image_key(packages: list[str], release: str = DEFAULT_RELEASE) -> str:
     digest = hashlib.sha256()
-    digest.update(f"recipe {RECIPE} {SUITE}\n".encode())
+    digest.update(f"recipe {RECIPE} {suite(release)}\n".encode())
     digest.update(("\n".join(packages) + "\n").encode())
     for ca in host_ca_files():
         digest.update(ca.name.encode() + b"\0" + ca.read_bytes())
     return digest.hexdigest()
 
 
-def base_image(log=print) -> Path:
-    """The path of the cached base image, built first if needed."""
-    packages = package_list()
-    target = CACHE / f"base-{image_key(packages)}"
+def base_image(log=print, release: str = DEFAULT_RELEASE) -> Path:
+    """The path of the cached base image of Debian ``release``, built first if needed."""
+    packages = package_list(release=release)
+    target = CACHE / f"base-{image_key(packages, release)}"
     if (target / "usr/bin/systemctl").exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -101,10 +121,10 @@ def base_image(log=print) -> Path:
         if (target / "usr/bin/systemctl").exists():
             return target
         started = time.monotonic()
-        log(f"harness: building base image {target.name} ({len(packages)} packages)")
+        log(f"harness: building Debian {release} base image {target.name} ({len(packages)} packages)")
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
         try:
-            build(tmp, packages)
+            build(tmp, packages, suite(release))
             os.rename(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -114,10 +134,10 @@ def base_image(log=print) -> Path:
     return target
 
 
-def build(root: Path, packages: list[str]) -> None:
-    """debootstrap + the image files + the host's CA certificates."""
+def build(root: Path, packages: list[str], suite: str) -> None:
+    """debootstrap of ``suite`` + the image files + the host's CA certificates."""
     proc = subprocess.run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(root), MIRROR],
+        ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(root), MIRROR],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -127,7 +147,7 @@ def build(root: Path, packages: list[str]) -> None:
         log = root / "debootstrap/debootstrap.log"
         detail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         raise RuntimeError(f"debootstrap failed ({proc.returncode}): {proc.stderr[-2000:]}\n{detail}")
-    for rel, text in IMAGE_FILES.items():
+    for rel, text in {"etc/apt/sources.list": sources(suite), **IMAGE_FILES}.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():
@@ -163,5 +183,7 @@ def _prune(keep: Path) -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
     t0 = time.monotonic()
-    print(base_image(), f"{time.monotonic() - t0:.1f} s")
+    print(base_image(release=sys.argv[1] if len(sys.argv) > 1 else DEFAULT_RELEASE), f"{time.monotonic() - t0:.1f} s")
