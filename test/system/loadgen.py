@@ -274,7 +274,8 @@ def kill_and_wait_back(box, daemon: str, timeout: float = 60.0) -> tuple[float, 
 
 def restarts_in_journal(box, since_usec: int) -> int:
     """Unit restarts and crashes logged since ``since_usec`` (CLOCK_REALTIME, microseconds)."""
-    out = box.run(["sh", "-c", f"journalctl --no-pager -o cat --since @{since_usec / 1e6:.6f} | "
+    # (the journal also holds this very command line: systemd logs each run-uN unit it starts)
+    out = box.run(["sh", "-c", f"journalctl --no-pager -o cat --since @{since_usec / 1e6:.6f} | grep -v run-u | "
                    "grep -cE 'Scheduled restart job|Main process exited, code=(killed|dumped)|segfault' || true"],
                   check=False).stdout.strip()
     return int(out or 0)
