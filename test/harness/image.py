@@ -91,8 +91,21 @@ def image_key(packages: list[str]) -> str:
 
 def base_image(log=print) -> Path:
     """The path of the cached base image, built first if needed."""
-    packages = package_list()
-    target = CACHE / f"base-{image_key(packages)}"
+    return cached_image("base", package_list(), log)
+
+
+def core_image(log=print) -> Path:
+    """A plain Debian with systemd and none of the relay's packages: an ordinary host.
+
+    test_host_clean.py boots it to run scripts/bootstrap as on a fresh
+    machine (the base image has the relay's daemons running already).
+    """
+    return cached_image("core", sorted(CORE_PACKAGES), log)
+
+
+def cached_image(kind: str, packages: list[str], log=print) -> Path:
+    """The image ``kind`` of ``packages`` under CACHE, built first if needed."""
+    target = CACHE / f"{kind}-{image_key(packages)}"
     if (target / "usr/bin/systemctl").exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -101,7 +114,7 @@ def base_image(log=print) -> Path:
         if (target / "usr/bin/systemctl").exists():
             return target
         started = time.monotonic()
-        log(f"harness: building base image {target.name} ({len(packages)} packages)")
+        log(f"harness: building {kind} image {target.name} ({len(packages)} packages)")
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
         try:
             build(tmp, packages)
@@ -109,7 +122,7 @@ def base_image(log=print) -> Path:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        log(f"harness: base image built in {time.monotonic() - started:.0f} s")
+        log(f"harness: {kind} image built in {time.monotonic() - started:.0f} s")
     _prune(keep=target)
     return target
 
