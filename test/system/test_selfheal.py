@@ -69,7 +69,7 @@ def test_the_daemon_is_the_salt_that_applied_the_formula(healer):
     # Salt sets a process title: the whole command line comes as one string
     cmdline = healer.read_file(f"/proc/{pid}/cmdline").replace("\0", " ")
     # the harness's Salt venv, seen inside
-    assert cmdline.startswith(f"{(REPO / ".venv").resolve()}/bin/python3 /usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal ")
+    assert cmdline.startswith(f"{(REPO / '.venv').resolve()}/bin/python3 /usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal ")
     # it talks to no master, and /etc/salt stays the operator's
     assert not healer.exists("/etc/salt/minion.d/chatmail-beacons.conf")
 
