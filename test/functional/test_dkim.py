@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -20,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from harness.imagetools import system_user, wrap
 from saltrender import SALT_CALL, minion_dir
 
 pytestmark = pytest.mark.skipif(
@@ -48,8 +48,9 @@ def keydir():
 
 
 def salt_call(conf: Path, *args: str):
+    # in the image with the relay's programs: the key's owner is its user opendkim
     proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", *args],
+        wrap([SALT_CALL, "--local", "-c", conf, "--out=json", *args]),
         capture_output=True, text=True, timeout=180,
     )
     assert proc.stdout, proc.stderr
@@ -74,7 +75,7 @@ def test_key_generated_once_and_kept(conf, keydir):
     assert first["result"] is True, first["comment"]
     private = keydir / "opendkim.private"
     st = private.stat()
-    assert pwd.getpwuid(st.st_uid).pw_name == "opendkim"
+    assert system_user(st.st_uid) == "opendkim"
     assert stat.S_IMODE(st.st_mode) == 0o600
     assert stat.S_IMODE(keydir.stat().st_mode) == 0o700
     original = private.read_bytes()
@@ -115,7 +116,7 @@ def test_dkim_record_matches_the_key(conf, keydir):
 
 def test_dkim_record_without_key_fails(conf, keydir):
     proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--retcode-passthrough", "chatmail.dkim_record", f"keydir={keydir}"],
+        wrap([SALT_CALL, "--local", "-c", conf, "--retcode-passthrough", "chatmail.dkim_record", f"keydir={keydir}"]),
         capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode != 0

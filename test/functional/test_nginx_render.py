@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.imagetools import system_path
 from saltrender import REPO, render
 from freeports import free_ports
 
 D = "chat.example.org"
 CONF = "/etc/nginx/nginx.conf"
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("nginx") and Path("/usr/share/nginx/modules/ngx_stream_module.so").exists()),
+    not (shutil.which("nginx") and system_path("/usr/share/nginx/modules/ngx_stream_module.so").exists()),
     reason="needs Debian's nginx and libnginx-mod-stream",
 )
 

@@ -3,7 +3,7 @@
 Each pillar variant is compiled once (salt-call state.show_sls + template
 rendering, nothing applied); the rendered main.cf/master.cf pair is checked
 with `postfix -c DIR check` and read back with `postconf -c DIR -n/-P/-M`
-from Debian's postfix package on this host.
+from Debian's postfix package (in the test base image: harness/imagetools.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from harness.imagetools import wrap
 from saltrender import REPO, Rendered, render
 
 pytestmark = pytest.mark.skipif(shutil.which("postconf") is None, reason="needs Debian's postfix (apt-get install postfix)")
@@ -170,7 +171,7 @@ def test_check_script_accepts_the_pair_and_rejects_broken_candidates(rendered, t
     def check(which: str, text: str) -> int:
         candidate = tmp_path / f"candidate-{which}"
         candidate.write_text(text)
-        return subprocess.run(["sh", str(CHECK_SCRIPT), which, str(candidate)], env=env, capture_output=True).returncode
+        return subprocess.run(wrap(["sh", CHECK_SCRIPT, which, candidate]), env=env, capture_output=True).returncode
 
     good_main, good_master = (live / "main.cf").read_text(), (live / "master.cf").read_text()
     assert check("main.cf", good_main) == 0

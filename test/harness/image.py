@@ -111,8 +111,21 @@ def image_key(packages: list[str], release: str = DEFAULT_RELEASE) -> str:
 
 def base_image(log=print, release: str = DEFAULT_RELEASE) -> Path:
     """The path of the cached base image of Debian ``release``, built first if needed."""
-    packages = package_list(release=release)
-    target = CACHE / f"base-{image_key(packages, release)}"
+    return cached_image("base", package_list(release=release), log, release)
+
+
+def core_image(log=print, release: str = DEFAULT_RELEASE) -> Path:
+    """A plain Debian with systemd and none of the relay's packages: an ordinary host.
+
+    test_host_clean.py boots it to run scripts/bootstrap as on a fresh
+    machine (the base image has the relay's daemons running already).
+    """
+    return cached_image("core", sorted(CORE_PACKAGES), log, release)
+
+
+def cached_image(kind: str, packages: list[str], log=print, release: str = DEFAULT_RELEASE) -> Path:
+    """The image ``kind`` of Debian ``release`` with ``packages`` under CACHE, built first if needed."""
+    target = CACHE / f"{kind}-{image_key(packages, release)}"
     if (target / "usr/bin/systemctl").exists():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -121,7 +134,7 @@ def base_image(log=print, release: str = DEFAULT_RELEASE) -> Path:
         if (target / "usr/bin/systemctl").exists():
             return target
         started = time.monotonic()
-        log(f"harness: building Debian {release} base image {target.name} ({len(packages)} packages)")
+        log(f"harness: building Debian {release} {kind} image {target.name} ({len(packages)} packages)")
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=CACHE))
         try:
             build(tmp, packages, suite(release))
@@ -129,7 +142,7 @@ def base_image(log=print, release: str = DEFAULT_RELEASE) -> Path:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        log(f"harness: base image built in {time.monotonic() - started:.0f} s")
+        log(f"harness: {kind} image built in {time.monotonic() - started:.0f} s")
     _prune(keep=target)
     return target
 

@@ -69,10 +69,13 @@ class Lab:
         self.timings.update(image=t1 - t0, network=t2 - t1)
         return self
 
-    def boot(self, name: str, address: str | None = None) -> Container:
-        """A started container ``name`` whose domain ``<name>.test`` resolves to it."""
+    def boot(self, name: str, address: str | None = None, image: Path | None = None) -> Container:
+        """A started container ``name`` whose domain ``<name>.test`` resolves to it.
+
+        ``image`` is the base image unless given (e.g. ``image.core_image()``).
+        """
         state_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.session))
-        container = Container(name, self.image, self.bridge, address or self.bridge.next_address(),
+        container = Container(name, image or self.image, self.bridge, address or self.bridge.next_address(),
                               proxy_url=self.proxy.url, state_dir=state_dir, formula=self.formula)
         self.containers.append(container)
         container.start()
