@@ -17,6 +17,9 @@ chatmail-legacy-{{ unit | replace(".", "-") }}-service-dead:
   service.dead:
     - name: {{ unit }}
     - enable: false
+    # only where the unit exists: service.dead of an unknown unit "would
+    # change" under test=True, so a dry run of a converged relay was not quiet
+    - onlyif: systemctl cat -- {{ unit }}
 {%-   endfor %}
 {%-   for path in old_paths %}
 

@@ -1,9 +1,9 @@
 {#- /etc/chatmail-version says which formula revision configured the
-    relay (spec 7.7).  The text comes from salt://chatmail/VERSION, a file
-    the deploy tooling writes next to the states (`git rev-parse HEAD`
-    plus `git diff`); without it the marker says "unknown". -#}
+    relay: chatmail.formula_version reads salt://chatmail/VERSION (written
+    by scripts/install-relay), else git of a local checkout, else FORMULA's
+    version, else "unknown"; never an error line. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- set version = salt["cp.get_file_str"]("salt://chatmail/VERSION") or "unknown\n" %}
+{%- set version = salt["chatmail.formula_version"]() %}
 {%- if "configure" in chatmail.stages %}
 
 chatmail-version-marker-file-managed:

@@ -57,7 +57,8 @@ def box(relay):
 @pytest.fixture(scope="module")
 def applied(box):
     started = time.monotonic()
-    result = box.apply(box.pillar)
+    # Salt's console log at its default level, as an operator sees it (stderr)
+    result = box.apply(box.pillar, "--log-level=warning")
     result.seconds = time.monotonic() - started
     result.tree = tree_state()
     return result
@@ -120,6 +121,34 @@ def test_second_apply_changes_nothing(live, applied):
     assert failed_states(again) == []
     changes = {s["__id__"]: str(s.get("changes"))[:300] for s in again.states.values() if s.get("changes")}
     assert changed_states(again) == [], changes
+
+
+def test_first_apply_logs_no_error(live, applied):
+    logged = [line for line in applied.stderr.splitlines() if "[ERROR" in line or "[CRITICAL" in line
+              or "Traceback" in line]
+    assert logged == [], applied.stderr[-3000:]
+
+
+def test_dry_run_of_the_converged_relay_is_quiet(live):
+    dry = live.apply(live.pillar, "--log-level=warning", test=True)
+    assert failed_states(dry) == []
+    would = {s["__id__"]: s.get("comment", "")[:200] for s in dry.states.values()
+             if s.get("result") is None or s.get("changes")}
+    assert would == {}
+    assert "[ERROR" not in dry.stderr, dry.stderr[-3000:]
+
+
+def test_a_leftover_legacy_unit_is_stopped_and_disabled(live):
+    """The dry run is quiet because chatmail.legacy skips absent units; a present one still goes."""
+    live.write_file("/etc/systemd/system/echobot.service",
+                    "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n")
+    live.run("systemctl daemon-reload && systemctl enable --now echobot.service")
+    result = live.salt_call("state.apply", "chatmail.legacy")
+    assert failed_states(result) == []
+    assert "chatmail-legacy-echobot-service-service-dead" in changed_states(result)
+    state = live.run("systemctl is-active echobot.service; systemctl is-enabled echobot.service", check=False)
+    assert state.stdout.split() == ["inactive", "disabled"]
+    live.run("rm /etc/systemd/system/echobot.service && systemctl daemon-reload")
 
 
 @pytest.mark.parametrize("daemon", CHECKERS)
