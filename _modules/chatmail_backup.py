@@ -115,6 +115,9 @@ def _run(args: list[str], env: dict[str, str] | None = None, cwd: str | None = N
 
 
 def _restic(repository: str, password_file: str, *args: str, cwd: str | None = None) -> dict[str, Any]:
+    if shutil.which(_opt("chatmail.restic")) is None:
+        raise CommandExecutionError("restic is not installed: apt-get install restic (the formula installs it "
+                                    "when pillar chatmail:backup_repository is set)")
     env = {"RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD_FILE": password_file}
     return _run([_opt("chatmail.restic"), *args], env=env, cwd=cwd)
 
@@ -556,16 +559,16 @@ def _check_fresh(s: dict[str, Any], force: bool) -> None:
             "expected a fresh relay, or force=True to restore over them")
 
 
-def _fix_queue(manifest: dict[str, Any]) -> bool:
+def _fix_queue(manifest: dict[str, Any]) -> bool | str:
     """Queue files are named after their inode (short queue ids): ``postsuper -s`` renames them."""
     if not any(item["name"].startswith("postfix-queue/") for item in manifest["items"]):
         return False
     if shutil.which("postsuper") is None or _opt("chatmail.backup_root") != "/":
-        return False
+        return "postsuper not run (no Postfix here)"
     ret = _run(["postsuper", "-s"])
-    if ret["retcode"] != 0:
-        raise CommandExecutionError(f"postsuper -s failed: {ret['stderr'].strip()}")
-    return True
+    if ret["retcode"] != 0:  # the files are in place: say what to run once Postfix is configured
+        return f"postsuper -s failed ({ret['stderr'].strip()}); run it before Postfix starts"
+    return "renamed (postsuper -s)"
 
 
 def _restart_readers() -> list[str]:
