@@ -23,6 +23,9 @@ Minion options (for tests or unusual layouts):
 
 * ``chatmail.backup_root`` - prefix for every path of the table (default ``/``)
 * ``chatmail.restic`` - the restic program (default ``restic``)
+
+A remote repository's credentials (restic's environment variables) go in
+``/etc/chatmail-backup/env``, one KEY=VALUE a line, root only.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ DEFAULTS = {"chatmail.backup_root": "/", "chatmail.restic": "restic"}
 FORMAT = 1
 MANIFEST = "manifest.json"
 LOCK = "/run/chatmail-backup.lock"  # one backup or restore at a time
+# credentials of a remote repository (AWS_ACCESS_KEY_ID=..., RESTIC_REST_USERNAME=...)
+ENV_FILE = "/etc/chatmail-backup/env"
 # the daemons that write mailboxes and the queue; paused while staging
 PAUSED_UNITS = ("dovecot.service", "postfix@-.service")
 # the daemons that read restored items; restarted (if running) after a restore
@@ -118,7 +123,7 @@ def _restic(repository: str, password_file: str, *args: str, cwd: str | None = N
     if shutil.which(_opt("chatmail.restic")) is None:
         raise CommandExecutionError("restic is not installed: apt-get install restic (the formula installs it "
                                     "when pillar chatmail:backup_repository is set)")
-    env = {"RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD_FILE": password_file}
+    env = {**_env_file(), "RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD_FILE": password_file}
     return _run([_opt("chatmail.restic"), *args], env=env, cwd=cwd)
 
 
@@ -128,6 +133,17 @@ def _restic_ok(repository: str, password_file: str, *args: str, cwd: str | None 
         raise CommandExecutionError(f"restic {args[0]} on {repository} failed (exit {ret['retcode']}): "
                                     f"{(ret['stderr'] or ret['stdout']).strip()}")
     return ret["stdout"]
+
+
+def _env_file() -> dict[str, str]:
+    """KEY=VALUE lines of ENV_FILE (if any), for restic's remote backends."""
+    try:
+        with open(_host_path(ENV_FILE), encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.partition("=") for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep}
 
 
 def _target(s: dict[str, Any], repository: str | None, password_file: str | None) -> tuple[str, str]:
