@@ -1,4 +1,4 @@
-"""chatmail.backup / chatmail.restore / chatmail.backups: what a relay cannot regenerate.
+"""chatmail.backup / restore / backups / migrate_copy / migrate_adopt: what a relay cannot regenerate.
 
 Everything else on a relay (configuration, packages, units, the website)
 comes back from pillar with one ``state.apply chatmail``.  What does not
@@ -23,6 +23,11 @@ Minion options (for tests or unusual layouts):
 
 * ``chatmail.backup_root`` - prefix for every path of the table (default ``/``)
 * ``chatmail.restic`` - the restic program (default ``restic``)
+* ``chatmail.rsync`` - the rsync program (default ``rsync``)
+
+``chatmail.migrate_copy`` and ``chatmail.migrate_adopt`` move the same
+items from an old relay to a new one with rsync over SSH, for operators
+without a Salt master (at the end of this file; docs/migration.md).
 
 A remote repository's credentials (restic's environment variables) go in
 ``/etc/chatmail-backup/env``, one KEY=VALUE a line, root only.
@@ -47,7 +52,7 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "chatmail"
 
-DEFAULTS = {"chatmail.backup_root": "/", "chatmail.restic": "restic"}
+DEFAULTS = {"chatmail.backup_root": "/", "chatmail.restic": "restic", "chatmail.rsync": "rsync"}
 FORMAT = 1
 MANIFEST = "manifest.json"
 LOCK = "/run/chatmail-backup.lock"  # one backup or restore at a time
@@ -532,7 +537,7 @@ def restore(repository: str | None = None, password_file: str | None = None, sna
                 restored[item["name"]] = _put(src, _host_path(item["path"]), item["kind"])
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    report["queue_fixed"] = _fix_queue(manifest)
+    report["queue_fixed"] = _fix_queue(manifest["items"])
     report["restarted"] = _restart_readers()
     report.update(
         snapshot=snapshot,
@@ -575,9 +580,9 @@ def _check_fresh(s: dict[str, Any], force: bool) -> None:
             "expected a fresh relay, or force=True to restore over them")
 
 
-def _fix_queue(manifest: dict[str, Any]) -> bool | str:
+def _fix_queue(items: list[dict[str, str]]) -> bool | str:
     """Queue files are named after their inode (short queue ids): ``postsuper -s`` renames them."""
-    if not any(item["name"].startswith("postfix-queue/") for item in manifest["items"]):
+    if not any(item["name"].startswith("postfix-queue/") for item in items):
         return False
     if shutil.which("postsuper") is None or _opt("chatmail.backup_root") != "/":
         return "postsuper not run (no Postfix here)"
@@ -592,3 +597,124 @@ def _restart_readers() -> list[str]:
     if units:
         _systemctl("restart", *units)
     return units
+
+
+# -- moving a relay without a master (docs/migration.md) -------------------------
+
+MAIL_ON_AGAIN = "salt-call state.apply chatmail pillar='{\"chatmail\": {\"disable_mail\": false}}'"
+
+
+def _rsync(args: list[str]) -> dict[str, Any]:
+    program = _opt("chatmail.rsync")
+    if shutil.which(program) is None:
+        raise CommandExecutionError("rsync is not installed: apt-get install rsync (on both relays)")
+    return __salt__["cmd.run_all"]([program, *args], python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+
+
+def _destination(to: str, path: str) -> str:
+    if to.startswith("/"):
+        return os.path.join(to, path.lstrip("/"))
+    return f"{to}:{path}"
+
+
+def _sync(src: str, dst: str, is_dir: bool, check: bool) -> list[str]:
+    """rsync ``src`` to ``dst`` (a directory's content, deleting what is gone); with ``check`` a dry run.
+
+    Returns the itemized changes (empty: both sides are equal).
+    """
+    flags = ["-aH", "--numeric-ids", "--delete", "--itemize-changes", "--mkpath"]
+    if check:
+        flags.append("--dry-run")
+    source = src.rstrip("/") + "/" if is_dir else src
+    target = dst.rstrip("/") + "/" if is_dir else dst
+    if dst.startswith("/") and not is_dir:
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+    ret = _rsync([*flags, "-e", "ssh -o BatchMode=yes", source, target])
+    if ret["retcode"] not in (0, 24):  # 24: files vanished while copying (expunged): the next pass has them
+        raise CommandExecutionError(f"rsync {src} -> {dst} failed (exit {ret['retcode']}): {ret['stderr'].strip()}")
+    return [line for line in ret["stdout"].splitlines() if line.strip()]
+
+
+def _mail_off(s: dict[str, Any]) -> str:
+    """Stop mail on this relay through the formula (disable_mail); how it went."""
+    if _opt("chatmail.backup_root") != "/":
+        return "skipped (not the live system)"
+    ret = __salt__["state.apply"]("chatmail", pillar={"chatmail": {"disable_mail": True}})
+    failed = [f"{v.get('__id__', k)}: {v.get('comment')}" for k, v in (ret.items() if isinstance(ret, dict) else [])
+              if isinstance(v, dict) and v.get("result") is False]
+    if failed or not isinstance(ret, dict):
+        raise CommandExecutionError(f"disabling mail failed: {'; '.join(failed) or ret}; to take mail again: {MAIL_ON_AGAIN}")
+    return "disabled"
+
+
+def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = None) -> dict[str, Any]:
+    """On the OLD relay: copy its data to the new relay ``to`` (``root@host``), verified.
+
+    Without ``final`` only the mailboxes are copied, while mail keeps
+    flowing (a pre-copy that makes the final one short).  With
+    ``final=True`` mail is turned off here first (``disable_mail``, through
+    the formula), then every item of a backup is copied (mailboxes, DKIM
+    key, TLS material, TURN secret, Postfix queue) and checked.
+
+    CLI Example::
+
+        salt-call chatmail.migrate_copy to=root@new.example.org
+        salt-call chatmail.migrate_copy to=root@new.example.org final=True
+    """
+    started = time.monotonic()
+    s = _settings(pillar)
+    items = _items(s)
+    report: dict[str, Any] = {"to": to, "final": bool(final)}
+    if final:
+        t0 = time.monotonic()
+        report["mail"] = _mail_off(s)
+        report["mail_off_s"] = round(time.monotonic() - t0, 3)
+        report["mail_on_again"] = MAIL_ON_AGAIN
+    copied, left = {}, {}
+    for item in items:
+        if not final and item["staging"] != "maildir":
+            continue
+        src = _host_path(item["path"])
+        if not os.path.lexists(src):
+            continue
+        is_dir = os.path.isdir(src)
+        dst = _destination(to, item["path"])
+        try:
+            copied[item["name"]] = len(_sync(src, dst, is_dir, check=False))
+            pending = _sync(src, dst, is_dir, check=True)
+        except CommandExecutionError as exc:
+            if final:
+                raise CommandExecutionError(f"{exc}; mail is off on this relay; to take mail again: {MAIL_ON_AGAIN}") from None
+            raise
+        if pending and final:
+            left[item["name"]] = pending[:5]
+    if left:
+        raise CommandExecutionError(f"the copy differs after the final sync: {left}; "
+                                    f"mail is off on this relay; to take mail again: {MAIL_ON_AGAIN}")
+    report.update(items=copied, verified=final, duration_s=round(time.monotonic() - started, 3))
+    return report
+
+
+def migrate_adopt(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
+    """On the NEW relay, after the final copy: owners by name, the Postfix queue renamed.
+
+    Needs the users (run the install stage first, as the steps say). Then
+    ``state.apply chatmail`` activates the relay.
+
+    CLI Example::
+
+        salt-call chatmail.migrate_adopt
+    """
+    s = _settings(pillar)
+    items = _items(s)
+    missing = _owners_missing(items)
+    if missing:
+        raise CommandExecutionError(f"users {', '.join(missing)} missing: apply the install stage first "
+                                    "(salt-call state.apply chatmail pillar='{\"chatmail\": {\"stages\": [\"install\"]}}')")
+    owned = []
+    for item in items:
+        path = _host_path(item["path"])
+        if os.path.lexists(path):
+            _chown_tree(path, item["user"], item["group"])
+            owned.append(item["name"])
+    return {"owned": owned, "accounts": len(_accounts(_host_path(s["mailboxes_dir"]))), "queue": _fix_queue(items)}
