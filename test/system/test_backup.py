@@ -6,7 +6,9 @@ domain at B, as an operator re-points DNS after losing a machine.  A
 backs up to a restic repository in a local directory, by the timer's
 own service (``chatmail-backup.service``, what the schedule runs) and by
 ``salt-call chatmail.backup``; the repository and the password file are
-carried to B as an operator would carry them (here: through the host).
+carried to B as an operator would carry them (here: through the host);
+restic comes to A with the formula (pillar ``backup_repository``), to B
+with apt, as docs/backup.md tells the operator.
 B is booted from the bare image (the formula never applied there), gets
 A's pillar, ``chatmail.restore``, one ``state.apply chatmail``; then:
 
@@ -106,6 +108,7 @@ def test_backup_and_restore_moves_the_relay(relay, lab, relay_a):
 
     b = relay("bk2", domain=domain, backup_repository=REPOSITORY)
     assert b.pillar["mail_domain"] == domain
+    b.run(["apt-get", "install", "-y", "-q", "restic"], env={"DEBIAN_FRONTEND": "noninteractive"})
     b.write_file(PASSWORD, password, "0600")
     b.run(["mkdir", "-p", REPOSITORY])
     b.run(["tar", "-C", REPOSITORY, "-xf", "-"], input=repository, text=False)
