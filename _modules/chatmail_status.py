@@ -41,6 +41,7 @@ CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "mtail": lambda s: bool(s["mtail_address"]),
     "external": lambda s: s["tls_mode"] == "external",
     "selfheal_masterless": lambda s: s["selfheal"] == "masterless",
+    "backup": lambda s: bool(s["backup_repository"]),
 }
 
 # Every unit the formula keeps running (its service.running states; the
@@ -70,6 +71,7 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("chatmail-selfheal.service", "selfheal_masterless", True),  # watches only the mail daemons
     ("iroh-relay.service", "iroh_local", False),
     ("mtail.service", "mtail", False),
+    ("chatmail-backup.timer", "backup", False),
 )
 
 POSTFIX = (("master", "smtpd"), ("postfix@-.service", "postfix.service"))

@@ -22,4 +22,5 @@ include:
   - chatmail.nginx
   - chatmail.mtail
   - chatmail.version
+  - chatmail.backup
   - chatmail.selfheal

@@ -35,13 +35,14 @@ PILLARS = {
         "selfheal": "masterless",
         "dovecot_source": "chatmail",
         "dns_forward_zones": {"test.": ["10.0.0.1"]},
+        "backup_repository": "/srv/backup/chatmail",
     },
     "self-signed, self-healing from a master": {"mail_domain": D, "tls_mode": "self_signed", "selfheal": "master"},
 }
 # Removed by no clean: the relay's data, and what belongs to the Debian
 # packages (which stay installed): the apt pin and the cached .debs of
 # chatmail's Dovecot build.
-DATA = ["/home/vmail", "/etc/dkimkeys", "/var/lib/acme", "/etc/chatmail-turn"]
+DATA = ["/home/vmail", "/etc/dkimkeys", "/var/lib/acme", "/etc/chatmail-turn", "/etc/chatmail-backup"]
 WITH_PACKAGES = ["/etc/apt/preferences.d/chatmail-dovecot", "/var/cache/chatmail"]
 # Put back to Debian's default instead of removed: Postfix needs a master.cf.
 RESTORED = {"/etc/postfix/master.cf": "/usr/share/postfix/master.cf.dist"}

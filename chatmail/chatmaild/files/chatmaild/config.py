@@ -261,6 +261,27 @@ def kind_cert_and_key(value: Any) -> list[str]:
     return paths
 
 
+_RESTIC_URL = re.compile(r"^(sftp|rest|s3|b2|azure|gs|swift|rclone):\S+$")
+_CALENDAR = re.compile(r"^[A-Za-z0-9 *:,./~+-]+$")
+
+
+def kind_repository_or_empty(value: Any) -> str:
+    """Where backups go: an absolute directory or a restic repository URL."""
+    text = _as_text(value)
+    if text and not (text.startswith("/") or _RESTIC_URL.match(text)):
+        raise ValueError("expected an absolute directory or a restic repository URL "
+                         "(sftp:host:/path, rest:https://..., s3:...), or empty")
+    return text
+
+
+def kind_calendar(value: Any) -> str:
+    """A systemd OnCalendar expression (daily, *-*-* 03:30, Mon..Fri 02:00)."""
+    text = _as_text(value)
+    if not text or not _CALENDAR.match(text):
+        raise ValueError("expected a systemd calendar expression like daily or *-*-* 03:30:00")
+    return text
+
+
 def one_of(*choices: str) -> Callable[[Any], str]:
     def kind(value: Any) -> str:
         # YAML reads a bare off/no as false: name the choices, not the type
@@ -513,6 +534,10 @@ SETTINGS: dict[str, Setting] = {
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
     "appversions": Setting(kind_appversions, None, "app version index served as IMAP METADATA; absent: the formula's appversions.json", "formula"),
+    "backup_repository": Setting(kind_repository_or_empty, "", "restic repository for chatmail.backup and its timer; empty: no timer", "formula"),
+    "backup_password_file": Setting(kind_path_or_empty, "/etc/chatmail-backup/password", "the backup repository's password (made on first backup)", "formula"),
+    "backup_schedule": Setting(kind_calendar, "daily", "when the backup timer runs (systemd OnCalendar)", "formula"),
+    "backup_keep": Setting(kind_count, 14, "backups kept (older ones pruned); 0 keeps all", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 

@@ -1,0 +1,4 @@
+include:
+  - chatmail.backup.package
+  - chatmail.backup.config
+  - chatmail.backup.service
