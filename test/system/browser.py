@@ -47,16 +47,15 @@ class Browser:
         self.namespace = namespace
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="browser-"))
 
-    def screenshot(self, url: str, path: Path, window: tuple[int, int] = WINDOW) -> Path:
-        """A PNG of ``url`` as it shows in a ``window`` sized viewport, written to ``path``."""
-        self._run(f"--window-size={window[0]},{window[1]}", f"--screenshot={path}", url)
-        if not path.is_file() or path.stat().st_size == 0:
-            raise AssertionError(f"chromium wrote no screenshot of {url} to {path}")
-        return path
-
-    def dom(self, url: str) -> str:
-        """The document Chromium built from ``url`` (after its scripts ran), serialised."""
-        return self._run("--dump-dom", url).stdout
+    def visit(self, url: str, screenshot: Path, window: tuple[int, int] = WINDOW) -> str:
+        """The document Chromium built from ``url``, serialised; a PNG of the page as it shows in a
+        ``window`` sized viewport goes to ``screenshot`` (one browser run for both)."""
+        proc = self._run(f"--window-size={window[0]},{window[1]}", f"--screenshot={screenshot}",
+                         "--dump-dom", url)
+        if not screenshot.is_file() or screenshot.stat().st_size == 0:
+            # (what happens when the page does not load, e.g. net::ERR_NAME_NOT_RESOLVED)
+            raise AssertionError(f"chromium wrote no screenshot of {url} to {screenshot}:\n{_complaints(proc)}")
+        return proc.stdout
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         profile = Path(tempfile.mkdtemp(prefix="profile-", dir=self.workdir))
@@ -68,8 +67,13 @@ class Browser:
         finally:
             shutil.rmtree(profile, ignore_errors=True)
         if proc.returncode != 0:
-            raise AssertionError(f"chromium {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+            raise AssertionError(f"chromium {' '.join(args)} exited {proc.returncode}:\n{_complaints(proc)}")
         return proc
+
+
+def _complaints(proc: subprocess.CompletedProcess) -> str:
+    """Chromium's stderr without the D-Bus lines (there is no bus in the namespace, and none is needed)."""
+    return "\n".join(line for line in proc.stderr.splitlines() if "dbus" not in line.lower())[-2000:]
 
 
 def decode_qr(image: Path) -> list[str]:
