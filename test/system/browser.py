@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from harness import lifecycle
@@ -46,6 +47,7 @@ class Browser:
     def __init__(self, namespace, workdir: Path | None = None):
         self.namespace = namespace
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="browser-"))
+        wait_for_settled_addresses(namespace.name)
 
     def visit(self, url: str, screenshot: Path, window: tuple[int, int] = WINDOW) -> str:
         """The document Chromium built from ``url``, serialised; a PNG of the page as it shows in a
@@ -69,6 +71,21 @@ class Browser:
         if proc.returncode != 0:
             raise AssertionError(f"chromium {' '.join(args)} exited {proc.returncode}:\n{_complaints(proc)}")
         return proc
+
+
+def wait_for_settled_addresses(netns: str, timeout: float = 15) -> None:
+    """Wait until no address in ``netns`` is tentative (IPv6 duplicate address detection, a second
+    or two after the link came up).  Chromium watches its network: an address that settles while a
+    page loads aborts the load with net::ERR_NETWORK_CHANGED."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["ip", "-n", netns, "addr", "show", "tentative"],
+                             capture_output=True, text=True, check=True).stdout
+        if not out.strip():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"addresses in {netns} still tentative after {timeout} s:\n{out}")
+        time.sleep(0.2)
 
 
 def _complaints(proc: subprocess.CompletedProcess) -> str:
