@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from saltrender import render
+from webpage import accessibility_problems, page_facts
 
 D = "chat.example.org"
 INVITE = f"DCACCOUNT:https://{D}/new"
@@ -30,6 +31,21 @@ def test_pages_name_domain_invite_and_settings(site):
     assert site.files["/var/www/html/robots.txt"].split() == ["User-agent:", "*", "Disallow:", "/"]
     for page in ("index.html", "info.html", "privacy.html"):
         HTMLParser().feed(site.files[f"/var/www/html/{page}"])  # well-formed enough to parse
+
+
+@pytest.mark.parametrize("page", ["index.html", "info.html", "privacy.html"])
+def test_page_has_language_title_and_text_alternatives(site, page):
+    """A screen reader needs the language, the title and a text for each image (the QR code)."""
+    facts = page_facts(site.files[f"/var/www/html/{page}"])
+    assert accessibility_problems(facts) == []
+    assert facts.lang == "en" and facts.title.endswith(f" – {D}")
+
+
+def test_qr_code_text_alternative_names_domain_and_invite(site):
+    facts = page_facts(site.files["/var/www/html/index.html"])
+    qr = [img for img in facts.images if img["src"] == f"/qr-chatmail-invite-{D}.svg"]
+    assert len(qr) == 1 and D in qr[0]["alt"] and INVITE in qr[0]["alt"]
+    assert facts.link("cta") == INVITE
 
 
 @pytest.mark.skipif(not shutil.which("qrencode"), reason="needs Debian's qrencode")

@@ -40,6 +40,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Name the files tests kept for people to look at (``record_property("kept", path)``)."""
+    kept = [value for reports in terminalreporter.stats.values() for report in reports
+            if getattr(report, "when", None) == "call"
+            for name, value in getattr(report, "user_properties", ()) if name == "kept"]
+    if kept:
+        terminalreporter.write_sep("-", "files kept by tests")
+        for path in kept:
+            terminalreporter.write_line(path)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     reason = _why_not_runnable()

@@ -196,9 +196,9 @@ def https_post(host: str, path: str, server_name: str, port: int = 443) -> tuple
         conn.close()
 
 
-def new_account_from_web(host: str, domain: str) -> Account:
-    """An account as Delta Chat gets one: POST /new on the relay's website."""
-    status, body = https_post(host, "/new", domain)
+def new_account_from_web(host: str, domain: str, path: str = "/new") -> Account:
+    """An account as Delta Chat gets one: POST /new (or ``path``) on the relay's website."""
+    status, body = https_post(host, path, domain)
     assert status == 200, (status, body[:300])
     creds = json.loads(body)
     return Account(host, creds["email"], creds["password"])

@@ -19,11 +19,16 @@ import time
 
 from pathlib import Path
 
+from urllib.parse import urlsplit
+
 import pytest
 
+import browser
 import mailclient as mc
+from dcclient import ClientNamespace
 from harness import changed_states, failed_states
 from relays import require_converged
+from webpage import accessibility_problems, page_facts
 
 REPO = Path(__file__).resolve().parents[2]
 FORMULA_DIRS = ("chatmail", "_modules", "_states", "_utils")
@@ -251,6 +256,40 @@ def test_new_account_over_https(live, domain):
     assert len(acc.password) > 9  # password_min_length
     _imap_login(acc)
     _smtp_login(acc)
+
+
+WEB_PAGES = ("index.html", "info.html", "privacy.html")
+
+
+def test_web_pages_in_a_browser(live, domain, lab, tmp_path_factory, record_property):
+    """The website as a reader sees it in headless Chromium: each page has a language, a title and
+    a text for its images; the QR code in the screenshot is the button's invite, and the invite's
+    /new gives an account that logs in.  Screenshots are kept (named in the terminal summary)."""
+    if browser.missing():
+        pytest.skip(browser.missing())
+    shots = tmp_path_factory.mktemp("web-screenshots")
+    pages = {}
+    with ClientNamespace(lab.bridge, {domain: live.address}, tag="w") as namespace:
+        chromium = browser.Browser(namespace, tmp_path_factory.mktemp("browser"))
+        for page in WEB_PAGES:
+            url = f"https://{domain}/{page}"
+            shot = shots / page.replace(".html", ".png")
+            pages[page] = page_facts(chromium.visit(url, shot))
+            record_property("kept", str(shot))
+            print(f"screenshot of {url}: {shot}")
+    for page, facts in pages.items():
+        # (Chromium's own error page is titled with the bare host name)
+        assert facts.title.endswith(f" – {domain}"), f"{page} did not load: title {facts.title!r}"
+        assert accessibility_problems(facts) == [], page
+    invite = pages["index.html"].link("cta")
+    assert browser.decode_qr(shots / "index.png") == [invite]
+    scheme, _, target = invite.partition(":")
+    assert scheme.lower() == "dcaccount" and target == f"https://{domain}/new"
+    url = urlsplit(target)
+    assert url.hostname == domain  # the relay's address, as the browser's hosts file says
+    acc = mc.new_account_from_web(live.address, url.hostname, url.path)
+    assert acc.domain == domain
+    _imap_login(acc)
 
 
 # every way a client reaches the relay: (IMAP port, SMTP port); 443 is nginx's ALPN multiplexer
