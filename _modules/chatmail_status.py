@@ -81,7 +81,7 @@ NGINX = (("nginx",), ("nginx.service",))
 # "localhost" or one address; owners: (process names, systemd units) -
 # a listener is the relay's own if either matches (chatmaild's filtermail
 # runs as "python3" inside filtermail.service); mail: stopped by
-# disable_mail; precheck: checked before a deploy (spec: not 3478, 3903).
+# disable_mail; precheck: checked before a deploy (spec 8.5: not 3478, 3903).
 # (port, proto, bind, owners, purpose, condition, mail, precheck)
 PORTS: tuple[tuple[Any, str, str, tuple, str, str, bool, bool], ...] = (
     (25, "tcp", "all", POSTFIX, "SMTP from other relays (MX)", "always", True, True),

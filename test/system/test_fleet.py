@@ -288,7 +288,7 @@ def test_relays_deliver_to_each_other_signed_and_verified(mailing):
     parsed = mc.parse(messages[0])
     assert parsed["From"] == sender.addr
     # fleet1 signed it; fleet2 verified it (unsigned mail is refused) and, the signature
-    # being valid, removed it before delivery (spec 3: DKIM-Signature headers are stripped)
+    # being valid, removed it before delivery (spec 4.5: DKIM-Signature headers are stripped)
     assert parsed["DKIM-Signature"] is None
     message_id = parsed["Message-ID"].strip("<>")
     log = first.run(["journalctl", "--no-pager", "-o", "cat", "-u", "postfix@-", "-u", "opendkim"]).stdout
@@ -311,7 +311,7 @@ def test_a_broken_signature_is_refused(mailing):
     refused with one signed header changed.
 
     The signed copy comes from a delivery inside fleet1 (local mail keeps its
-    DKIM-Signature, spec 1); mail that crossed to fleet2 has it removed.
+    DKIM-Signature, spec 0.6); mail that crossed to fleet2 has it removed.
     """
     first, second = mailing
     sender, local = (mc.created_account(first.address, "fleet1.test") for _ in range(2))

@@ -1,7 +1,7 @@
 """filtermail's rules without SMTP: FilterPolicy on the generated MIME corpus.
 
 Also a differential test: the fast MIME walk of ``chatmaild.mimecheck``
-must agree with a straightforward reading of the spec on top of a full
+must agree with a straightforward reading of spec 5.6 on top of a full
 :mod:`email` parse, on the corpus and on mangled variants of it.
 """
 
