@@ -134,9 +134,9 @@ def wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
         try:
             socket.create_connection((HOST, port), timeout=1).close()
             return
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"port {port} did not open")
+                raise SystemExit(f"port {port} did not open") from exc
             time.sleep(0.05)
 
 

@@ -116,8 +116,10 @@ class SaltMaster:
             return {}
         try:
             return json.loads(proc.stdout) if proc.stdout.strip() else {}
-        except json.JSONDecodeError:
-            raise AssertionError(f"salt {target} {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        except json.JSONDecodeError as exc:
+            raise AssertionError(
+                f"salt {target} {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            ) from exc
 
     def wait_for(self, minions: list[str], timeout: float = 90) -> float:
         """Seconds until every minion answers test.ping."""
