@@ -60,6 +60,8 @@ ARMORED = mc.armor(mc.encrypted_packets(1500, seed=9))
 
 # name: (mail_from, rcpt_tos, data, outgoing verdict, incoming verdict with every recipient protected)
 # verdict None means accepted; otherwise the reply starts with it.
+# a table: one row per line: not reformatted
+# fmt: off
 CASES = {
     "encrypted": (ALICE, [BOB], mc.encrypted(ALICE, [BOB]), None, None),
     "encrypted 300k": (ALICE, [BOB], mc.encrypted(ALICE, [BOB], size=300_000), None, None),
@@ -113,6 +115,7 @@ CASES = {
     "headers only": (ALICE, [BOB], b"From: alice@example.org\r\nContent-Type: multipart/encrypted; boundary=x", "523", "523"),
     "broken MIME boundary": (ALICE, [BOB], mc.encrypted(ALICE, [BOB]).replace(b"--b00000000_encrypted\r\n", b"--b0000000_encrypted\r\n"), "523", "523"),
 }
+# fmt: on
 
 
 def verdict_matches(reply, expected):

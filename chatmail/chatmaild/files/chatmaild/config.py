@@ -366,6 +366,8 @@ class Setting:
 REQUIRED = object()
 STAGES = ("install", "configure", "activate")
 
+# a table: one row per line: not reformatted
+# fmt: off
 SETTINGS: dict[str, Setting] = {
     "mail_domain": Setting(kind_domain, REQUIRED, "the domain the relay serves"),
     "max_user_send_per_minute": Setting(kind_count, 60, "messages one address may send per minute"),
@@ -411,6 +413,7 @@ SETTINGS: dict[str, Setting] = {
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
+# fmt: on
 
 PRIVACY_KEYS = ("privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor")
 UPSTREAM_OPERATOR = ("merlinux", "schmieder", "testrun.org")
