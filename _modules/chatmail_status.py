@@ -83,8 +83,10 @@ NGINX = (("nginx",), ("nginx.service",))
 # "localhost" or one address; owners: (process names, systemd units) -
 # a listener is the relay's own if either matches (chatmaild's filtermail
 # runs as "python3" inside filtermail.service); mail: stopped by
-# disable_mail; precheck: checked before a deploy (spec: not 3478, 3903).
+# disable_mail; precheck: checked before a deploy (spec 8.5: not 3478, 3903).
 # (port, proto, bind, owners, purpose, condition, mail, precheck)
+# a table: one row per line: not reformatted
+# fmt: off
 PORTS: tuple[tuple[Any, str, str, tuple, str, str, bool, bool], ...] = (
     (25, "tcp", "all", POSTFIX, "SMTP from other relays (MX)", "always", True, True),
     (53, "tcp", "localhost", (("unbound",), ("unbound.service",)), "local DNS resolver", "always", False, True),
@@ -106,6 +108,7 @@ PORTS: tuple[tuple[Any, str, str, tuple, str, str, bool, bool], ...] = (
         "incoming filter", "always", False, True,
     ),
 )
+# fmt: on
 
 WILDCARDS = {"0.0.0.0", "::", "*", ""}
 LOCALHOST = {"127.0.0.1", "::1"}  # what unbound binds by default (127.0.0.53 is not in the way)

@@ -12,8 +12,7 @@
     second.  The filter keeps its reinjection connections between the two
     sink runs only if the sink kept them; a restarted sink is reconnected.
 
-Upstream's outgoing filter on this kind of machine: 181 msg/s over 1
-connection, 212 msg/s over 8 (shared/notes/upstream-measured.md).
+At the end it prints upstream's figures for the same run (bench/reference.py).
 
 Usage: bench/bench_filtermail.py [seconds per figure, default 5]  (about 6 x that in total)
 All traffic stays on 127.0.0.1.
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "chatmail/chatmaild/files"), str(ROOT / "test/unit/chatmaild"), str(ROOT / "test")]
 
 import mailcorpus  # noqa: E402
+from reference import print_reference  # noqa: E402
 from chatmaild.config import read_config  # noqa: E402
 from chatmaild.filtermail import MODES, FilterPolicy  # noqa: E402
 
@@ -134,9 +134,9 @@ def wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
         try:
             socket.create_connection((HOST, port), timeout=1).close()
             return
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"port {port} did not open")
+                raise SystemExit(f"port {port} did not open") from exc
             time.sleep(0.05)
 
 
@@ -210,12 +210,12 @@ def main() -> None:
                 finally:
                     sink.stdin.close()
                     sink.wait(10)
-            print("    upstream: 181 msg/s (1 connection), 212 msg/s (8 connections)")
         finally:
             filt.terminate()
             filt.wait(10)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"    load average during the run: {load} on {os.cpu_count()} CPUs (other work on the machine skews all figures)")
+    print_reference("filtermail")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO / "test" / "system"))
 
 import mailclient as mc  # noqa: E402
 from harness import Lab  # noqa: E402
+from reference import print_reference  # noqa: E402
 from test_fleet import SaltMaster, apply_all, failures, join, publish_dkim, trust  # noqa: E402
 
 
@@ -117,6 +118,7 @@ def main() -> None:
         print(f"bench2 -> bench3 delivery over {len(values)} messages: p50 {percentile(values, 50) * 1000:.0f} ms, "
               f"p99 {percentile(values, 99) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms, "
               f"mean {statistics.mean(values) * 1000:.0f} ms")
+        print_reference("fleet")
     finally:
         master.stop()
         lab.stop()

@@ -16,8 +16,8 @@ formula and prints:
 
 The maildirs are watched from the host through the container's overlay
 mount (a file-system read, no network); messages are matched by their
-Message-ID.  Compare with /work/shared/notes/upstream-measured.md (20
-senders: 90-122 msg/s, p50 310-500 ms, p99 640-900 ms, 0-27 % refused).
+Message-ID.  At the end it prints upstream's figures for the same runs
+(bench/reference.py: where and how they were measured).
 
 Needs root (systemd-nspawn).  Run: ``.venv/bin/python bench/bench_relay.py``.
 """
@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "test" / "system"))
 import mailclient as mc  # noqa: E402
 from harness import Lab, changed_states, failed_states  # noqa: E402
 from loadgen import MaildirWatcher, latency_line, maildir_new, message  # noqa: E402
+from reference import print_reference  # noqa: E402
 
 def sequential_latency(box, domain: str, count: int, seeds) -> list[float]:
     sender, recipient = mc.created_account(box.address, domain), mc.created_account(box.address, domain)
@@ -167,6 +168,7 @@ def main() -> int:
         print(f"daemon crashes in the journal: {len(crashes.splitlines())}")
         for line in crashes.splitlines()[:10]:
             print("  " + line)
+        print_reference("relay")
         return 0
     finally:
         lab.stop()

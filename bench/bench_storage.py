@@ -8,7 +8,8 @@ are empty (os.mknod): sizes come from the names' ``,S=`` field, so the disk
 cost is the directories (~4 KiB each), not the messages.  Subfolder files
 get their received date as mtime, like hard-linked moves do.
 
-For comparison it also times the upstream approach: one stat() per file.
+For comparison it also times the upstream approach (one stat() per file)
+and prints upstream's measured figures (bench/reference.py).
 Hot page cache only (dropping caches would disturb everything else on the host).
 
 Usage::
@@ -38,6 +39,7 @@ sys.path.insert(0, str(REPO / "chatmail" / "chatmaild" / "files"))
 from chatmaild.config import Config, validate  # noqa: E402
 from chatmaild.expire import run_expire  # noqa: E402
 from chatmaild.fsreport import run_fsreport  # noqa: E402
+from reference import print_reference  # noqa: E402
 
 BASE = Path("/var/tmp/chatmail-bench-store")
 DOMAIN = "bench.example.org"
@@ -167,6 +169,7 @@ def main() -> int:
     assert expire_result["files_examined"] == fsreport_result["messages"] == files
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"max RSS {rss:.0f} MB")
+    print_reference("storage")
     return 0
 
 

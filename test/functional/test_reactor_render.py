@@ -185,12 +185,12 @@ def test_launcher_runs_the_salt_that_applied_the_formula(rendered, tmp_path):
 def test_unit_file_verifies(rendered, tmp_path):
     r = rendered["masterless"]
     unit = r.write("/etc/systemd/system/chatmail-selfheal.service", tmp_path / "chatmail-selfheal.service")
-    exec_start = [l for l in unit.read_text().splitlines() if l.startswith("ExecStart=")]
+    exec_start = [line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")]
     assert exec_start == ["ExecStart=/usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal --disable-keepalive"]
     assert "Restart=always" in unit.read_text()
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     # the launcher exists only on a relay
-    problems = [l for l in proc.stderr.splitlines() if l.strip() and "chatmail-selfheal/salt-minion" not in l]
+    problems = [line for line in proc.stderr.splitlines() if line.strip() and "chatmail-selfheal/salt-minion" not in line]
     assert not problems, proc.stderr
 
 

@@ -46,7 +46,7 @@ def test_forward_zones_and_special_use_names(zones_render):
     # only the special-use zone loses validation and the built-in NXDOMAIN
     assert 'local-zone: "test." nodefault' in text
     assert 'domain-insecure: "relay.test."' in text
-    assert "corp.example.org" not in "".join(l for l in text.splitlines(True) if "insecure" in l)
+    assert "corp.example.org" not in "".join(line for line in text.splitlines(True) if "insecure" in line)
     assert "do-not-query-localhost: no" in text  # a loopback forwarder is allowed
     assert "cache-max-negative-ttl: 0" in text  # upstream 1.12: no negative cache
     assert "interface: ::1" in text

@@ -82,7 +82,7 @@ def test_systemd_analyze_verify(units, tmp_path):
         units.write(f"/etc/systemd/system/{name}", tmp_path / name)
     proc = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in names)], capture_output=True, text=True)
     # Unknown users are fine on a host without vmail; anything else is a unit error.
-    problems = [l for l in proc.stderr.splitlines() if l.strip() and "vmail" not in l]
+    problems = [line for line in proc.stderr.splitlines() if line.strip() and "vmail" not in line]
     assert not problems, proc.stderr
 
 
@@ -134,7 +134,7 @@ def test_mtail_program_counts_relay_log_lines(tmp_path):
     )
     out = subprocess.run(["mtail", "--one_shot", "--one_shot_format=prometheus", "--progs", str(progs), "--logs", str(log)],
                          capture_output=True, text=True, timeout=30).stdout
-    values = {l.split("{")[0]: float(l.rsplit(" ", 1)[1]) for l in out.splitlines() if l and not l.startswith("#")}
+    values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if line and not line.startswith("#")}
     assert values["created_accounts"] == 2 and values["created_ci_accounts"] == 1 and values["created_nonci_accounts"] == 1
     assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 2 and values["delivered_mail"] == 1
     assert values["incoming_mailer_daemon_mail_count"] == 1 and values["unencrypted_mail_count"] == 1

@@ -118,8 +118,10 @@ class SaltMaster:
             return {}
         try:
             return json.loads(proc.stdout) if proc.stdout.strip() else {}
-        except json.JSONDecodeError:
-            raise AssertionError(f"salt {target} {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        except json.JSONDecodeError as exc:
+            raise AssertionError(
+                f"salt {target} {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            ) from exc
 
     def wait_for(self, minions: list[str], timeout: float = 90) -> float:
         """Seconds until every minion answers test.ping."""
@@ -358,7 +360,7 @@ def test_a_broken_signature_is_refused(mailing):
     refused with one signed header changed.
 
     The signed copy comes from a delivery inside fleet1 (local mail keeps its
-    DKIM-Signature, spec 1); mail that crossed to fleet2 has it removed.
+    DKIM-Signature, spec 0.6); mail that crossed to fleet2 has it removed.
     """
     first, second = mailing
     sender, local = (mc.created_account(first.address, "fleet1.test") for _ in range(2))

@@ -40,6 +40,8 @@ def test_ini_strings_are_typed_like_yaml_values():
     assert from_ini == from_yaml
 
 
+# a table: one case per line: not reformatted
+# fmt: off
 @pytest.mark.parametrize(
     "raw, key, expected",
     [
@@ -73,6 +75,7 @@ def test_ini_strings_are_typed_like_yaml_values():
          "appversions", "clientId"),
     ],
 )
+# fmt: on
 def test_bad_values_name_key_value_and_expected_form(raw, key, expected):
     mine = [p for p in problems_of(raw) if f":{key}:" in p]
     assert len(mine) == 1, mine

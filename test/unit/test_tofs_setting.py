@@ -37,6 +37,8 @@ def test_empty_files_switch_leaves_only_default_and_the_formula():
     assert validate({**BASE, "tofs": {"files_switch": []}})["tofs"]["files_switch"] == []
 
 
+# a table: one case per line: not reformatted
+# fmt: off
 @pytest.mark.parametrize(
     "tofs, names, expected",
     [
@@ -58,6 +60,7 @@ def test_empty_files_switch_leaves_only_default_and_the_formula():
         ("path_prefix=site", "got 'path_prefix=site'", "expected a mapping (pillar only, not chatmail.ini)"),
     ],
 )
+# fmt: on
 def test_bad_tofs_names_key_value_and_expected_form(tofs, names, expected):
     problem = tofs_problem(tofs)
     assert problem.startswith("pillar chatmail:tofs: got "), problem

@@ -113,13 +113,6 @@ def wait_connect(path: Path, timeout: float = 10.0) -> DictClient:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def config(tmp_path):
-    cfg = make_config(tmp_path)
-    cfg.mailboxes_dir.mkdir(parents=True)
-    return cfg
-
-
 # (request line, the replies it may get; None: no reply expected)
 LOOKUP_ANSWER = {"F", "N"}
 GARBAGE = [
@@ -216,10 +209,3 @@ class PushServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-@pytest.fixture
-def push_server():
-    server = PushServer()
-    yield server
-    server.close()

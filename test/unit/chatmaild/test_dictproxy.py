@@ -15,7 +15,7 @@ import pytest
 
 from chatmaild.dictproxy import DictProxy, DictServer, LookupFailed, tab_escape, tab_unescape
 
-from dict_fixtures import DictClient, assert_survives_garbage, config, running, wait_connect  # noqa: F401
+from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
 
 
 class MemoryDict(DictProxy):

@@ -12,7 +12,7 @@ import pytest
 from chatmaild.doveauth import AuthDict, split_key_fields
 from chatmaild.hashing import hash_password, sha512_crypt, verify_password
 
-from dict_fixtures import DictClient, assert_survives_garbage, config, running, wait_connect  # noqa: F401
+from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
 
 ADDR = "abcdefghi@chat.example.org"
 PASSWORD = "secret-password-1"

@@ -1,7 +1,7 @@
 """filtermail's rules without SMTP: FilterPolicy on the generated MIME corpus.
 
 Also a differential test: the fast MIME walk of ``chatmaild.mimecheck``
-must agree with a straightforward reading of the spec on top of a full
+must agree with a straightforward reading of spec 5.6 on top of a full
 :mod:`email` parse, on the corpus and on mangled variants of it.
 """
 
@@ -61,6 +61,8 @@ ARMORED = mc.armor(mc.encrypted_packets(1500, seed=9))
 
 # name: (mail_from, rcpt_tos, data, outgoing verdict, incoming verdict with every recipient protected)
 # verdict None means accepted; otherwise the reply starts with it.
+# a table: one row per line: not reformatted
+# fmt: off
 CASES = {
     "encrypted": (ALICE, [BOB], mc.encrypted(ALICE, [BOB]), None, None),
     "encrypted 300k": (ALICE, [BOB], mc.encrypted(ALICE, [BOB], size=300_000), None, None),
@@ -114,6 +116,7 @@ CASES = {
     "headers only": (ALICE, [BOB], b"From: alice@example.org\r\nContent-Type: multipart/encrypted; boundary=x", "523", "523"),
     "broken MIME boundary": (ALICE, [BOB], mc.encrypted(ALICE, [BOB]).replace(b"--b00000000_encrypted\r\n", b"--b0000000_encrypted\r\n"), "523", "523"),
 }
+# fmt: on
 
 
 def verdict_matches(reply, expected):

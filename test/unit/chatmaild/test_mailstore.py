@@ -30,7 +30,7 @@ MAILBOXES = {
 
 # (mailbox, dir, name age in days or None for a non-Dovecot name, mtime age, size, fate)
 # fate: "keep", "old" (rule 2), "large" (rule 3), "mailbox" (removed with its inactive mailbox)
-A, I, N, C, Q = MAILBOXES
+A, IN, N, C, Q = MAILBOXES
 MESSAGES = [
     (A, "cur", 1, 1, 500, "keep"),
     (A, "cur", 25, 25, 600, "old"),
@@ -54,8 +54,8 @@ MESSAGES = [
     (A, ".DeltaChat/cur", 2, 10, 250000, "large"),
     (A, ".DeltaChat/new", 2, 10, 250000, "keep"),
     (A, ".Archive.2024/cur", 21, 21, 1500, "old"),
-    (I, "cur", 1, 1, 2000, "mailbox"),
-    (I, "new", 50, 50, 2100, "mailbox"),
+    (IN, "cur", 1, 1, 2000, "mailbox"),
+    (IN, "new", 50, 50, 2100, "mailbox"),
     (N, "cur", 25, 25, 3000, "old"),
     (N, "cur", 1, 1, 3100, "keep"),
     (C, "cur", 1, 1, 600000, "keep"),

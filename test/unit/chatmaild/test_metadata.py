@@ -13,14 +13,7 @@ from chatmaild.metadata import MetadataDict
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
 
-from dict_fixtures import (  # noqa: F401
-    DictClient,
-    assert_survives_garbage,
-    config,
-    make_config,
-    push_server,
-    running,
-)
+from dict_fixtures import DictClient, assert_survives_garbage, make_config, running
 from test_turncreds import openssl_hmac_sha1_base64
 
 ADDR = "abcdefghi@chat.example.org"

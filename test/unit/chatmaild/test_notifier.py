@@ -9,7 +9,6 @@ import pytest
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
 
-from dict_fixtures import config, push_server  # noqa: F401
 
 ADDR = "abcdefghi@chat.example.org"
 FAST = (0, 0.05, 0.1, 0.15, 0.2)

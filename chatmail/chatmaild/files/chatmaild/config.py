@@ -479,6 +479,8 @@ class Setting:
 REQUIRED = object()
 STAGES = ("install", "configure", "activate")
 
+# a table: one row per line: not reformatted
+# fmt: off
 SETTINGS: dict[str, Setting] = {
     "mail_domain": Setting(kind_domain, REQUIRED, "the domain the relay serves"),
     "max_user_send_per_minute": Setting(kind_count, 60, "messages one address may send per minute"),
@@ -540,6 +542,7 @@ SETTINGS: dict[str, Setting] = {
     "backup_keep": Setting(kind_count, 14, "backups kept (older ones pruned); 0 keeps all", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
+# fmt: on
 
 PRIVACY_KEYS = ("privacy_postal", "privacy_mail", "privacy_pdo", "privacy_supervisor")
 UPSTREAM_OPERATOR = ("merlinux", "schmieder", "testrun.org")
