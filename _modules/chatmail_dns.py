@@ -1,6 +1,6 @@
 """chatmail.dns_zone / chatmail.dns_check: the relay's DNS records, made and verified.
 
-The formula's ``cmdeploy dns`` (spec 8.3).  ``dns_zone`` builds every
+The formula's ``cmdeploy dns`` (design.md §8.3).  ``dns_zone`` builds every
 record the relay wants from what the minion itself knows (its public
 addresses, the DKIM key, the ACME account, the MTA-STS policy) and returns
 them as data and as zone-file text the operator pastes into their DNS.
@@ -169,7 +169,7 @@ def dns_zone(
     acme_account_url: str | None = None,
     zonefile: str | None = None,
 ) -> dict[str, Any]:
-    """The relay's DNS records (spec 8.3) as data and as zone-file text.
+    """The relay's DNS records (design.md §8.3) as data and as zone-file text.
 
     ipv4 / ipv6
         addresses to publish (list or comma-separated); default: the

@@ -1,7 +1,7 @@
 """chatmail.status / chatmail.ports / chatmail.listeners: is the relay healthy?
 
 ``chatmail.status`` is the formula's ``cmdeploy status``: one call that
-answers what an operator asks after a deploy or a migration (spec 8.1,
+answers what an operator asks after a deploy or a migration (design.md §8.1,
 8.6): are the services up, does every port have its owner listening, when
 does the certificate expire, is mail piling up in the queue, how many
 accounts and how much disk, which revision is deployed, are the privacy
@@ -83,7 +83,7 @@ NGINX = (("nginx",), ("nginx.service",))
 # "localhost" or one address; owners: (process names, systemd units) -
 # a listener is the relay's own if either matches (chatmaild's filtermail
 # runs as "python3" inside filtermail.service); mail: stopped by
-# disable_mail; precheck: checked before a deploy (spec 8.5: not 3478, 3903).
+# disable_mail; precheck: checked before a deploy (design.md §8.5: not 3478, 3903).
 # (port, proto, bind, owners, purpose, condition, mail, precheck)
 # a table: one row per line: not reformatted
 # fmt: off
@@ -279,7 +279,7 @@ def _describe(proc: dict[str, Any]) -> str:
 
 
 def port_conflicts(ports: Any = None, pillar: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Ports the relay needs that a program other than the relay's holds (spec 8.5).
+    """Ports the relay needs that a program other than the relay's holds (design.md §8.5).
 
     ports
         check only these (list or comma-separated); default: every port

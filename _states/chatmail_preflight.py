@@ -7,11 +7,11 @@ a 2.4), so the run stops naming the platform and what is supported.
 
 ports_free: no foreign program holds a port the relay needs.
 
-Before anything is installed or started, every port of the relay (spec
-0.4, with the configured port numbers; table ``PORTS`` in
+Before anything is installed or started, every port of the relay (design.md
+§0.4, with the configured port numbers; table ``PORTS`` in
 ``_modules/chatmail_status.py``) is looked up in ``ss -Hltnup``.  A
 listener is fine when it is the relay's own program (process name from
-spec 8.5, e.g. ``master``/``smtpd`` on 25) or runs in the relay's systemd
+design.md §8.5, e.g. ``master``/``smtpd`` on 25) or runs in the relay's systemd
 unit (chatmaild's filtermail is ``python3`` inside ``filtermail.service``);
 anything else (exim4 on 25, apache2 on 443, ...) fails the state with a
 comment naming port, process and pid, like upstream's "port P is occupied

@@ -1,5 +1,5 @@
 # Apply the whole relay.  The order of includes is the order of the run
-# (spec 8.4: resolver first, certificates before the daemons that use them,
+# (design.md §8.4: resolver first, certificates before the daemons that use them,
 # chatmaild sockets before Dovecot, Dovecot before Postfix because Dovecot
 # creates Postfix's private/auth socket, nginx last).  Each component's
 # init.sls includes its package (install stage), config (configure stage)

@@ -1,5 +1,5 @@
 {#- Runs only when iroh_relay is absent; any other value stops and
-    disables a relay left from before (spec 9 #14). -#}
+    disables a relay left from before (design.md §9 #14). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- if "activate" in chatmail.stages %}
 

@@ -1,4 +1,4 @@
-{#- Logs in RAM only, kept 3 days (spec 7.3): a relay keeps as little
+{#- Logs in RAM only, kept 3 days (design.md §7.3): a relay keeps as little
     about its users as it can.  A drop-in, so Debian's journald.conf stays
     untouched. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}

@@ -1,4 +1,4 @@
-{#- Leftovers of older upstream deployments (spec 7.9), removed on every
+{#- Leftovers of older upstream deployments (design.md §7.9), removed on every
     run; each state is a no-op once the host is clean.  (acmetool's old
     cron job and hooks are removed by chatmail.tls.) -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}

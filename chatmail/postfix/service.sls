@@ -1,6 +1,6 @@
 {#- Postfix runs after Dovecot (which creates private/auth and
     private/dovecot-lmtp) and the chatmaild services (filtermail ports).
-    disable_mail stops and disables it (section 8.5 of the spec). #}
+    disable_mail stops and disables it (design.md §8.5). #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
 {%- if "activate" in chatmail.stages %}
 

@@ -2,7 +2,7 @@
     support (chatmail/parameters/defaults.yaml, releases) the states would
     write another release's configuration, so the run stops there, naming
     the platform and the supported releases; failhard, so nothing changes.
-    Then the ports (spec 8.5): before anything is installed or started, no
+    Then the ports (design.md §8.5): before anything is installed or started, no
     program other than the relay's own may hold a port the relay needs
     (exim4 on 25, apache2 on 80/443, ...).  It runs for every stage
     selection, not only "activate": it only reads, and a foreign listener

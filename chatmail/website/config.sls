@@ -1,4 +1,4 @@
-{#- The relay's small website in /var/www/html (spec 7.8): the formula's
+{#- The relay's small website in /var/www/html (design.md §7.8): the formula's
     own pages, rendered with the settings, or the operator's folder
     (www_folder, a directory on the relay) copied as it is.  The account
     QR code (DCACCOUNT:https://D/new) is drawn on the relay by qrencode,

@@ -107,7 +107,7 @@ def test_stages_split_units_and_services(tmp_path):
 
 
 def test_iroh_and_mtail_off_unless_wanted(tmp_path):
-    """iroh_relay set -> no download, relay stopped; no mtail_address -> mtail stopped (spec 9 #14)."""
+    """iroh_relay set -> no download, relay stopped; no mtail_address -> mtail stopped (design.md §9 #14)."""
     r = render("chatmail.iroh", {"mail_domain": "chat.example.org", "iroh_relay": ""}, tmp_path / "a")
     assert "chatmail-iroh-release-archive-extracted" not in r.states
     assert r.state("chatmail-iroh-service-dead") == {"name": "iroh-relay", "enable": False, "order": r.state("chatmail-iroh-service-dead")["order"]}

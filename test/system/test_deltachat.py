@@ -1,4 +1,4 @@
-"""Real Delta Chat clients on relays the formula built (spec 8.7 AC-9, AC-14, AC-23, AC-25, AC-26).
+"""Real Delta Chat clients on relays the formula built (design.md §8.7 AC-9, AC-14, AC-23, AC-25, AC-26).
 
 The client is deltachat-rpc-server (the Delta Chat core) in a network
 namespace whose only link is the test bridge (dcclient.py).  Accounts come

@@ -360,7 +360,7 @@ def test_a_broken_signature_is_refused(mailing):
     refused with one signed header changed.
 
     The signed copy comes from a delivery inside fleet1 (local mail keeps its
-    DKIM-Signature, spec 0.6); mail that crossed to fleet2 has it removed.
+    DKIM-Signature, design.md §0.6); mail that crossed to fleet2 has it removed.
     """
     first, second = mailing
     sender, local = (mc.created_account(first.address, "fleet1.test") for _ in range(2))

@@ -1,4 +1,4 @@
-"""Delta Chat across a fleet: an account on one relay and an account on another talk (spec 8.7 AC-14, AC-25).
+"""Delta Chat across a fleet: an account on one relay and an account on another talk (design.md §8.7 AC-14, AC-25).
 
 Two relays, each applied masterless and made peers of each other the way
 the internet would (relays.py: each trusts the other's self-signed

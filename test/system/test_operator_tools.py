@@ -10,7 +10,7 @@ AC-20 (the daily expire job leaves no overdue message).
 ``chatmail.expire`` runs on a store seeded inside the relay (INBOX and
 ``.DeltaChat`` messages, inactive and idle accounts, a directory that is not
 an account) with a ``days`` offset, and must remove exactly the files the
-rules of spec 5.8 name.
+rules of design.md §5.8 name.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One relay container for the module (booting is cheap, applying is not).
 The tests run in file order: converge, idempotence, checkers, services,
-then the protocol acceptance criteria of spec 8.7 over real IMAP, SMTP and
+then the protocol acceptance criteria of design.md §8.7 over real IMAP, SMTP and
 HTTPS from the host to the container's bridge address, and last
 ``disable_mail``, which stops the mail daemons.
 

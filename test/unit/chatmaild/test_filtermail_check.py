@@ -1,7 +1,7 @@
 """filtermail's rules without SMTP: FilterPolicy on the generated MIME corpus.
 
 Also a differential test: the fast MIME walk of ``chatmaild.mimecheck``
-must agree with a straightforward reading of spec 5.6 on top of a full
+must agree with a straightforward reading of design.md §5.6 on top of a full
 :mod:`email` parse, on the corpus and on mangled variants of it.
 """
 
@@ -151,7 +151,7 @@ def test_incoming_cleartext_only_for_unprotected(config, incoming):
 
 
 def test_log_lines(outgoing, incoming, caplog):
-    """mtail counts these exact lines (spec 5.13)."""
+    """mtail counts these exact lines (design.md §5.13)."""
     caplog.set_level("INFO", logger="filtermail")
     outgoing.check_message(ALICE, [BOB], mc.encrypted(ALICE, [BOB]))
     outgoing.check_message(ALICE, [BOB], mc.plain(ALICE, [BOB]))

@@ -73,7 +73,7 @@ def test_encrypted_reinjected_unchanged(setup):
     assert send(filt.port, ALICE, [BOB, REMOTE], data)[0] == 250
     (got,) = sink.received
     assert (got.mail_from, got.rcpt_tos, got.data) == (ALICE, [BOB, REMOTE], data)
-    assert got.peer == "127.0.0.1"  # no 127.0.0.2 source address (spec 2.2)
+    assert got.peer == "127.0.0.1"  # no 127.0.0.2 source address (design.md §2.2)
 
 
 def test_dot_lines_survive(setup):

@@ -121,7 +121,7 @@ def test_armor(name):
 def test_gnupg_symmetric_message(tmp_path):
     """A message written by the real GnuPG is judged by its packet header format.
 
-    GnuPG 2.2 writes its SKESK with an old-format header; spec 5.6 accepts
+    GnuPG 2.2 writes its SKESK with an old-format header; design.md §5.6 accepts
     new-format headers only, so such a message is refused (as upstream).
     """
     home = tmp_path / "gnupg"

@@ -1,4 +1,4 @@
-"""Expire old messages and inactive accounts (spec 5.8).
+"""Expire old messages and inactive accounts (design.md §5.8).
 
 ``run_expire`` is the one implementation; the CLI below, the daily systemd
 timer (``python3 -m chatmaild.expire INI -v --remove``) and the Salt

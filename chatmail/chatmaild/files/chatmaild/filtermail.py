@@ -8,7 +8,7 @@ port (see :mod:`chatmaild.reinject`), everything else is refused.
 
 Usage: ``python3 -m chatmaild.filtermail <chatmail.ini> outgoing|incoming``
 
-The rules, in the order they apply (spec 5.6):
+The rules, in the order they apply (design.md §5.6):
 
 outgoing
   MAIL   sender over the rate limit              450 4.7.1 (try later)
@@ -30,7 +30,7 @@ answers 4xx, Postfix's own 5xx if it refuses.  Anything failing inside the
 filter is a 451 as well: a client treats 5xx as final, so a 5xx is only
 ever given for a property of the message.
 
-Where this differs from the reference relay (spec section 9): an encrypted
+Where this differs from the reference relay (design.md §9): an encrypted
 message must have exactly two parts (#8); the rate limit is upstream
 1.12's token bucket (``max_user_send_burst_size`` at once, then
 ``max_user_send_per_minute`` a minute; 0 meaning no limit; #11); the

@@ -1,6 +1,6 @@
 """One walk over the mailbox store, shared by expire and fsreport.
 
-Layout (spec 0.8): ``MB/<addr>/`` holds the account; entries of ``MB``
+Layout (design.md §0.8): ``MB/<addr>/`` holds the account; entries of ``MB``
 without ``@`` are not accounts.  Inside a mailbox, every regular file that
 sits directly in a directory named ``cur``, ``new`` or ``tmp`` is a message,
 at any depth, so Maildir++ subfolders such as ``.DeltaChat/cur`` count.

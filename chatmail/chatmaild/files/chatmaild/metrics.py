@@ -1,4 +1,4 @@
-"""Account counts in Prometheus text format (spec 5.10).
+"""Account counts in Prometheus text format (design.md §5.10).
 
 Run every 5 minutes by cron as ``python3 -m chatmaild.metrics MB > /var/www/html/metrics``
 (``MB`` = the mailbox root; a chatmail.ini path works too).  An account is
