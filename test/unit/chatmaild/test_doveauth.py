@@ -96,11 +96,50 @@ def test_other_domain_and_bad_keys(auth):
         ("abcd+fghi@chat.example.org", PASSWORD, "plus sign"),
         ("abc@efghi@chat.example.org", PASSWORD, "two @"),
         ("../../etc@chat.example.org", PASSWORD, "path"),
+        ("xxx..xxxx@chat.example.org", PASSWORD, "consecutive dots"),
+        ("xxxxxxxx.@chat.example.org", PASSWORD, "trailing dot"),
+        (".xxxxxxxx@chat.example.org", PASSWORD, "leading dot"),
+        ("........a@chat.example.org", PASSWORD, "only dots"),
+        (ADDR, "abcdefghij\0klmnop", "NUL in the password (tab-escaped by Dovecot's client)"),
+        (ADDR, "abcdefghij\tklmnop", "tab in the password"),
+        (ADDR, "abcdefghij\x01klmnop", "control byte in the password"),
+        (ADDR, "abcdefghij\x7fklmnop", "DEL in the password"),
+        (ADDR, "\n" * 12, "only line breaks"),
     ],
 )
 def test_creation_rules_refuse(auth, config, addr, password, why):
     assert passdb(auth, addr, password) == "N", why
     assert not (config.mailboxes_dir / addr).exists()
+
+
+def test_dots_inside_the_local_part_are_fine(auth, config):
+    entry(passdb(auth, "abc.de.fg@chat.example.org", PASSWORD))
+    assert (config.mailboxes_dir / "abc.de.fg@chat.example.org" / "password").exists()
+
+
+@pytest.mark.parametrize("local", ["x" * 65, "x" * 300, "x" * 1000])
+def test_overlong_local_part_is_a_permanent_refusal(auth, local):
+    """N (Dovecot: "Authentication failed"), not F ("Temporary authentication failure")."""
+    addr = f"{local}@chat.example.org"
+    assert passdb(auth, addr, PASSWORD) == "N"
+    assert auth.lookup(f"shared/userdb/{addr}", addr) == "N"
+
+
+def test_password_not_utf8_is_a_permanent_refusal(auth, config):
+    line = b'Lshared/passdb/abcdefghij\xffklmnop"' + ADDR.encode() + b"\t" + ADDR.encode()
+    assert auth.request(line) == "N"
+    assert not (config.mailboxes_dir / ADDR).exists()
+    # the connection keeps serving
+    entry(passdb(auth, ADDR, PASSWORD))
+
+
+def test_existing_account_with_old_style_address_still_logs_in(auth, config):
+    """Rules for new accounts do not lock out an account made before they existed."""
+    old = "xxx..xxxx@chat.example.org"
+    userdir = config.mailboxes_dir / old
+    userdir.mkdir(parents=True)
+    (userdir / "password").write_text(hash_password(PASSWORD))
+    assert entry(passdb(auth, old, PASSWORD))["addr"] == old
 
 
 def test_password_exactly_min_length_is_enough(auth):
@@ -125,10 +164,9 @@ def test_empty_password_file_recreates(auth, config):
 
 
 def test_password_with_separator_and_escapes(auth, config):
-    tricky = 'pa"ss\\wo\'rd\tx'
+    tricky = 'pa"ss\\wo\'rd x"'
     stored = entry(passdb(auth, ADDR, tricky))["password"]
     assert verify_password(tricky, stored)
-    # tab arrives tab-escaped from Dovecot's dict client
     assert entry(passdb(auth, ADDR, tricky))["password"] == stored
 
 

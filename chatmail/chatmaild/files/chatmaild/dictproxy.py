@@ -125,6 +125,11 @@ class DictProxy:
         log.warning("%s: set of unknown key %r", self.name, key)
         return False
 
+    def undecodable(self, cmd: str, line: bytes) -> str | None:
+        """The reply to a request that is not UTF-8 (default: a failure)."""
+        log.warning("%s: request %r is not UTF-8; answered as failure", self.name, line[:80])
+        return _FAILURE_REPLY.get(cmd)
+
     # -- protocol --------------------------------------------------------------
 
     def handle_line(self, line: bytes, transactions: dict[str, Transaction]) -> str | None:
@@ -135,8 +140,7 @@ class DictProxy:
         try:
             text = line[1:].decode("utf-8")
         except UnicodeDecodeError:
-            log.warning("%s: request %r is not UTF-8; answered as failure", self.name, line[:80])
-            return _FAILURE_REPLY.get(cmd)
+            return self.undecodable(cmd, line)
         handler = _COMMANDS.get(cmd)
         if handler is None:
             if cmd not in _IGNORED:

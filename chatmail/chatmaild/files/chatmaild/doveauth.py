@@ -16,11 +16,11 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Iterable
 
+from .accountrules import address_refusal, impossible_address, password_refusal
 from .config import Config
 from .dictproxy import DictProxy, LookupFailed, run_service
 from .dictproxy_fs import locked, write_atomic
@@ -29,7 +29,6 @@ from .hashing import hash_password
 log = logging.getLogger(__name__)
 
 NOCREATE_PATH = Path("/etc/chatmail-nocreate")
-LOCALPART_CHARS = re.compile(r"[a-z0-9._-]+")
 USERDB_PREFIX = "shared/userdb/"
 _json_string = json.encoder.encode_basestring_ascii
 
@@ -93,6 +92,15 @@ class AuthDict(DictProxy):
             raise LookupFailed("passdb key needs password and user")
         return self.passdb(fields[1], fields[0])
 
+    def undecodable(self, cmd: str, line: bytes) -> str | None:
+        # Addresses are ASCII and no account was ever created with a
+        # password that is not UTF-8: such a lookup is "unknown user"
+        # (a permanent refusal), not a temporary failure to retry.
+        if cmd == "L":
+            log.warning("%s: lookup that is not UTF-8 answered as unknown user", self.name)
+            return "N"
+        return super().undecodable(cmd, line)
+
     def iterate(self, flags: int, max_rows: int, path: str, user: str) -> Iterable[tuple[str, str]]:
         if path != USERDB_PREFIX:
             return ()
@@ -112,7 +120,7 @@ class AuthDict(DictProxy):
         return self._user_dir(addr)
 
     def _user_dir_uncached(self, addr: str) -> Path | None:
-        if not addr.endswith(self.domain_suffix) or addr.count("@") != 1:
+        if not addr.endswith(self.domain_suffix) or addr.count("@") != 1 or impossible_address(addr):
             return None
         try:
             return self.config.get_user_dir(addr)
@@ -162,17 +170,9 @@ class AuthDict(DictProxy):
         cfg = self.config
         if self.nocreate_path.exists():
             return f"{self.nocreate_path} exists"
-        if len(password) < cfg.password_min_length:
-            return f"password shorter than {cfg.password_min_length}"
-        parts = addr.split("@")
-        if len(parts) != 2:
-            return "address must have exactly one @"
-        local = parts[0]
-        if not cfg.username_min_length <= len(local) <= cfg.username_max_length:
-            return f"local part length not within {cfg.username_min_length}..{cfg.username_max_length}"
-        if not LOCALPART_CHARS.fullmatch(local):
-            return "local part may only contain a-z 0-9 . _ -"
-        return None
+        return password_refusal(password, cfg.password_min_length) or address_refusal(
+            addr, cfg.mail_domain, cfg.username_min_length, cfg.username_max_length
+        )
 
     def create(self, addr: str, userdir: Path, password: str) -> str | None:
         """Create the account and return its hash; None if refused or failed.
