@@ -377,6 +377,7 @@ SETTINGS: dict[str, Setting] = {
     "username_min_length": Setting(kind_count, 9, "shortest local part of a new address"),
     "username_max_length": Setting(kind_count, 9, "longest local part of a new address"),
     "password_min_length": Setting(kind_count, 9, "shortest password of a new account"),
+    "account_creations_per_hour": Setting(kind_count, 200, "accounts first logins from one client address (IPv6: its /64) may create per hour; 0: no limit"),
     "passthrough_senders": Setting(kind_addresses, [], "local senders allowed to send cleartext"),
     "passthrough_recipients": Setting(kind_addresses, [], "recipients (or @domain) that may get cleartext"),
     "www_folder": Setting(kind_path_or_empty, "", "folder with a custom website (salt:// or absolute)"),
@@ -409,6 +410,8 @@ SETTINGS: dict[str, Setting] = {
     "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
+    "newemail_per_minute": Setting(kind_count, 120, "POSTs to /new one client address may make per minute (nginx limit_req); 0: no limit", "formula"),
+    "newemail_burst": Setting(kind_count, 5, "POSTs to /new above the rate one client address may make at once", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 
