@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from .accountrules import impossible_address
 from .config import Config
 from .dictproxy import DictProxy, Transaction, run_service
 
@@ -46,9 +47,11 @@ class LastLoginDict(DictProxy):
             log.warning("lastlogin: login time %r of %s is not a number", value, addr)
             return False
         try:
+            if impossible_address(addr):  # e.g. too long for a file name: no such account
+                raise ValueError(addr)
             password = self.config.get_user_dir(addr) / "password"
         except ValueError:
-            log.warning("lastlogin: invalid address %r", addr)
+            log.warning("lastlogin: invalid address %r", addr[:300])
             return False
         try:
             if int(password.stat().st_mtime) != day:

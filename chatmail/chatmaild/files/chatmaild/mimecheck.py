@@ -239,11 +239,20 @@ def split_parts(data: bytes, start: int, boundary: str) -> list[Part] | None:
 
 
 def _split(data: bytes, start: int, boundary: str) -> tuple[list[Part] | None, tuple[bytes, bytes]]:
-    """Subparts (None if there are none), preamble and epilogue of a multipart body."""
+    """Subparts (None if there are none), preamble and epilogue of a multipart body.
+
+    A boundary that is not ASCII (e.g. decoded from RFC 2231 ``boundary*=``
+    or 8-bit bytes read as U+FFFD) never occurs in the body as
+    :mod:`email` reads it: no parts (found by fuzzing; it used to raise).
+    """
+    try:
+        dash_boundary = boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return None, (b"", b"")
     parts: list[Part] = []
     part_start = None
     preamble = b""
-    for line_start, line_end, close in _delimiters(data, start, boundary.encode("ascii", "surrogateescape")):
+    for line_start, line_end, close in _delimiters(data, start, dash_boundary):
         if part_start is not None:
             parts.append(_make_part(data, part_start, _line_break_before(data, line_start)))
         else:
