@@ -91,7 +91,7 @@ class Transaction:
 
 
 class _Connection:
-    __slots__ = ("sock", "inbuf", "outbuf", "transactions", "events")
+    __slots__ = ("sock", "inbuf", "outbuf", "transactions", "events", "closing")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -99,6 +99,7 @@ class _Connection:
         self.outbuf = bytearray()
         self.transactions: dict[str, Transaction] = {}
         self.events = selectors.EVENT_READ
+        self.closing = False  # the client closed its side; close once the answers are out
 
 
 class DictProxy:
@@ -325,7 +326,11 @@ class DictServer:
         except OSError:
             data = b""
         if not data:
-            self._close(conn)
+            if conn.outbuf:  # answers still queued (found by fuzzing: they were dropped)
+                conn.closing = True
+                self._flush(conn)
+            else:
+                self._close(conn)
             return
         buf = conn.inbuf
         buf += data
@@ -362,7 +367,11 @@ class DictServer:
                 return
             del conn.outbuf[:sent]
         want = selectors.EVENT_WRITE if conn.outbuf else 0
-        if len(conn.outbuf) < MAX_PENDING_OUTPUT:
+        if conn.closing:
+            if not want:
+                self._close(conn)
+                return
+        elif len(conn.outbuf) < MAX_PENDING_OUTPUT:
             want |= selectors.EVENT_READ
         if want != conn.events:
             conn.events = want

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 from .accountrules import impossible_address
 from .config import Config
@@ -43,8 +44,9 @@ class LastLoginDict(DictProxy):
             return True  # not an account (e.g. a master user); nothing to track
         try:
             day = int(value) // DAY * DAY
-        except ValueError:
-            log.warning("lastlogin: login time %r of %s is not a number", value, addr)
+            time.gmtime(day)  # a time_t (found by fuzzing: utime() raised OverflowError)
+        except (ValueError, OverflowError, OSError):
+            log.warning("lastlogin: login time %r of %s is not a time", value[:40], addr)
             return False
         try:
             if impossible_address(addr):  # e.g. too long for a file name: no such account

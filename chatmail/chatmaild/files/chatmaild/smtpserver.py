@@ -113,13 +113,14 @@ class FilterSMTP(SMTP):
     def _getaddr(self, arg: str):
         """aiosmtpd's, but an address the stdlib parser trips over is malformed, not a crash.
 
-        ``email._header_value_parser`` raises IndexError on e.g. ``<bob@``
-        (found by fuzzing), which aiosmtpd does not catch; the client then
-        got 451 "internal error" and retried forever instead of 553.
+        ``email._header_value_parser`` raises IndexError on ``<bob@`` and
+        AttributeError on ``<bob@[example.org>`` (found by fuzzing), which
+        aiosmtpd does not catch; the client then got 451 "internal error"
+        and retried forever instead of 553.
         """
         try:
             return super()._getaddr(arg)
-        except (IndexError, ValueError):
+        except (IndexError, AttributeError, ValueError):
             return None, None
 
     @syntax("DATA")
