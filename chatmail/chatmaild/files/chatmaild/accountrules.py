@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 
+from .config import MAX_LOCAL_PART
+
 __all__ = ["MAX_LOCAL_PART", "address_refusal", "password_refusal", "impossible_address"]
 
-MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1, octets
 MAX_PATH_COMPONENT = 255  # a mailbox directory name (NAME_MAX on Linux)
 _DOT_ATOM = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

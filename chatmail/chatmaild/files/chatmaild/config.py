@@ -363,6 +363,7 @@ class Setting:
         self.scope = scope
 
 
+MAX_LOCAL_PART = 64  # octets, RFC 5321 4.5.3.1.1; doveauth creates nothing longer
 REQUIRED = object()
 STAGES = ("install", "configure", "activate")
 
@@ -462,6 +463,11 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
 def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
     """Rules that involve more than one key."""
     problems = []
+    if s["username_max_length"] > MAX_LOCAL_PART:
+        problems.append(
+            f"{source}:username_max_length: got {s['username_max_length']}; expected at most "
+            f"{MAX_LOCAL_PART} (the longest local part RFC 5321 allows)"
+        )
     if s["username_min_length"] > s["username_max_length"]:
         problems.append(
             f"{source}:username_min_length: got {s['username_min_length']}; expected at most "
