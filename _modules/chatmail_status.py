@@ -99,6 +99,8 @@ PORTS: tuple[tuple[Any, str, str, tuple, str, str, bool, bool], ...] = (
     (3340, "tcp", "all", (("iroh-relay",), ("iroh-relay.service",)), "iroh relay (behind nginx)", "iroh_local", False, True),
     (3478, "udp", "all", (("turnserver",), ("coturn.service",)), "STUN/TURN", "always", False, False),
     (3903, "tcp", "mtail_address", (("mtail",), ("mtail.service",)), "mtail metrics", "mtail", False, False),
+    (8465, "tcp", "127.0.0.1", POSTFIX, "SMTP submission from nginx (443, PROXY protocol)", "always", True, True),
+    (8993, "tcp", "127.0.0.1", DOVECOT, "IMAPS from nginx (443, PROXY protocol)", "always", True, True),
     (8443, "tcp", "127.0.0.1", NGINX, "website, CGI, iroh proxy (behind 443)", "always", False, True),
     ("postfix_reinject_port", "tcp", "127.0.0.1", POSTFIX, "reinjection of filtered outgoing mail", "always", True, True),
     ("postfix_reinject_port_incoming", "tcp", "127.0.0.1", POSTFIX, "reinjection of filtered incoming mail", "always", True, True),

@@ -65,7 +65,13 @@ def test_alpn_map_listeners_and_servers(nginx):
     text = nginx.files[CONF]
     stream = text[text.index("stream {"):text.index("http {")]
     assert "default 127.0.0.1:8443;" in stream
-    assert r"~\bsmtp\b 127.0.0.1:465;" in stream and r"~\bimap\b 127.0.0.1:993;" in stream
+    # the PROXY-protocol listeners of Postfix and Dovecot (master.cf, dovecot.conf)
+    assert r"~\bsmtp\b 127.0.0.1:8465;" in stream and r"~\bimap\b 127.0.0.1:8993;" in stream
+    assert "proxy_protocol on;" in stream
+    assert text.count("listen 127.0.0.1:8443 ssl") == text.count("listen 127.0.0.1:8443 ssl") == 2
+    assert text.count("proxy_protocol;") == 2  # both HTTPS servers expect the header
+    assert "limit_req_zone $proxy_protocol_addr zone=newemail:10m rate=120r/m;" in text
+    assert text.count("limit_req zone=newemail burst=5 nodelay;") == 2
     assert "listen 443;" in stream and "listen [::]:443;" in stream
     assert f"server_name {D} mta-sts.{D};" in text  # www.D only in the redirect server (defect #4)
     assert f"server_name www.{D};\n        return 301 https://{D}$request_uri;" in text
@@ -77,9 +83,17 @@ def test_alpn_map_listeners_and_servers(nginx):
     assert "location = /ping {" in text and "location = /generate_204 {" in text  # both iroh probe paths
 
 
-def test_ipv4_only_and_remote_iroh(tmp_path):
-    r = render("chatmail.nginx", pillar(tmp_path, disable_ipv6=True, iroh_relay="https://iroh.example.org"), tmp_path)
+def test_newemail_limit_settings(tmp_path):
+    r = render("chatmail.nginx", pillar(tmp_path, newemail_per_minute=30, newemail_burst=2), tmp_path)
     text = r.files[CONF]
+    assert "rate=30r/m;" in text and text.count("limit_req zone=newemail burst=2 nodelay;") == 2
+    assert nginx_t(r.write(CONF, tmp_path / "nginx.conf")).returncode == 0
+
+
+def test_ipv4_only_remote_iroh_no_new_limit(tmp_path):
+    r = render("chatmail.nginx", pillar(tmp_path, disable_ipv6=True, iroh_relay="https://iroh.example.org", newemail_per_minute=0), tmp_path)
+    text = r.files[CONF]
+    assert "limit_req" not in text  # 0: no limit on /new
     assert "listen 443;" in text and "[::]" not in text
     assert "/relay" not in text and "3340" not in text
     assert nginx_t(r.write(CONF, tmp_path / "nginx.conf")).returncode == 0
@@ -120,7 +134,12 @@ class Recorder(threading.Thread):
     def run(self):
         conn, _ = self.sock.accept()
         with conn:
-            self.first_bytes = conn.recv(5)
+            conn.settimeout(5)
+            while b"\r\n" not in self.first_bytes or self.first_bytes.endswith(b"\r\n"):
+                data = conn.recv(4096)
+                if not data:
+                    break
+                self.first_bytes += data
 
 
 @pytest.fixture
@@ -141,10 +160,12 @@ def running_nginx(tmp_path):
     text = r.files[CONF]
     for old, new in [
         ("listen 443;", f"listen 127.0.0.1:{front};"), ("listen [::]:443;", ""),
-        ("127.0.0.1:8443", f"127.0.0.1:{https}"), ("127.0.0.1:993", f"127.0.0.1:{imap.port}"),
+        ("127.0.0.1:8443", f"127.0.0.1:{https}"), ("127.0.0.1:8993", f"127.0.0.1:{imap.port}"),
         ("pid /run/nginx.pid;", f"pid {tmp_path}/nginx.pid;"),
         ("error_log syslog:server=unix:/dev/log,facility=local3;", f"error_log {tmp_path}/error.log;"),
         ("access_log syslog:server=unix:/dev/log,facility=local7;", "access_log off;"),
+        # a CGI run takes long on a loaded machine: a rate the flood below outruns
+        ("rate=120r/m;", "rate=6r/m;"),
         ("root /var/www/html;", f"root {www};"), ("unix:/run/fcgiwrap.socket", f"unix:{cgi_sock}"),
         ("fastcgi_param SCRIPT_FILENAME /usr/lib/cgi-bin/newemail.py;",
          f"fastcgi_param SCRIPT_FILENAME {REPO}/chatmail/chatmaild/files/chatmaild/newemail.py;"
@@ -164,18 +185,34 @@ def running_nginx(tmp_path):
             break
         except OSError:
             time.sleep(0.05)
-    yield {"front": front, "imap": imap, "cgi": bool(procs[:-1])}
+    yield {"front": front, "https": https, "imap": imap, "cgi": bool(procs[:-1])}
     for p in procs:
         p.terminate()
         p.wait(timeout=10)
     shutil.rmtree(pub)
 
 
-def https_request(port: int, method: str, path: str, host: str = D):
+class ProxiedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to the backend server as nginx's 443 stream hands it over: PROXY header first."""
+
+    def __init__(self, *args, source: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.source = source
+
+    def connect(self):
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        raw.sendall(f"PROXY TCP4 {self.source} 127.0.0.1 40000 443\r\n".encode())
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+
+
+def https_request(port: int, method: str, path: str, host: str = D, source: str | None = None):
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     ctx.set_alpn_protocols(["http/1.1"])
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    if source is None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    else:
+        conn = ProxiedHTTPSConnection("127.0.0.1", port, context=ctx, timeout=10, source=source)
     conn.request(method, path, headers={"Host": host})
     resp = conn.getresponse()
     return resp.status, dict(resp.getheaders()), resp.read()
@@ -194,7 +231,10 @@ def test_live_alpn_routing_and_web(running_nginx):
     except (ssl.SSLError, OSError, TimeoutError):
         pass  # the recorder never answers the handshake
     running_nginx["imap"].join(timeout=5)
-    assert running_nginx["imap"].first_bytes[:1] == b"\x16"  # a TLS handshake record
+    # the PROXY header naming the client, then the TLS handshake record
+    header, _, rest = running_nginx["imap"].first_bytes.partition(b"\r\n")
+    assert header.startswith(b"PROXY TCP4 127.0.0.1 127.0.0.1 ")
+    assert rest[:1] == b"\x16"
     # no ALPN for mail: the HTTPS server answers
     status, headers, _ = https_request(front, "GET", "/new")
     assert status == 301 and headers["Location"] == f"dcaccount:https://{D}/new"
@@ -208,3 +248,16 @@ def test_live_alpn_routing_and_web(running_nginx):
         account = json.loads(body)
         assert status == 200 and re.fullmatch(rf"[a-z0-9]{{9}}@{re.escape(D)}", account["email"])
         assert len(account["password"]) >= 12
+
+
+def test_new_is_limited_per_client_address(running_nginx):
+    """One address flooding POST /new gets 429 after the burst; another address is not affected."""
+    https = running_nginx["https"]
+    flood = [https_request(https, "POST", "/new", source="192.0.2.10")[0] for _ in range(12)]
+    assert 429 not in flood[:6], flood  # 1 + burst 5: a real user never gets near this
+    assert flood[-1] == 429 and flood.count(429) >= 4, flood
+    assert https_request(https, "POST", "/new", source="198.51.100.20")[0] != 429
+    # GET (the browser redirect) is not limited
+    assert https_request(https, "GET", "/new", source="192.0.2.10")[0] == 301
+    if running_nginx["cgi"]:
+        assert https_request(https, "POST", "/new", source="203.0.113.5")[0] == 200

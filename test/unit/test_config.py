@@ -61,6 +61,8 @@ def test_ini_strings_are_typed_like_yaml_values():
         ({"mail_domain": "chat.example.org", "tls_mode": False}, "tls_mode", "acme, self_signed, external"),
         ({"mail_domain": "chat.example.org", "tls_mode": "external"}, "tls_cert_file", "absolute path"),
         ({"mail_domain": "chat.example.org", "username_min_length": 10}, "username_min_length", "at most"),
+        # found by bench/fuzz.py: /new then suggested addresses doveauth refuses
+        ({"mail_domain": "chat.example.org", "username_max_length": 65}, "username_max_length", "at most 64"),
         ({"mail_domain": "chat.example.org", "postfix_reinject_port": 10080}, "postfix_reinject_port", "distinct"),
         ({"mail_domain": "chat.example.org", "stages": ["install", "deploy"]}, "stages", "install, configure, activate"),
         ({"mail_domain": "chat.example.org", "dns_forward_zones": {"test.": ["not-an-ip"]}}, "dns_forward_zones", "resolver addresses"),

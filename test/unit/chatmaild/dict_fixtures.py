@@ -128,7 +128,7 @@ GARBAGE = [
     (b"C12345", {"F12345"}),
     (b"D7", {"AF7"}),
     (b"B", None),
-    (b"Lshared/\xff\xfe\tnot-utf8", {"F"}),
+    (b"Lshared/\xff\xfe\tnot-utf8", LOOKUP_ANSWER),
     (b"Lshared/passdb/abc\\", LOOKUP_ANSWER),
     (b"Lpriv/\x01\x01\x01", LOOKUP_ANSWER),
     (b"\r", None),

@@ -112,6 +112,23 @@ def test_large_iterate_to_slow_reader(sock, memory):
     assert c.lookup("big/000000") == "O" + "v" * 100
 
 
+def test_half_closed_client_still_gets_every_answer(sock, memory):
+    """Found by bench/fuzz.py: answers still queued when the client shut its side were dropped."""
+    memory.data.update({f"big/{i:06d}": "v" * 100 for i in range(20000)})
+    c = DictClient(sock, timeout=20)
+    c.send("I0\t0\tbig/")
+    c.send("Lbig/000001")
+    c.sock.shutdown(socket.SHUT_WR)
+    time.sleep(0.2)  # the server sees the end of input with most of the answer still queued
+    rows = []
+    while (line := c.readline()) != "":
+        rows.append(line)
+    assert len(rows) == 20000
+    assert c.readline() == "O" + "v" * 100
+    with pytest.raises(ConnectionError):
+        c.readline()  # and then the server closes
+
+
 def test_transactions(sock, memory):
     c = DictClient(sock)
     assert c.transaction("1", "u@x", [("a", "1"), ("b", "")]) == "O1"

@@ -96,11 +96,50 @@ def test_other_domain_and_bad_keys(auth):
         ("abcd+fghi@chat.example.org", PASSWORD, "plus sign"),
         ("abc@efghi@chat.example.org", PASSWORD, "two @"),
         ("../../etc@chat.example.org", PASSWORD, "path"),
+        ("xxx..xxxx@chat.example.org", PASSWORD, "consecutive dots"),
+        ("xxxxxxxx.@chat.example.org", PASSWORD, "trailing dot"),
+        (".xxxxxxxx@chat.example.org", PASSWORD, "leading dot"),
+        ("........a@chat.example.org", PASSWORD, "only dots"),
+        (ADDR, "abcdefghij\0klmnop", "NUL in the password (tab-escaped by Dovecot's client)"),
+        (ADDR, "abcdefghij\tklmnop", "tab in the password"),
+        (ADDR, "abcdefghij\x01klmnop", "control byte in the password"),
+        (ADDR, "abcdefghij\x7fklmnop", "DEL in the password"),
+        (ADDR, "\n" * 12, "only line breaks"),
     ],
 )
 def test_creation_rules_refuse(auth, config, addr, password, why):
     assert passdb(auth, addr, password) == "N", why
     assert not (config.mailboxes_dir / addr).exists()
+
+
+def test_dots_inside_the_local_part_are_fine(auth, config):
+    entry(passdb(auth, "abc.de.fg@chat.example.org", PASSWORD))
+    assert (config.mailboxes_dir / "abc.de.fg@chat.example.org" / "password").exists()
+
+
+@pytest.mark.parametrize("local", ["x" * 65, "x" * 300, "x" * 1000])
+def test_overlong_local_part_is_a_permanent_refusal(auth, local):
+    """N (Dovecot: "Authentication failed"), not F ("Temporary authentication failure")."""
+    addr = f"{local}@chat.example.org"
+    assert passdb(auth, addr, PASSWORD) == "N"
+    assert auth.lookup(f"shared/userdb/{addr}", addr) == "N"
+
+
+def test_password_not_utf8_is_a_permanent_refusal(auth, config):
+    line = b'Lshared/passdb/abcdefghij\xffklmnop"' + ADDR.encode() + b"\t" + ADDR.encode()
+    assert auth.request(line) == "N"
+    assert not (config.mailboxes_dir / ADDR).exists()
+    # the connection keeps serving
+    entry(passdb(auth, ADDR, PASSWORD))
+
+
+def test_existing_account_with_old_style_address_still_logs_in(auth, config):
+    """Rules for new accounts do not lock out an account made before they existed."""
+    old = "xxx..xxxx@chat.example.org"
+    userdir = config.mailboxes_dir / old
+    userdir.mkdir(parents=True)
+    (userdir / "password").write_text(hash_password(PASSWORD))
+    assert entry(passdb(auth, old, PASSWORD))["addr"] == old
 
 
 def test_password_exactly_min_length_is_enough(auth):
@@ -125,10 +164,9 @@ def test_empty_password_file_recreates(auth, config):
 
 
 def test_password_with_separator_and_escapes(auth, config):
-    tricky = 'pa"ss\\wo\'rd\tx'
+    tricky = 'pa"ss\\wo\'rd x"'
     stored = entry(passdb(auth, ADDR, tricky))["password"]
     assert verify_password(tricky, stored)
-    # tab arrives tab-escaped from Dovecot's dict client
     assert entry(passdb(auth, ADDR, tricky))["password"] == stored
 
 
@@ -235,3 +273,81 @@ def test_main_serves_socket(tmp_path, config):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+# -- account creation budget per client address (issue 13) ----------------------
+
+
+def passdb_from(client: DictClient, addr: str, source: str, password: str = PASSWORD) -> str:
+    """The passdb key as auth.conf builds it: password"user"client address."""
+    return client.lookup(f'shared/passdb/{esc(password)}"{esc(addr)}"{source}', addr)
+
+
+@pytest.fixture
+def budget_auth(tmp_path, nocreate):
+    from dict_fixtures import make_config
+
+    proxy = AuthDict(make_config(tmp_path, account_creations_per_hour=2), nocreate_path=nocreate)
+    with running(proxy) as path:
+        client = DictClient(path)
+        yield client, proxy
+        client.close()
+
+
+def test_creation_budget_per_source(budget_auth, tmp_path):
+    auth, _ = budget_auth
+    a, b, c = (f"budget{i:03d}@chat.example.org" for i in range(3))
+    assert entry(passdb_from(auth, a, "192.0.2.7"))
+    assert entry(passdb_from(auth, b, "192.0.2.7"))
+    # the third new account from the same address: temporary failure, nothing created
+    assert passdb_from(auth, c, "192.0.2.7") == "F"
+    assert not (tmp_path / "mail" / c).exists()
+    # existing accounts still log in from there; other addresses still create
+    assert entry(passdb_from(auth, a, "192.0.2.7"))["addr"] == a
+    assert entry(passdb_from(auth, c, "198.51.100.1"))["addr"] == c
+
+
+def test_creation_budget_counts_an_ipv6_64_as_one_source(budget_auth):
+    auth, _ = budget_auth
+    addrs = [f"budget6{i:02d}@chat.example.org" for i in range(3)]
+    assert entry(passdb_from(auth, addrs[0], "2001:db8:1:2::1"))
+    assert entry(passdb_from(auth, addrs[1], "2001:db8:1:2:ffff::9"))
+    assert passdb_from(auth, addrs[2], "2001:db8:1:2::abcd") == "F"
+    assert entry(passdb_from(auth, addrs[2], "2001:db8:1:3::1"))
+
+
+def test_creation_budget_refusals_cost_nothing(budget_auth):
+    """A login refused by the rules (bad address) does not use up the budget."""
+    auth, _ = budget_auth
+    for i in range(5):
+        assert passdb_from(auth, f"bad..{i:04d}@chat.example.org", "192.0.2.8") == "N"
+    assert entry(passdb_from(auth, "budget100@chat.example.org", "192.0.2.8"))
+
+
+def test_creation_budget_slides(tmp_path, nocreate):
+    from dict_fixtures import make_config
+
+    now = [1000.0]
+    proxy = AuthDict(make_config(tmp_path, account_creations_per_hour=1), nocreate_path=nocreate)
+    proxy.creations.clock = lambda: now[0]
+    assert proxy.passdb("slide0001@chat.example.org", PASSWORD, "192.0.2.9")
+    with pytest.raises(Exception, match="within the last hour"):
+        proxy.passdb("slide0002@chat.example.org", PASSWORD, "192.0.2.9")
+    now[0] += 3601
+    assert proxy.passdb("slide0002@chat.example.org", PASSWORD, "192.0.2.9")
+
+
+@pytest.mark.parametrize("source", ["", "not-an-address", "127.0.0.1%lo"])
+def test_logins_without_an_address_are_not_counted(budget_auth, source):
+    auth, _ = budget_auth
+    for i in range(3):
+        assert entry(passdb_from(auth, f"noaddr{i:03d}@chat.example.org", source))
+
+
+def test_source_key():
+    from chatmaild.doveauth import source_key
+
+    assert source_key("192.0.2.1") == "192.0.2.1"
+    assert source_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert source_key("2001:db8::1") == "2001:db8::/64"
+    assert source_key("") == source_key("x") == ""

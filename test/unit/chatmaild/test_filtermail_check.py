@@ -15,7 +15,7 @@ import pytest
 import mailcorpus as mc
 from chatmaild.config import read_config
 from chatmaild.filtermail import ENCRYPTION_NEEDED, MODES, FilterPolicy
-from chatmaild.mimecheck import Mail, is_encrypted, is_securejoin_request
+from chatmaild.mimecheck import Mail, is_encrypted, is_securejoin_request, only_fixed_text
 from chatmaild.openpgp import check_armored
 from chatmaild.ratelimit import SendRateLimiter
 from filtermail_fixtures import write_ini
@@ -58,6 +58,16 @@ RNG = __import__("random").Random(5)
 PARTIAL = mc.pkesk(RNG) + mc.packet(mc.TAG_SEIPD, mc.seipd_body(RNG, 9000), partial=[12, 11])
 LITERAL = mc.packet(mc.TAG_LITERAL, mc.literal_body(b"not encrypted at all"))
 ARMORED = mc.armor(mc.encrypted_packets(1500, seed=9))
+
+ENC = mc.encrypted(ALICE, [BOB])
+SJ = mc.securejoin(ALICE, BOB)
+FIRST_DELIMITER = b"\r\n\r\n--b00000000_encrypted\r\n"
+CLOSE = b"--b00000000_encrypted--\r\n"
+
+
+def with_preamble(data: bytes, text: bytes, first: bytes = FIRST_DELIMITER) -> bytes:
+    return data.replace(first, b"\r\n\r\n" + text + first[2:], 1)
+
 
 # name: (mail_from, rcpt_tos, data, outgoing verdict, incoming verdict with every recipient protected)
 # verdict None means accepted; otherwise the reply starts with it.
@@ -114,6 +124,26 @@ CASES = {
     "garbage with From": (ALICE, [BOB], b"From: alice@example.org\r\n\r\n" + bytes(range(256)) * 10, "523", "523"),
     "empty": (ALICE, [BOB], b"", "500 Invalid FROM", "523"),
     "headers only": (ALICE, [BOB], b"From: alice@example.org\r\nContent-Type: multipart/encrypted; boundary=x", "523", "523"),
+    # issue 13, 3: the filter checked only the first From
+    "two From headers": (ALICE, [BOB], ENC.replace(b"To: ", f"From: <{CAROL}>\r\nTo: ".encode(), 1), "550 5.7.1 More than one From header", None),
+    "two From headers, both the sender": (ALICE, [BOB], ENC.replace(b"To: ", f"FROM: {ALICE}\r\nTo: ".encode(), 1), "550 5.7.1", None),
+    # issue 13, 4: cleartext around or beside the encrypted parts
+    "preamble text": (ALICE, [BOB], with_preamble(ENC, b"meet me at noon"), "523", "523"),
+    "preamble Thunderbird line": (ALICE, [BOB], with_preamble(ENC, b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"), None, None),
+    "preamble blank lines": (ALICE, [BOB], with_preamble(ENC, b" \r\n\t\r\n"), None, None),
+    "preamble fixed line and text": (ALICE, [BOB], with_preamble(ENC, b"This is an OpenPGP/MIME encrypted message\r\nsecret"), "523", "523"),
+    "epilogue text": (ALICE, [BOB], ENC + b"meet me at noon\r\n", "523", "523"),
+    "epilogue blank": (ALICE, [BOB], ENC + b"\r\n\r\n", None, None),
+    "second boundary parameter": (ALICE, [BOB], ENC.replace(b'boundary="b00000000_encrypted"', b'boundary="b00000000_encrypted"; boundary="evil"', 1), "523", "523"),
+    "boundary parameter twice, other case": (ALICE, [BOB], ENC.replace(b'boundary="b00000000_encrypted"', b'boundary="b00000000_encrypted"; BOUNDARY=evil', 1), "523", "523"),
+    "two Content-Type headers": (ALICE, [BOB], ENC.replace(b"MIME-Version", b'Content-Type: multipart/mixed; boundary="evil"\r\nMIME-Version', 1), "523", "523"),
+    "part Content-Type twice": (ALICE, [BOB], ENC.replace(b"Content-Type: application/pgp-encrypted", b"Content-Type: application/pgp-encrypted\r\nContent-Type: text/plain", 1), "523", "523"),
+    "securejoin preamble text": (ALICE, [BOB], with_preamble(SJ, b"secret", b"\r\n\r\n--sj000000\r\n"), "523", "523"),
+    "securejoin epilogue text": (ALICE, [BOB], SJ + b"secret\r\n", "523", "523"),
+    "securejoin second boundary": (ALICE, [BOB], SJ.replace(b'boundary="sj000000"', b'boundary="sj000000"; boundary="x"'), "523", "523"),
+    # found by bench/fuzz.py: a boundary that is not ASCII made the filter raise (451 forever)
+    "boundary not ASCII (RFC 2231)": (ALICE, [BOB], ENC.replace(b'boundary="b00000000_encrypted"', b"boundary*=utf-8''b%C3%A9", 1), "523", "523"),
+    "boundary with 8-bit bytes": (ALICE, [BOB], ENC.replace(b'boundary="b00000000_encrypted"', b'boundary="b\xff\xfe"', 1), "523", "523"),
     "broken MIME boundary": (ALICE, [BOB], mc.encrypted(ALICE, [BOB]).replace(b"--b00000000_encrypted\r\n", b"--b0000000_encrypted\r\n"), "523", "523"),
 }
 # fmt: on
@@ -239,13 +269,36 @@ def test_rate_limit_zero_is_unlimited():
 # -- the fast MIME walk agrees with a full email parse ---------------------------
 
 
+def has_empty_part(data: bytes, boundary: str | None) -> bool:
+    """Two delimiter lines in a row: an empty part (RFC 2046), which email drops silently."""
+    if not boundary:
+        return False
+    dash = b"--" + boundary.encode("ascii", "surrogateescape")
+    lines = [line.rstrip(b" \t") for line in data.splitlines()]
+    return any(a == dash and b in (dash, dash + b"--") for a, b in zip(lines, lines[1:]))
+
+
+def reference_ambiguous(msg) -> bool:
+    """docs/security.md, read literally: cleartext outside the parts, Content-Type given twice."""
+    def twice(m):
+        names = [n.lower() for n, _ in (m.get_params() or [])[1:]]
+        return len(m.get_all("content-type") or []) > 1 or len(names) != len(set(names))
+
+    outside = [msg.preamble or "", msg.epilogue or ""]
+    return (
+        twice(msg)
+        or any(twice(p) for p in msg.get_payload())
+        or not all(only_fixed_text(t.encode("ascii", "surrogateescape")) for t in outside)
+    )
+
+
 def reference_is_encrypted(data: bytes, incoming: bool) -> bool:
     """Spec 5.6, read literally on a full email.message parse."""
     msg = email.message_from_bytes(data)
     if not msg.is_multipart() or msg.get_content_type() != "multipart/encrypted":
         return False
     parts = msg.get_payload()
-    if len(parts) != 2:
+    if len(parts) != 2 or reference_ambiguous(msg) or has_empty_part(data, msg.get_boundary()):
         return False
     control, payload = parts
     if control.is_multipart() or control.get_content_type() != "application/pgp-encrypted":
@@ -254,7 +307,8 @@ def reference_is_encrypted(data: bytes, incoming: bool) -> bool:
         return False
     if payload.is_multipart() or payload.get_content_type() != "application/octet-stream":
         return False
-    return check_armored(payload.get_payload().encode("ascii", "surrogateescape"), incoming=incoming)
+    # the raw payload: get_payload() would turn 8-bit bytes into U+FFFD
+    return check_armored(payload._payload.encode("ascii", "surrogateescape"), incoming=incoming)
 
 
 def reference_is_securejoin(data: bytes) -> bool:
@@ -262,7 +316,7 @@ def reference_is_securejoin(data: bytes) -> bool:
     if msg.get("secure-join") not in ("vc-request", "vg-request") or not msg.is_multipart():
         return False
     parts = msg.get_payload()
-    if len(parts) != 1 or parts[0].is_multipart() or parts[0].get_content_type() != "text/plain":
+    if len(parts) != 1 or reference_ambiguous(msg) or has_empty_part(data, msg.get_boundary()) or parts[0].is_multipart() or parts[0].get_content_type() != "text/plain":
         return False
     return parts[0].get_payload().strip().lower() in ("secure-join: vc-request", "secure-join: vg-request")
 

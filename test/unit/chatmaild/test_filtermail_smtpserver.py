@@ -124,3 +124,19 @@ def test_pipelined_commands_after_data(servers):
             replies += [_reply(reader) for _ in range(6)]
         assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"354", b"250", b"250", b"250", b"354", b"250", b"221"]
         assert recorder.contents[-2:] == [b"x\r\n", b"y\r\n"]
+
+
+@pytest.mark.parametrize("command", [b"MAIL FROM:<bob@", b"RCPT TO:<bob@", b"MAIL FROM:<@",
+                                     b"MAIL FROM:<alice@[example.org> SIZE=100", b"RCPT TO:<bob@[example.org>"])
+def test_addresses_that_crash_the_stdlib_parser_are_malformed(servers, command):
+    """Found by bench/fuzz.py: stock aiosmtpd raises IndexError/AttributeError here (500 "Error: (...)")."""
+    _, (controller, _recorder) = servers
+    with socket.create_connection((LOOPBACK, controller.port), timeout=20) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        first = b"MAIL FROM:<a@b.c>\r\n" if command.startswith(b"RCPT") else b""
+        sock.sendall(b"EHLO t\r\n" + first + command + b"\r\nNOOP\r\n")
+        replies = [_reply(reader) for _ in range(4 if first else 3)]
+    reply = replies[-2]
+    assert reply[:1] == b"5" and b"Error: (" not in reply, reply
+    assert replies[-1].startswith(b"250")  # the session goes on

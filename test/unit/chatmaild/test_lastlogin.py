@@ -80,3 +80,18 @@ def test_survives_malformed_input(config, password):
             assert c.transaction("1", ADDR, [(f"shared/last-login/{ADDR}", str(LOGIN))]) == "O1"
 
         assert_survives_garbage(path, probe)
+
+
+def test_overlong_address_is_refused_without_a_traceback(client, caplog):
+    """Found by bench/fuzz.py: a 300-character address reached stat() and raised ENAMETOOLONG."""
+    addr = "x" * 300 + "@chat.example.org"
+    assert client.transaction("1", addr, [(f"shared/last-login/{addr}", str(LOGIN))]) == "F1"
+    assert not [r for r in caplog.records if r.exc_info]
+    assert client.transaction("2", ADDR, [(f"shared/last-login/{ADDR}", str(LOGIN))]) == "O2"
+
+
+@pytest.mark.parametrize("value", ["9" * 30, "-" + "9" * 30])
+def test_login_time_out_of_range_is_refused_without_a_traceback(client, password, caplog, value):
+    """Found by bench/fuzz.py: os.utime() raised OverflowError."""
+    assert client.transaction("1", ADDR, [(f"shared/last-login/{ADDR}", value)]) == "F1"
+    assert not [r for r in caplog.records if r.exc_info]

@@ -107,6 +107,12 @@ ARMORS = {
     "literal inside": (armor(packet(TAG_LITERAL, literal_body(b"secret" * 100))).encode(), False, False),
     "partial lengths": (armor(KEY + packet(TAG_SEIPD, seipd_body(RNG, 70000), partial=[15, 13, 9])).encode(), True, True),
     "empty": (b"", False, False),
+    # issue 13, 4: binascii skips what is not base64, so text could ride along inside the armor
+    "8-bit text between lines": (GOOD.replace(b"\r\n", "\r\nПривет, это секрет\r\n".encode(), 3), False, False),
+    "punctuation between lines": (GOOD.replace(b"\r\n", b"\r\n!!! ... ??? ;-)\r\n", 3), False, False),
+    "text after the checksum": (GOOD.replace(b"\r\n-----END", b"\r\nmeet me at noon\r\n-----END"), False, False),
+    "text on the checksum line": (GOOD.replace(b"\r\n-----END", b" secret\r\n-----END"), False, False),
+    "tab inside a line": (GOOD.replace(b"\r\n", b"\t\r\n", 4), False, False),
 }
 
 

@@ -476,6 +476,7 @@ class Setting:
         self.scope = scope
 
 
+MAX_LOCAL_PART = 64  # octets, RFC 5321 4.5.3.1.1; doveauth creates nothing longer
 REQUIRED = object()
 STAGES = ("install", "configure", "activate")
 
@@ -499,6 +500,7 @@ SETTINGS: dict[str, Setting] = {
     "max_imap_connections": Setting(kind_positive, 10000, "concurrent IMAP connections (Dovecot imap process limit)"),
     "max_smtp_connections": Setting(kind_positive, 1000, "concurrent SMTP connections per submission port (Postfix process limit)"),
     "tls_external_cert_and_key": Setting(kind_cert_and_key, [], "certificate chain and key paths you manage (sets tls_mode external)"),
+    "account_creations_per_hour": Setting(kind_count, 200, "accounts first logins from one client address (IPv6: its /64) may create per hour; 0: no limit"),
     "passthrough_senders": Setting(kind_addresses, [], "local senders allowed to send cleartext"),
     "passthrough_recipients": Setting(kind_addresses, [], "recipients (or @domain) that may get cleartext"),
     "www_folder": Setting(kind_path_or_empty, "", "folder with a custom website (salt:// or absolute)"),
@@ -540,6 +542,8 @@ SETTINGS: dict[str, Setting] = {
     "backup_password_file": Setting(kind_path_or_empty, "/etc/chatmail-backup/password", "the backup repository's password (made on first backup)", "formula"),
     "backup_schedule": Setting(kind_calendar, "daily", "when the backup timer runs (systemd OnCalendar)", "formula"),
     "backup_keep": Setting(kind_count, 14, "backups kept (older ones pruned); 0 keeps all", "formula"),
+    "newemail_per_minute": Setting(kind_count, 120, "POSTs to /new one client address may make per minute (nginx limit_req); 0: no limit", "formula"),
+    "newemail_burst": Setting(kind_count, 5, "POSTs to /new above the rate one client address may make at once", "formula"),
     "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 # fmt: on
@@ -628,6 +632,11 @@ def _upstream_tls_modes(s: dict[str, Any], raw: dict[str, Any], source: str) -> 
 def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
     """Rules that involve more than one key."""
     problems = []
+    if s["username_max_length"] > MAX_LOCAL_PART:
+        problems.append(
+            f"{source}:username_max_length: got {s['username_max_length']}; expected at most "
+            f"{MAX_LOCAL_PART} (the longest local part RFC 5321 allows)"
+        )
     if s["username_min_length"] > s["username_max_length"]:
         problems.append(
             f"{source}:username_min_length: got {s['username_min_length']}; expected at most "

@@ -91,7 +91,7 @@ class Transaction:
 
 
 class _Connection:
-    __slots__ = ("sock", "inbuf", "outbuf", "transactions", "events")
+    __slots__ = ("sock", "inbuf", "outbuf", "transactions", "events", "closing")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -99,6 +99,7 @@ class _Connection:
         self.outbuf = bytearray()
         self.transactions: dict[str, Transaction] = {}
         self.events = selectors.EVENT_READ
+        self.closing = False  # the client closed its side; close once the answers are out
 
 
 class DictProxy:
@@ -125,6 +126,11 @@ class DictProxy:
         log.warning("%s: set of unknown key %r", self.name, key)
         return False
 
+    def undecodable(self, cmd: str, line: bytes) -> str | None:
+        """The reply to a request that is not UTF-8 (default: a failure)."""
+        log.warning("%s: request %r is not UTF-8; answered as failure", self.name, line[:80])
+        return _FAILURE_REPLY.get(cmd)
+
     # -- protocol --------------------------------------------------------------
 
     def handle_line(self, line: bytes, transactions: dict[str, Transaction]) -> str | None:
@@ -135,8 +141,7 @@ class DictProxy:
         try:
             text = line[1:].decode("utf-8")
         except UnicodeDecodeError:
-            log.warning("%s: request %r is not UTF-8; answered as failure", self.name, line[:80])
-            return _FAILURE_REPLY.get(cmd)
+            return self.undecodable(cmd, line)
         handler = _COMMANDS.get(cmd)
         if handler is None:
             if cmd not in _IGNORED:
@@ -321,7 +326,11 @@ class DictServer:
         except OSError:
             data = b""
         if not data:
-            self._close(conn)
+            if conn.outbuf:  # answers still queued (found by fuzzing: they were dropped)
+                conn.closing = True
+                self._flush(conn)
+            else:
+                self._close(conn)
             return
         buf = conn.inbuf
         buf += data
@@ -358,7 +367,11 @@ class DictServer:
                 return
             del conn.outbuf[:sent]
         want = selectors.EVENT_WRITE if conn.outbuf else 0
-        if len(conn.outbuf) < MAX_PENDING_OUTPUT:
+        if conn.closing:
+            if not want:
+                self._close(conn)
+                return
+        elif len(conn.outbuf) < MAX_PENDING_OUTPUT:
             want |= selectors.EVENT_READ
         if want != conn.events:
             conn.events = want

@@ -15,24 +15,26 @@ Run as ``python3 -m chatmaild.doveauth <socket> <chatmail.ini>``.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Iterable
 
+from .accountrules import address_refusal, impossible_address, password_refusal
 from .config import Config
 from .dictproxy import DictProxy, LookupFailed, run_service
 from .dictproxy_fs import locked, write_atomic
 from .hashing import hash_password
 from .syslimits import SystemLimits
+from .ratelimit import WindowLimit
 
 log = logging.getLogger(__name__)
 
 NOCREATE_PATH = Path("/etc/chatmail-nocreate")
-LOCALPART_CHARS = re.compile(r"[a-z0-9._-]+")
+CREATION_WINDOW = 3600.0  # seconds: account_creations_per_hour
 USERDB_PREFIX = "shared/userdb/"
 _json_string = json.encoder.encode_basestring_ascii
 
@@ -77,6 +79,7 @@ class AuthDict(DictProxy):
         # Path building and validation cost more than the lookup itself, and
         # the same addresses come back on every login: remember them.
         self._user_dir = functools.lru_cache(maxsize=65536)(self._user_dir_uncached)
+        self.creations = WindowLimit(config.account_creations_per_hour, window=CREATION_WINDOW)
 
     # -- dict hooks ------------------------------------------------------------
 
@@ -94,9 +97,18 @@ class AuthDict(DictProxy):
             if len(fields) != 1:
                 raise LookupFailed("userdb key needs exactly one field")
             return self.userdb(fields[0])
-        if len(fields) != 2:
-            raise LookupFailed("passdb key needs password and user")
-        return self.passdb(fields[1], fields[0])
+        if len(fields) not in (2, 3):
+            raise LookupFailed("passdb key needs password, user and optionally the client address")
+        return self.passdb(fields[1], fields[0], fields[2] if len(fields) == 3 else "")
+
+    def undecodable(self, cmd: str, line: bytes) -> str | None:
+        # Addresses are ASCII and no account was ever created with a
+        # password that is not UTF-8: such a lookup is "unknown user"
+        # (a permanent refusal), not a temporary failure to retry.
+        if cmd == "L":
+            log.warning("%s: lookup that is not UTF-8 answered as unknown user", self.name)
+            return "N"
+        return super().undecodable(cmd, line)
 
     def iterate(self, flags: int, max_rows: int, path: str, user: str) -> Iterable[tuple[str, str]]:
         if path != USERDB_PREFIX:
@@ -117,7 +129,7 @@ class AuthDict(DictProxy):
         return self._user_dir(addr)
 
     def _user_dir_uncached(self, addr: str) -> Path | None:
-        if not addr.endswith(self.domain_suffix) or addr.count("@") != 1:
+        if not addr.endswith(self.domain_suffix) or addr.count("@") != 1 or impossible_address(addr):
             return None
         try:
             return self.config.get_user_dir(addr)
@@ -155,11 +167,11 @@ class AuthDict(DictProxy):
         hashed = self.read_password(userdir)
         return None if hashed is None else self.entry(addr, userdir, hashed)
 
-    def passdb(self, addr: str, password: str) -> str | None:
+    def passdb(self, addr: str, password: str, source: str = "") -> str | None:
         userdir = self.user_dir(addr)
         if userdir is None:
             return None
-        hashed = self.read_password(userdir) or self.create(addr, userdir, password)
+        hashed = self.read_password(userdir) or self.create(addr, userdir, password, source)
         return None if hashed is None else self.entry(addr, userdir, hashed)
 
     def refusal(self, addr: str, password: str) -> str | None:
@@ -167,19 +179,11 @@ class AuthDict(DictProxy):
         cfg = self.config
         if self.nocreate_path.exists():
             return f"{self.nocreate_path} exists"
-        if len(password) < cfg.password_min_length:
-            return f"password shorter than {cfg.password_min_length}"
-        parts = addr.split("@")
-        if len(parts) != 2:
-            return "address must have exactly one @"
-        local = parts[0]
-        if not cfg.username_min_length <= len(local) <= cfg.username_max_length:
-            return f"local part length not within {cfg.username_min_length}..{cfg.username_max_length}"
-        if not LOCALPART_CHARS.fullmatch(local):
-            return "local part may only contain a-z 0-9 . _ -"
-        return None
+        return password_refusal(password, cfg.password_min_length) or address_refusal(
+            addr, cfg.mail_domain, cfg.username_min_length, cfg.username_max_length
+        )
 
-    def create(self, addr: str, userdir: Path, password: str) -> str | None:
+    def create(self, addr: str, userdir: Path, password: str, source: str = "") -> str | None:
         """Create the account and return its hash; None if refused or failed.
 
         The per-address lock makes two simultaneous first logins produce one
@@ -190,6 +194,7 @@ class AuthDict(DictProxy):
         if reason:
             log.warning("not creating %s: %s", addr, reason)
             return None
+        self.spend_creation_budget(source)
         try:
             userdir.mkdir(parents=True, exist_ok=True)
             with locked(userdir / "password.lock"):
@@ -204,6 +209,38 @@ class AuthDict(DictProxy):
             return None
         log.info("Created address: %s", addr)
         return hashed
+
+    # -- account creation budget per client address ----------------------------
+
+    def spend_creation_budget(self, source: str) -> None:
+        """Count one creation for ``source``; LookupFailed (temporary) once it is spent.
+
+        Temporary on purpose: the same login works again within the hour,
+        and a client that retries later is what a real user behind a busy
+        NAT needs.  Logins without a usable address are not counted.
+        """
+        key = source_key(source)
+        if key and not self.creations.allow(key):
+            raise LookupFailed(
+                f"{key} created {self.config.account_creations_per_hour} accounts within the last hour"
+            )
+
+
+def source_key(address: str) -> str:
+    """The bucket of a client address: the address for IPv4, its /64 for IPv6.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses
+    would not limit it at all.  "" for anything that is not an address.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _start(config: Config) -> AuthDict:

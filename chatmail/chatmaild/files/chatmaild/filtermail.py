@@ -13,6 +13,7 @@ The rules, in the order they apply (design.md §5.6):
 outgoing
   MAIL   sender over the rate limit              450 4.7.1 (try later)
   MAIL   sender not of the form x@y              500
+  DATA   more than one From: header              550 5.7.1
   DATA   From: header differs from the sender    500
   DATA   encrypted, or a Secure-Join request     accept
   DATA   a cleartext exception (CLEARTEXT_OK)    accept
@@ -68,6 +69,7 @@ __all__ = ["MODES", "Mode", "FilterPolicy", "FilterHandler", "serve", "main"]
 log = logging.getLogger("filtermail")
 
 ENCRYPTION_NEEDED = "523 Encryption Needed: Invalid Unencrypted Mail"
+MULTIPLE_FROM = "550 5.7.1 More than one From header; a message has exactly one (RFC 5322 3.6)"
 # What the client sees if something fails unexpectedly (a bug, not the
 # mail's fault): temporary, so the message is tried again, never lost.
 INTERNAL_ERROR = "451 4.3.0 Internal error in the mail filter, try again later"
@@ -153,6 +155,8 @@ class FilterPolicy:
         """The refusal of a message, or None to accept it."""
         mail = Mail(data)
         if not self.mode.incoming:
+            if mail.headers.occurs_more_than_once("From"):
+                return MULTIPLE_FROM
             from_address = mail.from_address
             if from_address.lower() != mail_from.lower():
                 return f"500 Invalid FROM <{from_address!r}> for <{mail_from!r}>"

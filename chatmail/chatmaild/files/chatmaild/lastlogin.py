@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
+from .accountrules import impossible_address
 from .config import Config
 from .dictproxy import DictProxy, Transaction, run_service
 
@@ -42,13 +44,16 @@ class LastLoginDict(DictProxy):
             return True  # not an account (e.g. a master user); nothing to track
         try:
             day = int(value) // DAY * DAY
-        except ValueError:
-            log.warning("lastlogin: login time %r of %s is not a number", value, addr)
+            time.gmtime(day)  # a time_t (found by fuzzing: utime() raised OverflowError)
+        except (ValueError, OverflowError, OSError):
+            log.warning("lastlogin: login time %r of %s is not a time", value[:40], addr)
             return False
         try:
+            if impossible_address(addr):  # e.g. too long for a file name: no such account
+                raise ValueError(addr)
             password = self.config.get_user_dir(addr) / "password"
         except ValueError:
-            log.warning("lastlogin: invalid address %r", addr)
+            log.warning("lastlogin: invalid address %r", addr[:300])
             return False
         try:
             if int(password.stat().st_mtime) != day:

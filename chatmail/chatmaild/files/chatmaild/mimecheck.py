@@ -36,6 +36,8 @@ __all__ = [
     "is_securejoin_request",
     "is_autocrypt_setup_message",
     "is_mailer_daemon_report",
+    "is_ambiguous",
+    "only_fixed_text",
 ]
 
 # A line that continues the header block (as email.feedparser.headerRE).
@@ -47,19 +49,37 @@ class Headers:
     """The header block of a message or part, with the meaning :mod:`email` gives it.
 
     Field values are kept raw as the compat32 policy keeps them (unfolded
-    only by joining lines); the first occurrence of a field counts.
+    only by joining lines); the first occurrence of a field counts, and
+    the names of fields that occur more than once are kept in
+    ``repeated`` (a reader may take the last one instead).
     ``Content-Type`` is interpreted by :class:`email.message.Message`
     itself, so parameters (quoting, RFC 2231) mean exactly the same.
     """
 
-    __slots__ = ("fields", "_content")
+    __slots__ = ("fields", "repeated", "_content")
 
-    def __init__(self, fields: dict[str, str]):
+    def __init__(self, fields: dict[str, str], repeated: frozenset[str] = frozenset()):
         self.fields = fields
+        self.repeated = repeated
         self._content: Message | None = None
 
     def get(self, name: str) -> str | None:
         return self.fields.get(name.lower())
+
+    def occurs_more_than_once(self, name: str) -> bool:
+        return name.lower() in self.repeated
+
+    @property
+    def content_type_is_ambiguous(self) -> bool:
+        """Two Content-Type fields, or a parameter (e.g. ``boundary``) given twice.
+
+        Readers disagree on which one counts, so a message framed one way
+        for the filter can be framed another way for a client.
+        """
+        if self.occurs_more_than_once("content-type"):
+            return True
+        names = [name.lower() for name, _ in (self.content.get_params() or [])[1:]]
+        return len(names) != len(set(names))
 
     @property
     def content(self) -> Message:
@@ -104,19 +124,21 @@ def parse_head(data: bytes, start: int, end: int) -> tuple[Headers, int]:
             break  # the first body line
         lines.append(line)
         pos += len(line)
-    fields, pushed_back = _header_fields(lines)
+    fields, repeated, pushed_back = _header_fields(lines)
     if pushed_back:
         pos = start + sum(len(line) for line in lines[:-1])
-    return Headers(fields), pos
+    return Headers(fields, repeated), pos
 
 
-def _header_fields(lines: list[bytes]) -> tuple[dict[str, str], bool]:
+def _header_fields(lines: list[bytes]) -> tuple[dict[str, str], frozenset[str], bool]:
     """Fields of header lines as email.feedparser and compat32 read them.
 
-    Returns the fields (first occurrence per lower-cased name) and whether
-    the last line is given back to the body (a late ``From `` line).
+    Returns the fields (first occurrence per lower-cased name), the names
+    that occur more than once, and whether the last line is given back to
+    the body (a late ``From `` line).
     """
     fields: dict[str, str] = {}
+    repeated: set[str] = set()
     name = None
     value: list[str] = []
     last = len(lines) - 1
@@ -127,26 +149,28 @@ def _header_fields(lines: list[bytes]) -> tuple[dict[str, str], bool]:
                 value.append(line)
             continue  # a continuation without a field is ignored
         if name is not None:
-            _add_field(fields, name, value)
+            _add_field(fields, repeated, name, value)
             name = None
         if line.startswith("From "):
             if number == last and number != 0:
-                return fields, True  # most likely the first body line
+                return fields, frozenset(repeated), True  # most likely the first body line
             continue  # an mbox envelope line
         colon = line.find(":")
         if colon == 0:
             continue  # no field name
         name, value = line[:colon], [line[colon + 1 :]]
     if name is not None:
-        _add_field(fields, name, value)
-    return fields, False
+        _add_field(fields, repeated, name, value)
+    return fields, frozenset(repeated), False
 
 
-def _add_field(fields: dict[str, str], name: str, value: list[str]) -> None:
+def _add_field(fields: dict[str, str], repeated: set[str], name: str, value: list[str]) -> None:
     # compat32: value = first line without leading blanks + continuation
     # lines as they are, without the final line break.
     key = name.lower()
-    if key not in fields:
+    if key in fields:
+        repeated.add(key)
+    else:
         value[0] = value[0].lstrip(" \t")
         fields[key] = "".join(value).rstrip("\r\n")
 
@@ -185,34 +209,60 @@ class Mail:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
-    @cached_property
+    @property
     def parts(self) -> list[Part] | None:
         """Direct subparts, or None if this is not a multipart message.
 
         A multipart type whose boundary never occurs as a delimiter line is
         not multipart (as for :mod:`email`): its body is plain text.
         """
+        return self._multipart[0]
+
+    @property
+    def outside_text(self) -> tuple[bytes, bytes]:
+        """The preamble and epilogue of a multipart message (empty if none)."""
+        return self._multipart[1]
+
+    @cached_property
+    def _multipart(self) -> tuple[list[Part] | None, tuple[bytes, bytes]]:
         if self.headers.content_maintype != "multipart":
-            return None
+            return None, (b"", b"")
         boundary = self.headers.boundary
         if not boundary:
-            return None
-        return split_parts(self.data, self._body_start, boundary)
+            return None, (b"", b"")
+        return _split(self.data, self._body_start, boundary)
 
 
 def split_parts(data: bytes, start: int, boundary: str) -> list[Part] | None:
     """The subparts of the multipart body ``data[start:]`` delimited by ``boundary``."""
+    return _split(data, start, boundary)[0]
+
+
+def _split(data: bytes, start: int, boundary: str) -> tuple[list[Part] | None, tuple[bytes, bytes]]:
+    """Subparts (None if there are none), preamble and epilogue of a multipart body.
+
+    A boundary that is not ASCII (e.g. decoded from RFC 2231 ``boundary*=``
+    or 8-bit bytes read as U+FFFD) never occurs in the body as
+    :mod:`email` reads it: no parts (found by fuzzing; it used to raise).
+    """
+    try:
+        dash_boundary = boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return None, (b"", b"")
     parts: list[Part] = []
     part_start = None
-    for line_start, line_end, close in _delimiters(data, start, boundary.encode("ascii", "surrogateescape")):
+    preamble = b""
+    for line_start, line_end, close in _delimiters(data, start, dash_boundary):
         if part_start is not None:
             parts.append(_make_part(data, part_start, _line_break_before(data, line_start)))
+        else:
+            preamble = data[start:_line_break_before(data, line_start)] if line_start > start else b""
         if close:  # the rest is epilogue
-            return parts or None
+            return (parts or None), (preamble, data[line_end:])
         part_start = line_end
     if part_start is not None:  # no close delimiter: the last part runs to the end
         parts.append(_make_part(data, part_start, len(data)))
-    return parts or None
+    return (parts or None), (preamble, b"")
 
 
 _DELIMITER_TAIL = re.compile(rb"(--)?[ \t]*(\r\n|\r|\n|\Z)")
@@ -261,8 +311,37 @@ CONTROL_TYPE = "application/pgp-encrypted"
 CONTROL_BODY = b"Version: 1"
 PAYLOAD_TYPE = "application/octet-stream"
 
+# The only text a preamble or epilogue may hold besides blank lines: what
+# common OpenPGP/MIME clients write for readers without MIME support.
+# Anything else there would be cleartext the recipient's client may show.
+FIXED_OUTSIDE_LINES = frozenset({
+    b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)",  # Thunderbird, Enigmail
+    b"This is an OpenPGP/MIME encrypted message (RFC 2440 and 3156)",  # older Enigmail
+    b"This is an OpenPGP/MIME encrypted message",
+    b"This is a multi-part message in MIME format.",
+    b"This is a MIME-formatted message.",
+})
+
 SECUREJOIN_REQUESTS = ("vc-request", "vg-request")
 SECUREJOIN_BODIES = tuple(b"secure-join: " + r.encode() for r in SECUREJOIN_REQUESTS)
+
+
+def only_fixed_text(text: bytes) -> bool:
+    """``text`` holds nothing but blank lines and FIXED_OUTSIDE_LINES."""
+    return all(not line.strip() or line.strip() in FIXED_OUTSIDE_LINES for line in text.splitlines())
+
+
+def is_ambiguous(mail: Mail) -> bool:
+    """The MIME structure could be read another way by a client (see docs/security.md).
+
+    Cleartext in the preamble or epilogue, or a Content-Type (or one of
+    its parameters) given twice at the top or in a direct subpart.
+    """
+    if mail.headers.content_type_is_ambiguous:
+        return True
+    if any(part.headers.content_type_is_ambiguous for part in mail.parts or ()):
+        return True
+    return not all(only_fixed_text(text) for text in mail.outside_text)
 
 
 def is_encrypted(mail: Mail, *, incoming: bool) -> bool:
@@ -270,7 +349,7 @@ def is_encrypted(mail: Mail, *, incoming: bool) -> bool:
     if mail.content_type != ENCRYPTED_TYPE:
         return False
     parts = mail.parts
-    if parts is None or len(parts) != 2:
+    if parts is None or len(parts) != 2 or is_ambiguous(mail):
         return False
     control, payload = parts
     return (
@@ -286,7 +365,7 @@ def is_securejoin_request(mail: Mail) -> bool:
     if mail.header("Secure-Join") not in SECUREJOIN_REQUESTS:
         return False
     parts = mail.parts
-    if parts is None or len(parts) != 1:
+    if parts is None or len(parts) != 1 or is_ambiguous(mail):
         return False
     (part,) = parts
     return part.content_type == "text/plain" and part.body.strip().lower() in SECUREJOIN_BODIES

@@ -22,6 +22,7 @@ cost is dominated by one linear decode of the payload.
 from __future__ import annotations
 
 import binascii
+import re
 
 __all__ = ["TAG_PKESK", "TAG_SKESK", "TAG_SEIPD", "check_packets", "check_armored"]
 
@@ -38,6 +39,8 @@ ARMOR_BEGIN = b"-----BEGIN PGP MESSAGE-----\r\n"
 ARMOR_END = b"-----END PGP MESSAGE-----"
 ARMOR_VERSION = b"Version: "
 CRLF = b"\r\n"
+BASE64_LINES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n"
+_CHECKSUM_LINE = re.compile(rb"=[A-Za-z0-9+/]{4}\r\n")
 
 
 def check_packets(data: bytes) -> bool:
@@ -102,7 +105,8 @@ def check_armored(payload: bytes, *, incoming: bool) -> bool:
     over SMTP).  An armor header ``Version: ...`` right after the BEGIN line
     is refused on outgoing mail (our clients never write it) and skipped on
     incoming mail (ProtonMail writes it).  The checksum line ``=XXXX`` is cut
-    off at the last ``=``; a payload without it does not decode.
+    off at the last ``=``; a payload without it does not decode.  Between
+    the armor lines only base64 and line breaks may stand.
     """
     if not payload.startswith(ARMOR_BEGIN):
         return False
@@ -124,6 +128,11 @@ def check_armored(payload: bytes, *, incoming: bool) -> bool:
         start += 2
     checksum = payload.rfind(b"=", start, end)
     if checksum < 0:
+        return False
+    # Nothing but base64 may stand in the armor: binascii skips any other
+    # byte, so 8-bit text or punctuation between the lines, or text after
+    # the checksum, would travel as cleartext inside an "encrypted" message.
+    if payload[start:checksum].translate(None, BASE64_LINES) or not _CHECKSUM_LINE.fullmatch(payload, checksum, end):
         return False
     try:
         packets = binascii.a2b_base64(payload[start:checksum])

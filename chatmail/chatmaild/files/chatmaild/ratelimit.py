@@ -19,9 +19,10 @@ stop runaway senders, not to account for mail.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable
 
-__all__ = ["SendRateLimiter"]
+__all__ = ["SendRateLimiter", "WindowLimit"]
 
 
 class SendRateLimiter:
@@ -57,3 +58,43 @@ class SendRateLimiter:
         full = [s for s, tat in self._tat.items() if tat <= now]
         for sender in full:
             del self._tat[sender]
+
+
+class WindowLimit:
+    """At most ``limit`` events per key in any sliding ``window`` seconds; 0 means unlimited.
+
+    For budgets counted over a long window where a burst allowance makes
+    no sense, such as accounts created per client address and hour
+    (doveauth): the count is exact, not smoothed.
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._events: dict[str, deque[float]] = {}
+        self._next_sweep = 0.0
+
+    def allow(self, key: str) -> bool:
+        """Record one event of ``key`` if it is within the limit."""
+        if self.limit <= 0:
+            return True
+        now = self.clock()
+        horizon = now - self.window
+        self._sweep(now, horizon)
+        stamps = self._events.setdefault(key, deque())
+        while stamps and stamps[0] <= horizon:
+            stamps.popleft()
+        if len(stamps) >= self.limit:
+            return False
+        stamps.append(now)
+        return True
+
+    def _sweep(self, now: float, horizon: float) -> None:
+        """Forget keys with nothing in the window, at most once per window."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.window
+        idle = [k for k, stamps in self._events.items() if not stamps or stamps[-1] <= horizon]
+        for key in idle:
+            del self._events[key]

@@ -1,6 +1,6 @@
 """aiosmtpd's SMTP server, adjusted for a filter behind Postfix.
 
-Two changes to :class:`aiosmtpd.smtp.SMTP`:
+Three changes to :class:`aiosmtpd.smtp.SMTP`:
 
 * ESMTP parameters on ``MAIL FROM`` and ``RCPT TO`` (``SIZE``, ``BODY``,
   ``ORCPT``, ``NOTIFY``, ...) are dropped instead of refused with 555:
@@ -14,6 +14,8 @@ Two changes to :class:`aiosmtpd.smtp.SMTP`:
   The replies are aiosmtpd's: 552 if the message exceeds
   ``data_size_limit``, 500 if a line exceeds ``line_length_limit``
   (both only after the whole message was received, RFC 5321 4.2.5).
+* An address that makes the standard library's address parser crash is
+  answered like any malformed address (553), not as an internal error.
 """
 
 from __future__ import annotations
@@ -107,6 +109,19 @@ class FilterSMTP(SMTP):
         if address == "<>":
             address = ""
         return f"{keyword}<{address}>"
+
+    def _getaddr(self, arg: str):
+        """aiosmtpd's, but an address the stdlib parser trips over is malformed, not a crash.
+
+        ``email._header_value_parser`` raises IndexError on ``<bob@`` and
+        AttributeError on ``<bob@[example.org>`` (found by fuzzing), which
+        aiosmtpd does not catch; the client then got 451 "internal error"
+        and retried forever instead of 553.
+        """
+        try:
+            return super()._getaddr(arg)
+        except (IndexError, AttributeError, ValueError):
+            return None, None
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
