@@ -547,8 +547,22 @@ class FilterTarget(Target):
 
         cfg = read_config(ini)
         self.sink = Sink(getattr(cfg, "postfix_reinject_port" if self.mode == "outgoing" else "postfix_reinject_port_incoming")).start()
-        self.filter = RunningFilter(ini, self.mode).start()
         self.messages = [m for m in _mime_seeds()]
+        keys = None
+        if self.mode == "incoming":
+            # mail from other servers must carry a DKIM signature of its From: domain: sign the seeds
+            # (mutations then mostly fail DKIM, which is a 554, as it should be)
+            from dkim_fixtures import KeyTable, sign
+            from chatmaild.mimecheck import Mail
+
+            keys = KeyTable()
+            signed = []
+            for data in self.messages:
+                domain = Mail(data).from_address.rpartition("@")[2] or "example.org"
+                keys.publish(domain)
+                signed.append(sign(data, domain))
+            self.messages = signed
+        self.filter = RunningFilter(ini, self.mode, keys).start()
 
     def dialogue(self, rng: random.Random) -> bytes:
         message = self.messages[0] if rng.random() < 0.2 else mutate(rng, rng.choice(self.messages), self.messages)

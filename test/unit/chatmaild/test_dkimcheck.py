@@ -104,3 +104,12 @@ def test_resolver_down_is_a_temporary_failure():
     reply = check.refusal(sign(mc.encrypted(REMOTE, [BOB]), "elsewhere.net"), "elsewhere.net")
     assert reply.startswith("451 4.4.3 "), reply
     assert time.monotonic() - started < LOOKUP_TIMEOUT + 2
+
+
+def test_malformed_signed_headers_are_a_permanent_refusal(check):
+    """dkimpy raises IndexError & co. on some malformed mail: still a 554, never an internal error."""
+    data = sign(mc.encrypted(REMOTE, [BOB]), "elsewhere.net")
+    for broken in (data.replace(b"\r\nFrom:", b"\r\nFrom", 1), data.replace(b"; h=", b"; h=:", 1),
+                   data.replace(b"\r\n\r\n", b"\r\n", 1), data.replace(b"DKIM-Signature: ", b"DKIM-Signature:\r\n ", 1)):
+        reply = check.refusal(broken, "elsewhere.net")
+        assert reply is None or reply.startswith("554 5.7.1 "), reply

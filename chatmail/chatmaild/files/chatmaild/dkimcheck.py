@@ -91,7 +91,7 @@ class DkimCheck:
         try:
             notes = _Notes()
             message = dkim.DKIM(data, minkey=self.minkey, logger=notes)
-        except dkim.DKIMException as exc:
+        except Exception as exc:  # noqa: BLE001 - dkimpy raises more than DKIMException on malformed mail
             return f"554 5.7.1 No valid DKIM signature found: {_one_line(exc)}"
         signatures = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
         error = None
@@ -107,7 +107,7 @@ class DkimCheck:
             except KeyLookupFailed as exc:
                 log.warning("DKIM key lookup failed temporarily: %s", exc)
                 return f"451 4.4.3 DKIM key lookup failed temporarily ({_one_line(exc)}), try again later"
-            except dkim.DKIMException as exc:
+            except Exception as exc:  # noqa: BLE001 - malformed signatures make dkimpy raise IndexError & co.
                 error = f"DKIM signature of {from_domain} is invalid: {_one_line(exc)}"
         if error is None:
             return f"554 5.7.1 No valid DKIM signature found: none made by {from_domain or 'the From: domain'}"
