@@ -46,7 +46,8 @@ import secrets
 import shutil
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from salt.exceptions import CommandExecutionError
 
@@ -61,8 +62,14 @@ ENV_FILE = "/etc/chatmail-backup/env"
 # the daemons that write mailboxes and the queue; paused while staging
 PAUSED_UNITS = ("dovecot.service", "postfix@-.service")
 # the daemons that read restored items; restarted (if running) after a restore
-READERS = ("opendkim.service", "coturn.service", "chatmail-metadata.service", "dovecot.service",
-           "postfix@-.service", "nginx.service")
+READERS = (
+    "opendkim.service",
+    "coturn.service",
+    "chatmail-metadata.service",
+    "dovecot.service",
+    "postfix@-.service",
+    "nginx.service",
+)
 # Postfix queue directories that hold mail or its delivery state (Postfix's
 # own list for moving a queue); the rest of the spool is made by Postfix.
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt", "defer", "bounce", "trace", "flush")
@@ -84,7 +91,10 @@ def _items(s: dict[str, Any]) -> list[dict[str, str]]:
     """
     tls = {
         "acme": [("tls/acme", "/var/lib/acme", "root", "root")],
-        "self_signed": [("tls/cert", s["tls_cert_path"], "root", "root"), ("tls/key", s["tls_key_path"], "root", "root")],
+        "self_signed": [
+            ("tls/cert", s["tls_cert_path"], "root", "root"),
+            ("tls/key", s["tls_key_path"], "root", "root"),
+        ],
         "external": [("tls/cert", s["tls_cert_path"], "root", "root"), ("tls/key", s["tls_key_path"], "root", "root")],
     }[s["tls_mode"]]
     rows = [
@@ -92,8 +102,16 @@ def _items(s: dict[str, Any]) -> list[dict[str, str]]:
         ("dkim", "/etc/dkimkeys", "opendkim", "opendkim", "copy"),
         ("turn", "/etc/chatmail-turn", "root", "vmail", "copy"),
         *((name, path, user, group, "copy") for name, path, user, group in tls),
-        *((f"postfix-queue/{d}", f"/var/spool/postfix/{d}", "postfix", "postdrop" if d == "maildrop" else "postfix", "copy")
-          for d in QUEUE_DIRS),
+        *(
+            (
+                f"postfix-queue/{d}",
+                f"/var/spool/postfix/{d}",
+                "postfix",
+                "postdrop" if d == "maildrop" else "postfix",
+                "copy",
+            )
+            for d in QUEUE_DIRS
+        ),
     ]
     return [{"name": n, "path": p, "user": u, "group": g, "staging": k} for n, p, u, g, k in rows]
 
@@ -120,14 +138,17 @@ def _staging_dir(s: dict[str, Any], what: str) -> str:
 
 
 def _run(args: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, Any]:
-    return __salt__["cmd.run_all"](args, env=env, cwd=cwd, python_shell=False, ignore_retcode=True,
-                                   output_loglevel="quiet")
+    return __salt__["cmd.run_all"](
+        args, env=env, cwd=cwd, python_shell=False, ignore_retcode=True, output_loglevel="quiet"
+    )
 
 
 def _restic(repository: str, password_file: str, *args: str, cwd: str | None = None) -> dict[str, Any]:
     if shutil.which(_opt("chatmail.restic")) is None:
-        raise CommandExecutionError("restic is not installed: apt-get install restic (the formula installs it "
-                                    "when pillar chatmail:backup_repository is set)")
+        raise CommandExecutionError(
+            "restic is not installed: apt-get install restic (the formula installs it "
+            "when pillar chatmail:backup_repository is set)"
+        )
     env = {**_env_file(), "RESTIC_REPOSITORY": repository, "RESTIC_PASSWORD_FILE": password_file}
     return _run([_opt("chatmail.restic"), *args], env=env, cwd=cwd)
 
@@ -135,8 +156,10 @@ def _restic(repository: str, password_file: str, *args: str, cwd: str | None = N
 def _restic_ok(repository: str, password_file: str, *args: str, cwd: str | None = None) -> str:
     ret = _restic(repository, password_file, *args, cwd=cwd)
     if ret["retcode"] != 0:
-        raise CommandExecutionError(f"restic {args[0]} on {repository} failed (exit {ret['retcode']}): "
-                                    f"{(ret['stderr'] or ret['stdout']).strip()}")
+        raise CommandExecutionError(
+            f"restic {args[0]} on {repository} failed (exit {ret['retcode']}): "
+            f"{(ret['stderr'] or ret['stdout']).strip()}"
+        )
     return ret["stdout"]
 
 
@@ -154,8 +177,9 @@ def _env_file() -> dict[str, str]:
 def _target(s: dict[str, Any], repository: str | None, password_file: str | None) -> tuple[str, str]:
     repository = repository or s["backup_repository"]
     if not repository:
-        raise CommandExecutionError("no backup repository: set pillar chatmail:backup_repository "
-                                    "or pass repository=/path/or/restic-url")
+        raise CommandExecutionError(
+            "no backup repository: set pillar chatmail:backup_repository or pass repository=/path/or/restic-url"
+        )
     return repository, _host_path(password_file or s["backup_password_file"])
 
 
@@ -345,8 +369,12 @@ def _fresh_dir(path: str) -> None:
 # -- public functions ----------------------------------------------------------
 
 
-def backup(repository: str | None = None, password_file: str | None = None, keep: int | None = None,
-           pillar: dict[str, Any] | None = None) -> dict[str, Any]:
+def backup(
+    repository: str | None = None,
+    password_file: str | None = None,
+    keep: int | None = None,
+    pillar: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Back up what this relay cannot regenerate into a restic repository (encrypted).
 
     repository
@@ -389,15 +417,35 @@ def backup(repository: str | None = None, password_file: str | None = None, keep
             report["stage_s"] = round(time.monotonic() - t0, 3)
             manifest = _write_manifest(staging, s, staged)
             t1 = time.monotonic()
-            out = _restic_ok(repository, password_file, "backup", "--json", "--tag", "chatmail",
-                             "--host", s["mail_domain"], ".", cwd=staging)
+            out = _restic_ok(
+                repository,
+                password_file,
+                "backup",
+                "--json",
+                "--tag",
+                "chatmail",
+                "--host",
+                s["mail_domain"],
+                ".",
+                cwd=staging,
+            )
             summary = _summary(out)
             report["upload_s"] = round(time.monotonic() - t1, 3)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if keep:
-            _restic_ok(repository, password_file, "forget", "--tag", "chatmail", "--host", s["mail_domain"],
-                       "--keep-last", str(keep), "--prune")
+            _restic_ok(
+                repository,
+                password_file,
+                "forget",
+                "--tag",
+                "chatmail",
+                "--host",
+                s["mail_domain"],
+                "--keep-last",
+                str(keep),
+                "--prune",
+            )
     report.update(
         snapshot=summary["snapshot_id"],
         items=[item["name"] for item in manifest["items"]],
@@ -413,8 +461,9 @@ def backup(repository: str | None = None, password_file: str | None = None, keep
     return report
 
 
-def backups(repository: str | None = None, password_file: str | None = None,
-            pillar: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def backups(
+    repository: str | None = None, password_file: str | None = None, pillar: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The snapshots in the repository, newest last (id, time, host).
 
     CLI Example::
@@ -442,11 +491,16 @@ def _owners_missing(items: list[dict[str, str]]) -> list[str]:
 def _install_stage() -> None:
     """The formula's install stage: packages and the users that own the data, nothing started."""
     ret = __salt__["state.apply"]("chatmail", pillar={"chatmail": {"stages": ["install"]}})
-    failed = [f"{v.get('__id__', k)}: {v.get('comment')}" for k, v in (ret.items() if isinstance(ret, dict) else [])
-              if isinstance(v, dict) and v.get("result") is False]
+    failed = [
+        f"{v.get('__id__', k)}: {v.get('comment')}"
+        for k, v in (ret.items() if isinstance(ret, dict) else [])
+        if isinstance(v, dict) and v.get("result") is False
+    ]
     if failed or not isinstance(ret, dict):
-        raise CommandExecutionError("the install stage (which makes the users owning the data) failed: "
-                                    + ("; ".join(failed) if failed else str(ret)))
+        raise CommandExecutionError(
+            "the install stage (which makes the users owning the data) failed: "
+            + ("; ".join(failed) if failed else str(ret))
+        )
 
 
 def _chown_tree(path: str, user: str, group: str) -> None:
@@ -477,8 +531,14 @@ def _put(src: str, dst: str, kind: str) -> int:
     return len(entries)
 
 
-def restore(repository: str | None = None, password_file: str | None = None, snapshot: str = "latest",
-            force: bool = False, install: bool = True, pillar: dict[str, Any] | None = None) -> dict[str, Any]:
+def restore(
+    repository: str | None = None,
+    password_file: str | None = None,
+    snapshot: str = "latest",
+    force: bool = False,
+    install: bool = True,
+    pillar: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Put a backup onto this (fresh) relay; then one ``state.apply chatmail`` serves it.
 
     The snapshot is restored into a staging directory and checked first:
@@ -509,8 +569,9 @@ def restore(repository: str | None = None, password_file: str | None = None, sna
     s = _settings(pillar)
     repository, password_file = _target(s, repository, password_file)
     if not os.path.exists(password_file):
-        raise CommandExecutionError(f"no password file {password_file}: copy the old relay's backup password "
-                                    "there (or pass password_file=)")
+        raise CommandExecutionError(
+            f"no password file {password_file}: copy the old relay's backup password there (or pass password_file=)"
+        )
     _check_fresh(s, force)
     owners = _owners_missing(_items(s))
     report: dict[str, Any] = {"repository": repository, "install_stage": bool(owners and install)}
@@ -566,10 +627,12 @@ def _check_manifest(manifest: dict[str, Any], s: dict[str, Any]) -> None:
     if manifest["mail_domain"] != s["mail_domain"]:
         raise CommandExecutionError(
             f"the backup is of {manifest['mail_domain']}, this relay's mail_domain is {s['mail_domain']}; "
-            "a restore moves a relay's identity: set pillar chatmail:mail_domain to the backup's domain")
+            "a restore moves a relay's identity: set pillar chatmail:mail_domain to the backup's domain"
+        )
     if manifest["tls_mode"] != s["tls_mode"]:
         raise CommandExecutionError(
-            f"the backup has tls_mode {manifest['tls_mode']}, this relay's is {s['tls_mode']}; expected the same")
+            f"the backup has tls_mode {manifest['tls_mode']}, this relay's is {s['tls_mode']}; expected the same"
+        )
 
 
 def _check_fresh(s: dict[str, Any], force: bool) -> None:
@@ -577,7 +640,8 @@ def _check_fresh(s: dict[str, Any], force: bool) -> None:
     if existing and not force:
         raise CommandExecutionError(
             f"this relay has {len(existing)} accounts already ({', '.join(existing[:3])}...); "
-            "expected a fresh relay, or force=True to restore over them")
+            "expected a fresh relay, or force=True to restore over them"
+        )
 
 
 def _fix_queue(items: list[dict[str, str]]) -> bool | str:
@@ -601,7 +665,7 @@ def _restart_readers() -> list[str]:
 
 # -- moving a relay without a master (docs/migration.md) -------------------------
 
-MAIL_ON_AGAIN = "salt-call state.apply chatmail pillar='{\"chatmail\": {\"disable_mail\": false}}'"
+MAIL_ON_AGAIN = 'salt-call state.apply chatmail pillar=\'{"chatmail": {"disable_mail": false}}\''
 
 
 def _rsync(args: list[str]) -> dict[str, Any]:
@@ -640,10 +704,15 @@ def _mail_off(s: dict[str, Any]) -> str:
     if _opt("chatmail.backup_root") != "/":
         return "skipped (not the live system)"
     ret = __salt__["state.apply"]("chatmail", pillar={"chatmail": {"disable_mail": True}})
-    failed = [f"{v.get('__id__', k)}: {v.get('comment')}" for k, v in (ret.items() if isinstance(ret, dict) else [])
-              if isinstance(v, dict) and v.get("result") is False]
+    failed = [
+        f"{v.get('__id__', k)}: {v.get('comment')}"
+        for k, v in (ret.items() if isinstance(ret, dict) else [])
+        if isinstance(v, dict) and v.get("result") is False
+    ]
     if failed or not isinstance(ret, dict):
-        raise CommandExecutionError(f"disabling mail failed: {'; '.join(failed) or ret}; to take mail again: {MAIL_ON_AGAIN}")
+        raise CommandExecutionError(
+            f"disabling mail failed: {'; '.join(failed) or ret}; to take mail again: {MAIL_ON_AGAIN}"
+        )
     return "disabled"
 
 
@@ -684,13 +753,17 @@ def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = N
             pending = _sync(src, dst, is_dir, check=True)
         except CommandExecutionError as exc:
             if final:
-                raise CommandExecutionError(f"{exc}; mail is off on this relay; to take mail again: {MAIL_ON_AGAIN}") from None
+                raise CommandExecutionError(
+                    f"{exc}; mail is off on this relay; to take mail again: {MAIL_ON_AGAIN}"
+                ) from None
             raise
         if pending and final:
             left[item["name"]] = pending[:5]
     if left:
-        raise CommandExecutionError(f"the copy differs after the final sync: {left}; "
-                                    f"mail is off on this relay; to take mail again: {MAIL_ON_AGAIN}")
+        raise CommandExecutionError(
+            f"the copy differs after the final sync: {left}; "
+            f"mail is off on this relay; to take mail again: {MAIL_ON_AGAIN}"
+        )
     report.update(items=copied, verified=final, duration_s=round(time.monotonic() - started, 3))
     return report
 
@@ -709,8 +782,10 @@ def migrate_adopt(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
     items = _items(s)
     missing = _owners_missing(items)
     if missing:
-        raise CommandExecutionError(f"users {', '.join(missing)} missing: apply the install stage first "
-                                    "(salt-call state.apply chatmail pillar='{\"chatmail\": {\"stages\": [\"install\"]}}')")
+        raise CommandExecutionError(
+            f"users {', '.join(missing)} missing: apply the install stage first "
+            '(salt-call state.apply chatmail pillar=\'{"chatmail": {"stages": ["install"]}}\')'
+        )
     owned = []
     for item in items:
         path = _host_path(item["path"])

@@ -154,9 +154,7 @@ def _zone_text(domain: str, records: list[dict[str, str]], notes: list[str]) -> 
     lines += [f"; note: {note}" for note in notes]
     for level in (REQUIRED, RECOMMENDED):
         lines.append(f"; {level}")
-        lines += [
-            f"{r['name']:<{width}} {TTL} IN {r['type']:<5} {r['value']}" for r in records if r["level"] == level
-        ]
+        lines += [f"{r['name']:<{width}} {TTL} IN {r['type']:<5} {r['value']}" for r in records if r["level"] == level]
     return "\n".join(lines) + "\n"
 
 
@@ -232,8 +230,10 @@ def dns_zone(
     records.append(_record(f"_dmarc.{apex}", "TXT", _txt("v=DMARC1;p=reject;adkim=s;aspf=s"), RECOMMENDED))
     issuer = _caa_issuer(s)
     if s["tls_mode"] == "acme" and not issuer:
-        notes.append(f"no CAA record: the CAA issuer domain of {s['acme_directory']} is not known; "
-                     "set acme_caa_issuer to the CA's (its documentation names it)")
+        notes.append(
+            f"no CAA record: the CAA issuer domain of {s['acme_directory']} is not known; "
+            "set acme_caa_issuer to the CA's (its documentation names it)"
+        )
     elif s["tls_mode"] == "acme":
         url, note = (acme_account_url, None) if acme_account_url else _acme_account_url(acme_state, s["acme_ca_file"])
         if url:
@@ -410,10 +410,19 @@ def dns_check(
             result[record["level"]].append(problem)
     if not any(r["name"].endswith("._domainkey." + domain + ".") for r in zone["records"] if r["level"] == REQUIRED):
         result["required"].append(
-            {"name": f"{DKIM_SELECTOR}._domainkey.{domain}.", "type": "TXT", "level": REQUIRED,
-             "problem": "unknown", "found": [], "detail": "no DKIM key on the relay (see notes)"}
+            {
+                "name": f"{DKIM_SELECTOR}._domainkey.{domain}.",
+                "type": "TXT",
+                "level": REQUIRED,
+                "problem": "unknown",
+                "found": [],
+                "detail": "no DKIM key on the relay (see notes)",
+            }
         )
-    if any(r["type"] == "TXT" and "_domainkey" in r["name"] for r in result["required"]) and "dkim_single_string" in zone:
+    if (
+        any(r["type"] == "TXT" and "_domainkey" in r["name"] for r in result["required"])
+        and "dkim_single_string" in zone
+    ):
         result["dkim_single_string"] = zone["dkim_single_string"]
     result["checked"] = len(zone["records"])
     result["ok"] = not result["required"]

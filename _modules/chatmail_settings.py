@@ -21,7 +21,6 @@ def __virtual__():
     return __virtualname__
 
 
-
 def settings(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validated settings from pillar ``chatmail`` (or ``pillar``), with derived values.
 

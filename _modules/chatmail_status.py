@@ -22,7 +22,8 @@ import os
 import re
 import shutil
 import ssl
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __virtualname__ = "chatmail"
 
@@ -303,8 +304,11 @@ def port_conflicts(ports: Any = None, pillar: dict[str, Any] | None = None) -> d
         wanted = {int(p) for p in ports}
         unknown = sorted(wanted - {row["port"] for row in rows})
         if unknown:
-            return {"checked": [], "conflicts": [], "error": f"not ports this relay checks: {unknown}; "
-                    f"it checks {sorted(row['port'] for row in rows)}"}
+            return {
+                "checked": [],
+                "conflicts": [],
+                "error": f"not ports this relay checks: {unknown}; it checks {sorted(row['port'] for row in rows)}",
+            }
         rows = [row for row in rows if row["port"] in wanted]
     result: dict[str, Any] = {"checked": [row["port"] for row in rows], "conflicts": []}
     found = listeners()
@@ -313,7 +317,11 @@ def port_conflicts(ports: Any = None, pillar: dict[str, Any] | None = None) -> d
     for row in rows:
         foreign: dict[Any, dict[str, Any]] = {}
         for sock in found["listeners"]:
-            if sock["port"] != row["port"] or sock["proto"] != row["proto"] or not _overlaps(sock["address"], row["bind"]):
+            if (
+                sock["port"] != row["port"]
+                or sock["proto"] != row["proto"]
+                or not _overlaps(sock["address"], row["bind"])
+            ):
                 continue
             for proc in sock["processes"] or [{"name": "an unknown process", "pid": None, "unit": None}]:
                 if not _owned_by_relay(row, proc):
@@ -472,8 +480,6 @@ def status(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
         "disable_mail": s["disable_mail"],
     }
     result["ok"] = (
-        all(row["ok"] for row in services)
-        and all(row["ok"] for row in port_rows)
-        and cert.get("days_left", -1) > 7
+        all(row["ok"] for row in services) and all(row["ok"] for row in port_rows) and cert.get("days_left", -1) > 7
     )
     return result

@@ -69,7 +69,7 @@ def _from_git(root: str) -> str | None:
 
 
 def _from_formula_file(text: str | None) -> str | None:
-    """"<version>-<release> (FORMULA)" from FORMULA's text, if it is this formula's."""
+    """ "<version>-<release> (FORMULA)" from FORMULA's text, if it is this formula's."""
     if not text:
         return None
     fields = {}

@@ -87,6 +87,8 @@ def platform_supported(name: str, supported: dict[str, str]) -> dict[str, Any]:
         ret["comment"] = f"{name} ({supported[name]}) is supported"
     else:
         ret["result"] = False
-        ret["comment"] = (f"platform {name or 'unknown'} is not supported by the chatmail formula; "
-                          f"supported: {listed}. Nothing was changed.")
+        ret["comment"] = (
+            f"platform {name or 'unknown'} is not supported by the chatmail formula; "
+            f"supported: {listed}. Nothing was changed."
+        )
     return ret

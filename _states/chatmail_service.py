@@ -24,8 +24,9 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 __virtualname__ = "chatmail_service"
 

@@ -138,20 +138,24 @@ def main() -> int:
     try:
         mailboxes = work / "mail"
         addrs = make_accounts(mailboxes, args.accounts)
-        settings = validate({"mail_domain": DOMAIN, "mailboxes_dir": str(mailboxes),
-                             "passdb_path": str(work / "passdb.sqlite")})
+        settings = validate(
+            {"mail_domain": DOMAIN, "mailboxes_dir": str(mailboxes), "passdb_path": str(work / "passdb.sqlite")}
+        )
         ini = work / "chatmail.ini"
         ini.write_text(render_ini(settings))
         env = dict(os.environ, PYTHONPATH=str(SRC))
-        print(f"doveauth bench: {args.accounts} accounts, passdb+userdb lookups, {args.seconds:.0f} s per run, "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"doveauth bench: {args.accounts} accounts, passdb+userdb lookups, {args.seconds:.0f} s per run, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        )
         servers = {"chatmaild.doveauth (selectors loop)": ["-m", "chatmaild.doveauth"]}
         if args.baseline:
             servers["baseline: thread per connection"] = ["-c", BASELINE]
         for label, command in servers.items():
             sock = work / "doveauth.socket"
-            server = subprocess.Popen([sys.executable, *command, str(sock), str(ini)],
-                                      env=env, stderr=subprocess.DEVNULL)
+            server = subprocess.Popen(
+                [sys.executable, *command, str(sock), str(ini)], env=env, stderr=subprocess.DEVNULL
+            )
             try:
                 connect(sock).close()
                 print(label)

@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "chatmail/chatmaild/files"), str(ROOT / "test/unit/chatmaild"), str(ROOT / "test")]
 
 import mailcorpus  # noqa: E402
-from reference import print_reference  # noqa: E402
 from chatmaild.config import read_config  # noqa: E402
 from chatmaild.filtermail import MODES, FilterPolicy  # noqa: E402
+from reference import print_reference  # noqa: E402
 
 HOST = "127.0.0.1"
 # The stand-in for Postfix's reinjection smtpd: stock aiosmtpd (reads DATA
@@ -112,7 +112,9 @@ def bench_check(ini: Path, seconds: float) -> None:
     print(f"(a) check alone: {count / elapsed:,.0f} msg/s ({count} messages in {elapsed:.1f} s)")
     for kind, times in sorted(by_kind.items()):
         times.sort()
-        print(f"      {kind:<10} median {times[len(times) // 2] * 1e6:7.0f} us  p99 {times[int(len(times) * 0.99)] * 1e6:7.0f} us")
+        print(
+            f"      {kind:<10} median {times[len(times) // 2] * 1e6:7.0f} us  p99 {times[int(len(times) * 0.99)] * 1e6:7.0f} us"
+        )
 
 
 def bench_full_parse(seconds: float) -> None:
@@ -170,7 +172,9 @@ def bench_smtp(ini: Path, connections: int, seconds: float, sink_kind: str, filt
     config = read_config(ini)
     stop_at = time.perf_counter() + seconds
     for i in range(connections):
-        threads.append(threading.Thread(target=client, args=(config.filtermail_smtp_port, mails[i], stop_at, counts, i)))
+        threads.append(
+            threading.Thread(target=client, args=(config.filtermail_smtp_port, mails[i], stop_at, counts, i))
+        )
     cpu_before = cpu_seconds(filter_pid)
     start = time.perf_counter()
     for t in threads:
@@ -182,9 +186,11 @@ def bench_smtp(ini: Path, connections: int, seconds: float, sink_kind: str, filt
     done, failed = sum(counts[:connections]), sum(counts[connections:])
     rate = done / elapsed
     per_msg = cpu / max(done, 1)
-    print(f"(b) SMTP through the outgoing filter, {connections} connection(s), {sink_kind} sink: {rate:,.0f} msg/s "
-          f"({done} messages in {elapsed:.1f} s, {failed} temporary failures); "
-          f"filter CPU {per_msg * 1e3:.2f} ms/msg = {1 / per_msg:,.0f} msg/s per busy core")
+    print(
+        f"(b) SMTP through the outgoing filter, {connections} connection(s), {sink_kind} sink: {rate:,.0f} msg/s "
+        f"({done} messages in {elapsed:.1f} s, {failed} temporary failures); "
+        f"filter CPU {per_msg * 1e3:.2f} ms/msg = {1 / per_msg:,.0f} msg/s per busy core"
+    )
     return rate
 
 
@@ -196,13 +202,18 @@ def main() -> None:
         bench_check(ini, seconds)
         bench_full_parse(seconds / 2)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "chatmail/chatmaild/files"))
-        filt = subprocess.Popen([sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"],
-                                stderr=subprocess.DEVNULL, env=env)
+        filt = subprocess.Popen(
+            [sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"], stderr=subprocess.DEVNULL, env=env
+        )
         try:
             wait_port(config.filtermail_smtp_port, filt, time.monotonic() + 20)
             for sink_kind in SINKS:
-                sink = subprocess.Popen([sys.executable, "-c", SINK, str(config.postfix_reinject_port), sink_kind],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                sink = subprocess.Popen(
+                    [sys.executable, "-c", SINK, str(config.postfix_reinject_port), sink_kind],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=env,
+                )
                 try:
                     sink.stdout.readline()
                     bench_smtp(ini, 1, seconds, sink_kind, filt.pid)
@@ -214,7 +225,9 @@ def main() -> None:
             filt.terminate()
             filt.wait(10)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"    load average during the run: {load} on {os.cpu_count()} CPUs (other work on the machine skews all figures)")
+    print(
+        f"    load average during the run: {load} on {os.cpu_count()} CPUs (other work on the machine skews all figures)"
+    )
     print_reference("filtermail")
 
 

@@ -94,9 +94,12 @@ def main() -> None:
         for name in names:
             boxes[name] = lab.boot(name)
             # enough sends per minute for the latency run (the default limit is 60)
-            boxes[name].pillar = lab.default_pillar(name, selfheal="master",
-                                                    max_user_send_per_minute=max(60, 2 * args.messages),
-                                                    max_user_send_burst_size=max(60, 2 * args.messages))
+            boxes[name].pillar = lab.default_pillar(
+                name,
+                selfheal="master",
+                max_user_send_per_minute=max(60, 2 * args.messages),
+                max_user_send_burst_size=max(60, 2 * args.messages),
+            )
         master.set_pillar({name: box.pillar for name, box in boxes.items()})
         for box in boxes.values():
             join(box, master)
@@ -115,9 +118,11 @@ def main() -> None:
         recipient = mc.created_account(boxes["bench3"].address, "bench3.test")
         latencies(sender, recipient, 1)  # first connection, DNS and TLS session caches warm
         values = latencies(sender, recipient, args.messages)
-        print(f"bench2 -> bench3 delivery over {len(values)} messages: p50 {percentile(values, 50) * 1000:.0f} ms, "
-              f"p99 {percentile(values, 99) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms, "
-              f"mean {statistics.mean(values) * 1000:.0f} ms")
+        print(
+            f"bench2 -> bench3 delivery over {len(values)} messages: p50 {percentile(values, 50) * 1000:.0f} ms, "
+            f"p99 {percentile(values, 99) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms, "
+            f"mean {statistics.mean(values) * 1000:.0f} ms"
+        )
         print_reference("fleet")
     finally:
         master.stop()

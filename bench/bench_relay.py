@@ -41,6 +41,7 @@ from harness import Lab, changed_states, failed_states  # noqa: E402
 from loadgen import MaildirWatcher, latency_line, maildir_new, message  # noqa: E402
 from reference import print_reference  # noqa: E402
 
+
 def sequential_latency(box, domain: str, count: int, seeds) -> list[float]:
     sender, recipient = mc.created_account(box.address, domain), mc.created_account(box.address, domain)
     mc.fetch_all(recipient)  # create the maildir
@@ -71,8 +72,13 @@ def load(box, domain: str, senders: int, per_sender: int, recipients: int, seeds
     lock = threading.Lock()
     accepted: dict[bytes, float] = {}
     refused: Counter = Counter()
-    work = [[message(a.addr, rcpts[(i + n) % recipients].addr, next(seeds)) + (rcpts[(i + n) % recipients].addr,)
-             for n in range(per_sender)] for i, a in enumerate(accounts)]
+    work = [
+        [
+            message(a.addr, rcpts[(i + n) % recipients].addr, next(seeds)) + (rcpts[(i + n) % recipients].addr,)
+            for n in range(per_sender)
+        ]
+        for i, a in enumerate(accounts)
+    ]
     start_gate = threading.Barrier(senders + 1)
 
     def send(account, items):
@@ -124,8 +130,11 @@ def main() -> int:
     parser.add_argument("--per-sender", type=int, default=10)
     parser.add_argument("--recipients", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1, help="load rounds (each with fresh accounts)")
-    parser.add_argument("--forward-zones", action="store_true",
-                        help="keep the test zone forwarded (as the system tests do) instead of a public-DNS setup")
+    parser.add_argument(
+        "--forward-zones",
+        action="store_true",
+        help="keep the test zone forwarded (as the system tests do) instead of a public-DNS setup",
+    )
     args = parser.parse_args()
 
     lab = Lab(log=lambda m: print(m, file=sys.stderr)).start()
@@ -133,8 +142,9 @@ def main() -> int:
         box = lab.boot("bench1")
         # no rate limit in the way: the load run sends many messages per sender per minute,
         # and every account of every round comes from this host's one address
-        pillar = lab.default_pillar("bench1", max_user_send_per_minute=100000, max_user_send_burst_size=100000,
-                                    account_creations_per_hour=0)
+        pillar = lab.default_pillar(
+            "bench1", max_user_send_per_minute=100000, max_user_send_burst_size=100000, account_creations_per_hour=0
+        )
         if not args.forward_zones:
             # a relay on public DNS has no forwarded zones (and nothing here needs the test zone)
             pillar.pop("dns_forward_zones", None)
@@ -159,14 +169,18 @@ def main() -> int:
         for n in range(args.rounds):
             r = load(box, domain, args.senders, args.per_sender, args.recipients, seeds)
             lost = r["accepted"] - r["delivered"]
-            print(f"load round {n + 1}: {args.senders} senders x {args.per_sender} messages -> {args.recipients} recipients: "
-                  f"accepted {r['accepted']}/{r['attempted']}, refused {r['refused'] or 'none'}, "
-                  f"delivered {r['delivered']} (lost {lost}), "
-                  f"{r['accepted_per_s']:.0f} accepted msg/s, {r['delivered_per_s']:.0f} delivered msg/s")
+            print(
+                f"load round {n + 1}: {args.senders} senders x {args.per_sender} messages -> {args.recipients} recipients: "
+                f"accepted {r['accepted']}/{r['attempted']}, refused {r['refused'] or 'none'}, "
+                f"delivered {r['delivered']} (lost {lost}), "
+                f"{r['accepted_per_s']:.0f} accepted msg/s, {r['delivered_per_s']:.0f} delivered msg/s"
+            )
             if r["latencies"]:
                 print(f"  accepted -> stored under load: {latency_line(r['latencies'])}")
-        crashes = box.run("journalctl --no-pager -o short-monotonic | grep -v run-u | grep -iE "
-                          "'segfault|dumped core|status=11/SEGV|Main process exited, code=(killed|dumped)' || true").stdout
+        crashes = box.run(
+            "journalctl --no-pager -o short-monotonic | grep -v run-u | grep -iE "
+            "'segfault|dumped core|status=11/SEGV|Main process exited, code=(killed|dumped)' || true"
+        ).stdout
         print(f"daemon crashes in the journal: {len(crashes.splitlines())}")
         for line in crashes.splitlines()[:10]:
             print("  " + line)

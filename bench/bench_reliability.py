@@ -58,8 +58,10 @@ def load_cell(box, senders: int) -> str:
     r = Load(box, accounts, rcpts, PER_SENDER, {x.addr: box for x in rcpts}, seed=senders).run(deliver_timeout=90)
     restarts = restarts_in_journal(box, since)
     refused = f"4xx {r.refused.get('4xx', 0)} / 5xx {r.refused.get('5xx', 0)} / conn {r.refused.get('conn', 0)}"
-    line = (f"accepted {len(r.accepted)}/{r.attempted}, refused {refused}, lost {len(r.lost)}, restarts {restarts}, "
-            f"{len(r.accepted) / r.sending_s:.0f} accepted msg/s")
+    line = (
+        f"accepted {len(r.accepted)}/{r.attempted}, refused {refused}, lost {len(r.lost)}, restarts {restarts}, "
+        f"{len(r.accepted) / r.sending_s:.0f} accepted msg/s"
+    )
     if r.latencies:
         line += f"; {latency_line(r.latencies)}"
     return line
@@ -69,8 +71,10 @@ def load_table(lab, counts: list[int]) -> None:
     box = lab.boot("relbench1")
     base = lab.default_pillar("relbench1", max_user_send_per_minute=100000)
     print("== load: N senders x 10 messages -> 5 recipients on the relay")
-    for label, pillar in (("dns_forward_zones", base), ("public DNS", {k: v for k, v in base.items()
-                                                                      if k != "dns_forward_zones"})):
+    for label, pillar in (
+        ("dns_forward_zones", base),
+        ("public DNS", {k: v for k, v in base.items() if k != "dns_forward_zones"}),
+    ):
         applied(box, pillar)
         for n in counts:
             print(f"{label:18} {n:3} senders: {load_cell(box, n)}", flush=True)
@@ -83,13 +87,16 @@ def chaos_table(lab, senders: int) -> None:
         applied(box, lab.default_pillar(box.name, max_user_send_per_minute=100000))
     federate(lab, boxes)
     first, second = boxes
-    print(f"== chaos: {senders} senders x {PER_SENDER} on {first.name} -> 3 local + 2 remote recipients; "
-          "SIGKILL 2.5 s in, on both relays")
+    print(
+        f"== chaos: {senders} senders x {PER_SENDER} on {first.name} -> 3 local + 2 remote recipients; "
+        "SIGKILL 2.5 s in, on both relays"
+    )
     for daemon in DAEMONS:
         d1, d2 = first.pillar["mail_domain"], second.pillar["mail_domain"]
         accounts = [mc.created_account(first.address, d1) for _ in range(senders)]
-        rcpts = [mc.created_account(first.address, d1) for _ in range(3)] + \
-                [mc.created_account(second.address, d2) for _ in range(2)]
+        rcpts = [mc.created_account(first.address, d1) for _ in range(3)] + [
+            mc.created_account(second.address, d2) for _ in range(2)
+        ]
         where = {r.addr: (first if r.addr.endswith("@" + d1) else second) for r in rcpts}
         load = Load(first, accounts, rcpts, PER_SENDER, where, seed=100 + len(daemon), pause=0.25).start()
         time.sleep(2.5)
@@ -98,9 +105,12 @@ def chaos_table(lab, senders: int) -> None:
         r = load.wait(deliver_timeout=90)
         delays = [r.stored[m] - max(t, back_at) for m, t in r.accepted.items() if m in r.stored]
         worst = max(delays, default=0.0)
-        print(f"{daemon:22} back {max(b for _, b in faults):5.1f} s | accepted {len(r.accepted):3}/{r.attempted} | "
-              f"refused 4xx {r.refused.get('4xx', 0)} 5xx {r.refused.get('5xx', 0)} conn {r.refused.get('conn', 0)} | "
-              f"lost {len(r.lost)} | last arrival {worst:5.1f} s after the return", flush=True)
+        print(
+            f"{daemon:22} back {max(b for _, b in faults):5.1f} s | accepted {len(r.accepted):3}/{r.attempted} | "
+            f"refused 4xx {r.refused.get('4xx', 0)} 5xx {r.refused.get('5xx', 0)} conn {r.refused.get('conn', 0)} | "
+            f"lost {len(r.lost)} | last arrival {worst:5.1f} s after the return",
+            flush=True,
+        )
     for box in boxes:
         lab.discard(box)
 

@@ -158,14 +158,20 @@ def main() -> int:
     expire_result = fsreport_result = None
     for n in range(1, args.rounds + 1):
         expire_result = run_expire(config, now=NOW)
-        print(f"expire dry run #{n}: {expire_result['duration_s']:.2f} s, "
-              f"{expire_result['files_examined'] / expire_result['duration_s']:,.0f} files/s")
+        print(
+            f"expire dry run #{n}: {expire_result['duration_s']:.2f} s, "
+            f"{expire_result['files_examined'] / expire_result['duration_s']:,.0f} files/s"
+        )
         fsreport_result = run_fsreport(config, now=NOW)
-        print(f"fsreport #{n}:       {fsreport_result['duration_s']:.2f} s, "
-              f"{fsreport_result['messages'] / fsreport_result['duration_s']:,.0f} files/s")
+        print(
+            f"fsreport #{n}:       {fsreport_result['duration_s']:.2f} s, "
+            f"{fsreport_result['messages'] / fsreport_result['duration_s']:,.0f} files/s"
+        )
     timed("baseline: listdir + stat every file", lambda: stat_every_file(root), files)
-    print(f"expire would remove {expire_result['files_removed']:,} of {expire_result['files_examined']:,} files "
-          f"and {expire_result['mailboxes_removed']:,} of {expire_result['mailboxes_examined']:,} mailboxes")
+    print(
+        f"expire would remove {expire_result['files_removed']:,} of {expire_result['files_examined']:,} files "
+        f"and {expire_result['mailboxes_removed']:,} of {expire_result['mailboxes_examined']:,} mailboxes"
+    )
     assert expire_result["files_examined"] == fsreport_result["messages"] == files
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"max RSS {rss:.0f} MB")

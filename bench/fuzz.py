@@ -30,13 +30,18 @@ def main() -> int:
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; expected some of {', '.join(TARGETS)}")
-    print(f"{'target':<15} {'inputs':>8} {'crashes':>8} {'hangs':>6} {'wrong':>6} {'dead':>5} {'seconds':>8} {'inputs/s':>9}")
+    print(
+        f"{'target':<15} {'inputs':>8} {'crashes':>8} {'hangs':>6} {'wrong':>6} {'dead':>5} {'seconds':>8} {'inputs/s':>9}"
+    )
     clean = True
     for name in names:
         r = run(TARGETS[name](), args.inputs, seed=args.seed, batch=args.batch)
         rate = r.inputs / r.seconds if r.seconds else 0.0
-        print(f"{r.name:<15} {r.inputs:>8} {r.crashes:>8} {r.hangs:>6} {r.wrong:>6} {r.dead_after_batch:>5} "
-              f"{r.seconds:>8.1f} {rate:>9.0f}", flush=True)
+        print(
+            f"{r.name:<15} {r.inputs:>8} {r.crashes:>8} {r.hangs:>6} {r.wrong:>6} {r.dead_after_batch:>5} "
+            f"{r.seconds:>8.1f} {rate:>9.0f}",
+            flush=True,
+        )
         for example in r.examples:
             print(f"    {example}")
         clean = clean and r.clean

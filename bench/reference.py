@@ -36,19 +36,24 @@ REFERENCE: dict[str, tuple[Figure, ...]] = {
         Figure("5 senders x 10 msgs to 5 recipients", "50/50 accepted, 89 msg/s, p50 57 ms, p99 109 ms", FIRST),
         Figure("20 senders x 10 msgs", "147-200/200 accepted, 90-122 msg/s, p50 310-500 ms, p99 640-900 ms", FIRST),
         Figure("40 senders x 10 msgs", "356-400/400 accepted, 103-109 msg/s, p50 440-490 ms, p99 740-975 ms", FIRST),
-        Figure("refused under load (20-40 senders)", "11-27 % as permanent 500 in half the runs "
-               "(OpenDKIM crashed, the filter turned Postfix's 451 into a 5xx); nothing accepted was lost", FIRST),
+        Figure(
+            "refused under load (20-40 senders)",
+            "11-27 % as permanent 500 in half the runs "
+            "(OpenDKIM crashed, the filter turned Postfix's 451 into a 5xx); nothing accepted was lost",
+            FIRST,
+        ),
         Figure("5 senders, delivered msg/s, p50", "upstream 40.5, 161 ms / this formula 54.3, 149 ms", SIDE_BY_SIDE),
         Figure("20 senders, delivered msg/s, p50", "upstream 47.1, 481 ms / this formula 74.6, 661 ms", SIDE_BY_SIDE),
         Figure("40 senders, delivered msg/s, p50", "upstream 50.7, 975 ms / this formula 66.1, 1237 ms", SIDE_BY_SIDE),
-        Figure("relay CPU per delivered message (20 senders)", "upstream 34-38 ms / this formula 25-27 ms",
-               SIDE_BY_SIDE),
+        Figure(
+            "relay CPU per delivered message (20 senders)", "upstream 34-38 ms / this formula 25-27 ms", SIDE_BY_SIDE
+        ),
     ),
     "fleet": (
-        Figure("Delta Chat, 2 s between messages, send -> peer event", "p50 0.58-0.64 s (one relay and across two)",
-               FIRST),
-        Figure("submission -> IMAP IDLE notification", "0.52 s, nearly all Dovecot 2.3.19's fixed 0.5 s delay",
-               FIRST),
+        Figure(
+            "Delta Chat, 2 s between messages, send -> peer event", "p50 0.58-0.64 s (one relay and across two)", FIRST
+        ),
+        Figure("submission -> IMAP IDLE notification", "0.52 s, nearly all Dovecot 2.3.19's fixed 0.5 s delay", FIRST),
     ),
     "filtermail": (
         Figure("outgoing filter, SMTP in + reinjection, mixed corpus, 1 connection", "181 msg/s", FIRST),
@@ -61,8 +66,9 @@ REFERENCE: dict[str, tuple[Figure, ...]] = {
     "storage": (
         Figure("10,000 mailboxes / 95,557 files, hot cache: expire dry run", "0.5 s, 21 MB RSS", FIRST),
         Figure("the same: fsreport", "0.5 s", FIRST),
-        Figure("same store, this formula's wall time relative to upstream", "expire 0.75x, fsreport 0.69x",
-               SIDE_BY_SIDE),
+        Figure(
+            "same store, this formula's wall time relative to upstream", "expire 0.75x, fsreport 0.69x", SIDE_BY_SIDE
+        ),
     ),
 }
 

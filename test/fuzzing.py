@@ -33,10 +33,10 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (ROOT / "chatmail/chatmaild/files", ROOT / "test/unit/chatmaild", ROOT / "test"):
@@ -51,10 +51,44 @@ from chatmaild.mimecheck import Mail, is_ambiguous, is_encrypted, is_securejoin_
 # -- mutation ------------------------------------------------------------------
 
 TOKENS = [
-    b"\x00", b"\xff", b"\xfe", b"\r\n", b"\n", b"\r", b"\t", b" ", b'"', b"\\", b"\x01", b"\x010", b"--", b"..",
-    b".", b"@", b"=", b";", b":", b"<", b">", b"boundary=", b'boundary="x"', b"Content-Type: ", b"From: ",
-    b"multipart/encrypted", b"text/plain", b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----",
-    b"\r\n\r\n", b"\r\n.\r\n", b"\xc3\xa9", b"\xe2\x80\xae", b"\xed\xa0\x80", b"%", b"[", b"]", b"#",
+    b"\x00",
+    b"\xff",
+    b"\xfe",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"\t",
+    b" ",
+    b'"',
+    b"\\",
+    b"\x01",
+    b"\x010",
+    b"--",
+    b"..",
+    b".",
+    b"@",
+    b"=",
+    b";",
+    b":",
+    b"<",
+    b">",
+    b"boundary=",
+    b'boundary="x"',
+    b"Content-Type: ",
+    b"From: ",
+    b"multipart/encrypted",
+    b"text/plain",
+    b"-----BEGIN PGP MESSAGE-----",
+    b"-----END PGP MESSAGE-----",
+    b"\r\n\r\n",
+    b"\r\n.\r\n",
+    b"\xc3\xa9",
+    b"\xe2\x80\xae",
+    b"\xed\xa0\x80",
+    b"%",
+    b"[",
+    b"]",
+    b"#",
 ]
 
 
@@ -69,10 +103,10 @@ def mutate(rng: random.Random, data: bytes, seeds: list[bytes] = (), max_len: in
         elif op == 1:
             buf[pos:pos] = rng.randbytes(rng.randint(1, 8))
         elif op == 2 and buf:
-            del buf[pos:pos + rng.randint(1, 64)]
+            del buf[pos : pos + rng.randint(1, 64)]
         elif op == 3 and buf:
             start = rng.randrange(len(buf))
-            chunk = buf[start:start + rng.randint(1, 64)]
+            chunk = buf[start : start + rng.randint(1, 64)]
             buf[pos:pos] = chunk * rng.randint(1, 20)
         elif op == 4:
             buf[pos:pos] = rng.choice(TOKENS) * rng.choice((1, 1, 1, 2, 100))
@@ -206,7 +240,9 @@ def _mime_seeds() -> list[bytes]:
         mc.report(),
     ]
     enc = seeds[0]
-    seeds.append(enc.replace(b"\r\n\r\n--", b"\r\n\r\nThis is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n--", 1))
+    seeds.append(
+        enc.replace(b"\r\n\r\n--", b"\r\n\r\nThis is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n--", 1)
+    )
     return seeds
 
 
@@ -238,7 +274,7 @@ class MimeTarget(Target):
 
 
 _LOCAL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
-_NOISE = _LOCAL_CHARS + "ABCZ+@\"\\ \t\x00\x01\x1f\x7f\xe9\u00df\u0430\u200b\ud800\U0001f600."
+_NOISE = _LOCAL_CHARS + 'ABCZ+@"\\ \t\x00\x01\x1f\x7f\xe9\u00df\u0430\u200b\ud800\U0001f600.'
 _ATOM = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -290,8 +326,13 @@ class NewemailTarget(Target):
     def one(self, rng):
         lo = rng.randint(1, 64)
         hi = rng.randint(lo, 64)
-        lines = ["[params]", "mail_domain = chat.example.org", f"username_min_length = {lo}",
-                 f"username_max_length = {hi}", f"password_min_length = {rng.randint(1, 200)}"]
+        lines = [
+            "[params]",
+            "mail_domain = chat.example.org",
+            f"username_min_length = {lo}",
+            f"username_max_length = {hi}",
+            f"password_min_length = {rng.randint(1, 200)}",
+        ]
         text = "\n".join(lines) + "\n"
         if rng.random() < 0.3:
             text = mutate(rng, text.encode()).decode("utf-8", "replace")
@@ -312,8 +353,9 @@ class NewemailTarget(Target):
 
         account = json.loads(body)
         cfg = newemail.read_config(self.ini)
-        why = accountrules.address_refusal(account["email"], cfg.mail_domain, cfg.username_min_length,
-                                           cfg.username_max_length)
+        why = accountrules.address_refusal(
+            account["email"], cfg.mail_domain, cfg.username_min_length, cfg.username_max_length
+        )
         why = why or accountrules.password_refusal(account["password"], cfg.password_min_length)
         if why:
             raise Wrong(f"suggested {account} which doveauth refuses: {why}")
@@ -328,8 +370,13 @@ class NewemailTarget(Target):
 
 
 def _ini_seed() -> bytes:
-    settings = validate({"mail_domain": "chat.example.org", "passthrough_recipients": ["echo@x.org", "@open.example"],
-                         "privacy_postal": "Street 1\nTown"})
+    settings = validate(
+        {
+            "mail_domain": "chat.example.org",
+            "passthrough_recipients": ["echo@x.org", "@open.example"],
+            "privacy_postal": "Street 1\nTown",
+        }
+    )
     return render_ini(settings).encode("utf-8")
 
 
@@ -493,18 +540,18 @@ class MetadataTarget(DictTarget):
     ]
 
     def make_proxy(self, tmp):
-        from dict_fixtures import PushServer
-
         from chatmaild.metadata import MetadataDict
         from chatmaild.metadata_tokens import TokenStore
         from chatmaild.notifier import Notifier
+        from dict_fixtures import PushServer
 
         cfg = _config(tmp, iroh_relay="https://iroh.example.org")
         (tmp / "mail" / SENTINEL).mkdir(parents=True)
         self.push = PushServer()  # FAKE: loopback stand-in for the public push service
         tokens = TokenStore(cfg)
-        self.notifier = Notifier(tmp / "mail" / "pending_notifications", tokens, url=self.push.url,
-                                 workers=(1, 1, 1, 1, 1), timeout=5)
+        self.notifier = Notifier(
+            tmp / "mail" / "pending_notifications", tokens, url=self.push.url, workers=(1, 1, 1, 1, 1), timeout=5
+        )
         self.notifier.start()
         secret = tmp / "turn-secret"
         secret.write_text("fuzz-secret\n")
@@ -546,14 +593,16 @@ class FilterTarget(Target):
         from chatmaild.config import read_config
 
         cfg = read_config(ini)
-        self.sink = Sink(getattr(cfg, "postfix_reinject_port" if self.mode == "outgoing" else "postfix_reinject_port_incoming")).start()
+        self.sink = Sink(
+            getattr(cfg, "postfix_reinject_port" if self.mode == "outgoing" else "postfix_reinject_port_incoming")
+        ).start()
         self.messages = [m for m in _mime_seeds()]
         keys = None
         if self.mode == "incoming":
             # mail from other servers must carry a DKIM signature of its From: domain: sign the seeds
             # (mutations then mostly fail DKIM, which is a 554, as it should be)
-            from dkim_fixtures import KeyTable, sign
             from chatmaild.mimecheck import Mail
+            from dkim_fixtures import KeyTable, sign
 
             keys = KeyTable()
             signed = []
@@ -567,20 +616,42 @@ class FilterTarget(Target):
     def dialogue(self, rng: random.Random) -> bytes:
         message = self.messages[0] if rng.random() < 0.2 else mutate(rng, rng.choice(self.messages), self.messages)
         message = message.replace(b"\r\n.", b"\r\n..")
-        lines = [b"EHLO fuzz.example", b"MAIL FROM:<alice@example.org>", b"RCPT TO:<bob@example.org>", b"DATA",
-                 message + b"\r\n.", b"QUIT"]
+        lines = [
+            b"EHLO fuzz.example",
+            b"MAIL FROM:<alice@example.org>",
+            b"RCPT TO:<bob@example.org>",
+            b"DATA",
+            message + b"\r\n.",
+            b"QUIT",
+        ]
         for _ in range(rng.randint(0, 3)):
             i = rng.randrange(len(lines))
             choice = rng.randrange(5)
             if choice == 0:
                 lines[i] = mutate(rng, lines[i], max_len=2048)
             elif choice == 1:
-                lines.insert(i, rng.choice([b"RSET", b"NOOP", b"HELO x", b"VRFY bob", b"STARTTLS", b"AUTH PLAIN AGE=",
-                                            b"BDAT 10", b"MAIL FROM:<>", b"RCPT TO:<\x00@x>", b"DATA", b"\xff\xfe"]))
+                lines.insert(
+                    i,
+                    rng.choice(
+                        [
+                            b"RSET",
+                            b"NOOP",
+                            b"HELO x",
+                            b"VRFY bob",
+                            b"STARTTLS",
+                            b"AUTH PLAIN AGE=",
+                            b"BDAT 10",
+                            b"MAIL FROM:<>",
+                            b"RCPT TO:<\x00@x>",
+                            b"DATA",
+                            b"\xff\xfe",
+                        ]
+                    ),
+                )
             elif choice == 2:
                 del lines[i]
             elif choice == 3:
-                lines[i] = lines[i].replace(b"alice@example.org", rng.choice([b"", b"a@b@c", b"x" * 600, b"\"a b\"@x"]))
+                lines[i] = lines[i].replace(b"alice@example.org", rng.choice([b"", b"a@b@c", b"x" * 600, b'"a b"@x']))
             else:
                 lines.insert(i, mutate(rng, b"MAIL FROM:<alice@example.org> SIZE=100 BODY=8BITMIME", max_len=2048))
         return b"\r\n".join(lines) + b"\r\n"

@@ -66,6 +66,9 @@ def accessibility_problems(facts: PageFacts) -> list[str]:
         problems.append("<html> has no lang")
     if not facts.title:
         problems.append("no <title> text")
-    problems += [f"<img src={img.get('src', '')!r}> has no text alternative (alt)"
-                 for img in facts.images if not img.get("alt", "").strip()]
+    problems += [
+        f"<img src={img.get('src', '')!r}> has no text alternative (alt)"
+        for img in facts.images
+        if not img.get("alt", "").strip()
+    ]
     return problems

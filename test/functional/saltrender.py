@@ -125,8 +125,13 @@ class Rendered:
         return dest
 
 
-def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), minion_id: str = "render-test",
-               grains: dict[str, Any] | None = None) -> Path:
+def minion_dir(
+    tmp: Path,
+    pillar: dict[str, Any],
+    file_roots: list[Path] = (),
+    minion_id: str = "render-test",
+    grains: dict[str, Any] | None = None,
+) -> Path:
     """A relocatable minion config in ``tmp`` serving this repo with ``pillar``.
 
     ``file_roots`` are served before this repo (an operator's overrides);
@@ -156,8 +161,15 @@ def minion_dir(tmp: Path, pillar: dict[str, Any], file_roots: list[Path] = (), m
     return conf
 
 
-def render(sls: str, pillar: dict[str, Any], tmp: Path, file_roots: list[Path] = (), minion_id: str = "render-test",
-           grains: dict[str, Any] | None = None, timeout: int = 120) -> Rendered:
+def render(
+    sls: str,
+    pillar: dict[str, Any],
+    tmp: Path,
+    file_roots: list[Path] = (),
+    minion_id: str = "render-test",
+    grains: dict[str, Any] | None = None,
+    timeout: int = 120,
+) -> Rendered:
     """Compile ``sls`` with ``pillar`` and render its managed files (nothing is applied)."""
     conf = minion_dir(tmp, pillar, file_roots, minion_id, grains)
     proc = subprocess.run(

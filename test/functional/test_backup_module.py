@@ -44,7 +44,11 @@ def seed(root: Path) -> None:
         put(root, f"{box}/dovecot.index.log", b"\x01index")
         for n in range(messages):
             folder = "cur" if n % 2 else "new"
-            put(root, f"{box}/{folder}/17000000{n}.M{n}P1.relay,S=900:2,S", b"-----BEGIN PGP MESSAGE-----" + os.urandom(900))
+            put(
+                root,
+                f"{box}/{folder}/17000000{n}.M{n}P1.relay,S=900:2,S",
+                b"-----BEGIN PGP MESSAGE-----" + os.urandom(900),
+            )
         put(root, f"{box}/.DeltaChat/cur/17000001.M9P1.relay,S=10:2,S", b"in a folder")
         put(root, f"{box}/tmp/17000009.M0P2.relay", b"half-delivered")
     put(root, "/etc/dkimkeys/opendkim.private", "-----BEGIN PRIVATE KEY-----\nMIIdkim\n", 0o600)
@@ -57,8 +61,11 @@ def seed(root: Path) -> None:
 
 def tree(root: Path, under: str = "/") -> dict[str, tuple[bytes, int]]:
     base = root / under.lstrip("/")
-    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
-            for p in base.rglob("*") if p.is_file() and not p.relative_to(root).parts[0] == "run"}
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777)
+        for p in base.rglob("*")
+        if p.is_file() and not p.relative_to(root).parts[0] == "run"
+    }
 
 
 @pytest.fixture
@@ -89,23 +96,29 @@ def test_backup_then_restore_onto_a_fresh_relay(chatmail, salt_loaders, relays):
     old, new, repo, password_file = relays
     on(salt_loaders, old)
     report = chatmail.backup(repository=repo, pillar=PILLAR)
-    print(f"\nbackup: {report['size_bytes']} bytes read, {report['added_bytes']} added, "
-          f"{report['duration_s']} s (staging {report['stage_s']} s)")
+    print(
+        f"\nbackup: {report['size_bytes']} bytes read, {report['added_bytes']} added, "
+        f"{report['duration_s']} s (staging {report['stage_s']} s)"
+    )
     assert report["password_file_created"] is True and report["repository_created"] is True
     assert (old / password_file.lstrip("/")).stat().st_mode & 0o777 == 0o600
     assert report["accounts"] == 2 and report["messages"] == 6
     assert report["pause"] == "none (not running)"
     assert set(report["items"]) == {"mailboxes", "dkim", "turn", "tls/cert", "tls/key", "postfix-queue/deferred"}
     assert len(chatmail.backups(repository=repo, password_file=password_file, pillar=PILLAR)) == 1
-    assert not any(p.name.startswith(".chatmail-backup-staging") and p.is_dir()
-                   for p in (old / "home/vmail/mail").iterdir()), "the staging copy is removed"
+    assert not any(
+        p.name.startswith(".chatmail-backup-staging") and p.is_dir() for p in (old / "home/vmail/mail").iterdir()
+    ), "the staging copy is removed"
 
     carry_password(old, new, password_file)
     on(salt_loaders, new)
     restored = chatmail.restore(repository=repo, pillar=PILLAR, install=False)
     assert restored["accounts"] == 2 and restored["messages"] == 6
-    expected = {path: value for path, value in tree(old).items()
-                if "/tmp/" not in path and not path.startswith("etc/chatmail-backup")}
+    expected = {
+        path: value
+        for path, value in tree(old).items()
+        if "/tmp/" not in path and not path.startswith("etc/chatmail-backup")
+    }
     got = {path: value for path, value in tree(new).items() if not path.startswith("etc/chatmail-backup")}
     assert got == expected  # same bytes, same modes; half-delivered tmp files are not kept
 
@@ -139,7 +152,9 @@ def test_restore_refuses_before_changing_anything(chatmail, salt_loaders, relays
         chatmail.restore(repository=repo, pillar=PILLAR, install=False)
 
     carry_password(old, new, password_file)
-    with pytest.raises(CommandExecutionError, match="the backup is of chat.example.org.*set pillar chatmail:mail_domain"):
+    with pytest.raises(
+        CommandExecutionError, match="the backup is of chat.example.org.*set pillar chatmail:mail_domain"
+    ):
         chatmail.restore(repository=repo, pillar={**PILLAR, "mail_domain": "other.example.org"}, install=False)
 
     put(new, f"{MAILBOXES}/carol0003@{DOMAIN}/password", "x", 0o600)

@@ -18,8 +18,13 @@ def test_no_repository_no_timer(tmp_path):
 
 
 def test_repository_gives_restic_a_timer_and_a_job_with_the_settings(tmp_path):
-    pillar = {"mail_domain": D, "backup_repository": "sftp:backup@store.example.net:/srv/chatmail",
-              "backup_schedule": "*-*-* 03:30:00", "backup_keep": 30, "tls_mode": "self_signed"}
+    pillar = {
+        "mail_domain": D,
+        "backup_repository": "sftp:backup@store.example.net:/srv/chatmail",
+        "backup_schedule": "*-*-* 03:30:00",
+        "backup_keep": 30,
+        "tls_mode": "self_signed",
+    }
     r = render("chatmail.backup", pillar, tmp_path)
     assert "chatmail-backup-restic-pkg-installed" in r.states
     assert "OnCalendar=*-*-* 03:30:00" in r.files["/etc/systemd/system/chatmail-backup.timer"]
@@ -38,7 +43,10 @@ def test_bad_schedule_and_repository_are_refused_by_name(salt_loaders):
     from salt.exceptions import CommandExecutionError
 
     with pytest.raises(CommandExecutionError) as err:
-        salt_loaders.modules.chatmail.settings({"mail_domain": D, "backup_repository": "backups/here",
-                                                "backup_schedule": "daily; rm -rf /"})
-    assert "backup_repository: got 'backups/here'; expected an absolute directory or a restic repository URL" in str(err.value)
+        salt_loaders.modules.chatmail.settings(
+            {"mail_domain": D, "backup_repository": "backups/here", "backup_schedule": "daily; rm -rf /"}
+        )
+    assert "backup_repository: got 'backups/here'; expected an absolute directory or a restic repository URL" in str(
+        err.value
+    )
     assert "backup_schedule" in str(err.value) and "systemd calendar expression" in str(err.value)

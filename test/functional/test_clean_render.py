@@ -57,9 +57,10 @@ def low_chunks(sls: str, pillar: dict, tmp: Path) -> list[dict]:
     """Salt's compiled low chunks of ``sls``: every state with its SLS, requisites and run order."""
     conf = minion_dir(tmp, pillar)
     proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough",
-         "state.show_low_sls", sls],
-        capture_output=True, text=True, timeout=120,
+        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.show_low_sls", sls],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"salt-call failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -122,8 +123,11 @@ def requisites(chunk: dict, chunks: list[dict], kind: str = "require") -> set[st
         for req in todo.pop().get(kind, []):
             ((state, target),) = req.items()
             for other in chunks:
-                hit = other["__sls__"] == target if state == "sls" else (
-                    other["state"] == state and target in (other["__id__"], other["name"]))
+                hit = (
+                    other["__sls__"] == target
+                    if state == "sls"
+                    else (other["state"] == state and target in (other["__id__"], other["name"]))
+                )
                 if hit and other["__id__"] not in found:
                     found.add(other["__id__"])
                     todo.append(other)
@@ -146,14 +150,23 @@ def test_every_file_the_formula_writes_is_removed_by_its_components_clean(relay)
             if kept(path, pillar):
                 continue
             if path in RESTORED:
-                restored_by = [c for c in clean if fun(c) == "file.managed" and c["name"] == path
-                               and c["source"] == RESTORED[path]
-                               and c["__sls__"] == f"chatmail.{component(chunk)}.clean"]
+                restored_by = [
+                    c
+                    for c in clean
+                    if fun(c) == "file.managed"
+                    and c["name"] == path
+                    and c["source"] == RESTORED[path]
+                    and c["__sls__"] == f"chatmail.{component(chunk)}.clean"
+                ]
                 assert restored_by, f"{path} is not restored from {RESTORED[path]}"
                 continue
-            removed_by = [c["__id__"] for c in clean
-                          if fun(c) == "file.absent" and within(path, c["name"])
-                          and c["__sls__"] == f"chatmail.{component(chunk)}.clean"]
+            removed_by = [
+                c["__id__"]
+                for c in clean
+                if fun(c) == "file.absent"
+                and within(path, c["name"])
+                and c["__sls__"] == f"chatmail.{component(chunk)}.clean"
+            ]
             if not removed_by:
                 missing.append(f"{chunk['__id__']}: {path}")
     assert missing == [], "written by the formula, left by chatmail.<component>.clean:\n" + "\n".join(missing)
@@ -170,10 +183,12 @@ def test_data_and_package_files_are_never_removed(relay):
 
 def test_every_unit_the_relay_runs_is_stopped_and_disabled_by_its_clean(relay):
     _, apply, clean = relay
-    dead = {(component(c), unit(c)) for c in clean
-            if fun(c) == "service.dead" and (c.get("enable") is False or unit(c) in INDIRECT)}
-    running = {(component(c), unit(c)) for c in apply
-               if fun(c) == "service.running" and unit(c) not in NOT_STOPPED}
+    dead = {
+        (component(c), unit(c))
+        for c in clean
+        if fun(c) == "service.dead" and (c.get("enable") is False or unit(c) in INDIRECT)
+    }
+    running = {(component(c), unit(c)) for c in apply if fun(c) == "service.running" and unit(c) not in NOT_STOPPED}
     assert running - dead == set()
 
 
@@ -201,8 +216,17 @@ def test_clean_only_uses_states_that_converge_and_honour_test(relay):
     """Every state reports what it would do under test=True and does nothing twice; the one
     command (putting the host's resolv.conf back) runs only while there is something to put back."""
     _, _, clean = relay
-    allowed = {"service.dead", "file.absent", "file.replace", "file.managed", "service.running", "module.run",
-               "beacon.absent", "test.nop", "cmd.run"}
+    allowed = {
+        "service.dead",
+        "file.absent",
+        "file.replace",
+        "file.managed",
+        "service.running",
+        "module.run",
+        "beacon.absent",
+        "test.nop",
+        "cmd.run",
+    }
     assert {fun(c) for c in clean} <= allowed
     for chunk in clean:
         if fun(chunk) == "module.run":

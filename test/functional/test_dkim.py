@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from harness.imagetools import system_user, wrap
 from saltrender import SALT_CALL, minion_dir
 
@@ -51,7 +52,9 @@ def salt_call(conf: Path, *args: str):
     # in the image with the relay's programs: the key's owner is its user opendkim
     proc = subprocess.run(
         wrap([SALT_CALL, "--local", "-c", conf, "--out=json", *args]),
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.stdout, proc.stderr
     return json.loads(proc.stdout)["local"], proc.returncode
@@ -117,7 +120,9 @@ def test_dkim_record_matches_the_key(conf, keydir):
 def test_dkim_record_without_key_fails(conf, keydir):
     proc = subprocess.run(
         wrap([SALT_CALL, "--local", "-c", conf, "--retcode-passthrough", "chatmail.dkim_record", f"keydir={keydir}"]),
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode != 0
     assert "no DKIM key" in proc.stdout + proc.stderr

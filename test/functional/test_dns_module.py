@@ -24,6 +24,7 @@ import dns.query
 import dns.rdatatype
 import dns.zone
 import pytest
+
 from freeports import free_tcp_udp_port as free_port
 
 DOMAIN = "chat.example.org"
@@ -48,7 +49,7 @@ class NSD:
             f"{origin} IN NS ns.{origin}\nns.{origin} IN A 127.0.0.1\n{records}"
         )
 
-    def start(self, records: str) -> "NSD":
+    def start(self, records: str) -> NSD:
         d = self.dir
         (d / "nsd.conf").write_text(
             f'server:\n  ip-address: 127.0.0.1\n  port: {self.port}\n  do-ip6: no\n  username: ""\n  chroot: ""\n'
@@ -59,7 +60,10 @@ class NSD:
         self._write(records)
         self.proc = subprocess.Popen(
             ["nsd", "-d", "-c", str(d / "nsd.conf")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self._wait()
         return self
@@ -83,9 +87,13 @@ class NSD:
     def _wait(self, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.dir / "nsd.log").read_text() if (self.dir / "nsd.log").exists() else "nsd died"
+            assert self.proc.poll() is None, (
+                (self.dir / "nsd.log").read_text() if (self.dir / "nsd.log").exists() else "nsd died"
+            )
             try:
-                reply = dns.query.udp(dns.message.make_query(self.zone + ".", "SOA"), "127.0.0.1", port=self.port, timeout=0.3)
+                reply = dns.query.udp(
+                    dns.message.make_query(self.zone + ".", "SOA"), "127.0.0.1", port=self.port, timeout=0.3
+                )
                 if reply.answer and reply.answer[0][0].serial == self.serial:
                     return
             except Exception:  # not up yet
@@ -111,8 +119,12 @@ def chatmail(salt_loaders):
 @pytest.fixture
 def zone(chatmail, dkim_dir, tmp_path):
     return chatmail.dns_zone(
-        ipv4=[V4, "127.0.0.1", "169.254.1.1"], ipv6=f"{V6},::1,fe80::1", pillar={"mail_domain": DOMAIN},
-        dkim_keydir=str(dkim_dir), acme_state=str(tmp_path), zonefile=str(tmp_path / "relay.zone"),
+        ipv4=[V4, "127.0.0.1", "169.254.1.1"],
+        ipv6=f"{V6},::1,fe80::1",
+        pillar={"mail_domain": DOMAIN},
+        dkim_keydir=str(dkim_dir),
+        acme_state=str(tmp_path),
+        zonefile=str(tmp_path / "relay.zone"),
     )
 
 
@@ -176,7 +188,9 @@ def test_zone_text_parses_to_the_same_records(zone):
 
 def test_mta_sts_id_is_stable_and_follows_the_policy(chatmail, dkim_dir, tmp_path):
     def sts(domain):
-        return chatmail.dns_zone(ipv4=V4, pillar={"mail_domain": domain}, dkim_keydir=str(dkim_dir), acme_state=str(tmp_path))["mta_sts_id"]
+        return chatmail.dns_zone(
+            ipv4=V4, pillar={"mail_domain": domain}, dkim_keydir=str(dkim_dir), acme_state=str(tmp_path)
+        )["mta_sts_id"]
 
     first = sts(DOMAIN)
     assert sts(DOMAIN) == first
@@ -189,7 +203,10 @@ def test_caa_carries_the_acme_account_and_only_for_acme(chatmail, dkim_dir, tmp_
     (caa,) = by(acme["records"], DOMAIN + ".", "CAA")
     assert caa["value"] == f'0 issue "letsencrypt.org;accounturi={url}"' and caa["level"] == "recommended"
     selfsigned = chatmail.dns_zone(
-        ipv4=V4, pillar={"mail_domain": DOMAIN, "tls_mode": "self_signed"}, dkim_keydir=str(dkim_dir), acme_account_url=url
+        ipv4=V4,
+        pillar={"mail_domain": DOMAIN, "tls_mode": "self_signed"},
+        dkim_keydir=str(dkim_dir),
+        acme_account_url=url,
     )
     assert not by(selfsigned["records"], DOMAIN + ".", "CAA")
 
@@ -199,8 +216,9 @@ def test_caa_names_the_ca_of_acme_directory_never_a_wrong_one(chatmail, dkim_dir
     url = "https://acme.example.net/acct/7"
 
     def caa(**pillar):
-        zone = chatmail.dns_zone(ipv4=V4, pillar={"mail_domain": DOMAIN, **pillar}, dkim_keydir=str(dkim_dir),
-                                 acme_account_url=url)
+        zone = chatmail.dns_zone(
+            ipv4=V4, pillar={"mail_domain": DOMAIN, **pillar}, dkim_keydir=str(dkim_dir), acme_account_url=url
+        )
         return [r["value"] for r in by(zone["records"], DOMAIN + ".", "CAA")], zone["notes"]
 
     assert caa(acme_directory="https://acme.zerossl.com/v2/DV90")[0] == [f'0 issue "sectigo.com;accounturi={url}"']
@@ -211,14 +229,18 @@ def test_caa_names_the_ca_of_acme_directory_never_a_wrong_one(chatmail, dkim_dir
 
 
 def test_disable_ipv6_drops_aaaa_and_default_addresses_skip_loopback(chatmail, dkim_dir, tmp_path):
-    zone = chatmail.dns_zone(pillar={"mail_domain": DOMAIN, "disable_ipv6": True}, dkim_keydir=str(dkim_dir), acme_state=str(tmp_path))
+    zone = chatmail.dns_zone(
+        pillar={"mail_domain": DOMAIN, "disable_ipv6": True}, dkim_keydir=str(dkim_dir), acme_state=str(tmp_path)
+    )
     assert not by(zone["records"], DOMAIN + ".", "AAAA")
     for record in by(zone["records"], DOMAIN + ".", "A"):  # from grains
         assert not record["value"].startswith(("127.", "169.254."))
 
 
 def test_missing_dkim_key_is_a_note_not_an_error(chatmail, tmp_path):
-    zone = chatmail.dns_zone(ipv4=V4, pillar={"mail_domain": DOMAIN}, dkim_keydir=str(tmp_path), acme_state=str(tmp_path))
+    zone = chatmail.dns_zone(
+        ipv4=V4, pillar={"mail_domain": DOMAIN}, dkim_keydir=str(tmp_path), acme_state=str(tmp_path)
+    )
     assert not [r for r in zone["records"] if "opendkim._domainkey" in r["name"]]
     assert any("no DKIM key" in n for n in zone["notes"])
 
@@ -246,8 +268,14 @@ def test_check_reports_exactly_the_missing_records_then_clean(chatmail, zone, ns
     www, imaps = (f"www.{DOMAIN}.", "CNAME"), (f"_imaps._tcp.{DOMAIN}.", "SRV")
     nsd.start(zone_lines(zone, drop={www, imaps}))
     args = dict(
-        nameserver="127.0.0.1", port=nsd.port, timeout=2, ipv4=V4, ipv6=V6, pillar={"mail_domain": DOMAIN},
-        dkim_keydir=str(dkim_dir), acme_state=str(tmp_path),
+        nameserver="127.0.0.1",
+        port=nsd.port,
+        timeout=2,
+        ipv4=V4,
+        ipv6=V6,
+        pillar={"mail_domain": DOMAIN},
+        dkim_keydir=str(dkim_dir),
+        acme_state=str(tmp_path),
     )
     result = chatmail.dns_check(**args)
     assert result["unreachable"] is False and result["ok"] is False
@@ -265,23 +293,36 @@ def test_check_tells_different_values_and_joins_split_txt(chatmail, zone, nsd, d
     d = DOMAIN + "."
     (dkim,) = by(zone["records"], f"opendkim._domainkey.{d}", "TXT")
     text = "".join(re.findall(r'"([^"]*)"', dkim["value"]))
-    resplit = " ".join(f'"{text[i:i + 100]}"' for i in range(0, len(text), 100))
+    resplit = " ".join(f'"{text[i : i + 100]}"' for i in range(0, len(text), 100))
     records = zone_lines(zone, drop={(d, "MX"), (dkim["name"], "TXT")})
     records += f"{d} IN MX 20 mx.elsewhere.example.\n{dkim['name']} IN TXT {resplit}\n"
     nsd.start(records)
     result = chatmail.dns_check(
-        nameserver="127.0.0.1", port=nsd.port, timeout=2, ipv4=V4, ipv6=V6, pillar={"mail_domain": DOMAIN},
-        dkim_keydir=str(dkim_dir), acme_state=str(tmp_path),
+        nameserver="127.0.0.1",
+        port=nsd.port,
+        timeout=2,
+        ipv4=V4,
+        ipv6=V6,
+        pillar={"mail_domain": DOMAIN},
+        dkim_keydir=str(dkim_dir),
+        acme_state=str(tmp_path),
     )
-    assert [(r["type"], r["problem"], r["found"]) for r in result["required"]] == [("MX", "different", ["20 mx.elsewhere.example."])]
+    assert [(r["type"], r["problem"], r["found"]) for r in result["required"]] == [
+        ("MX", "different", ["20 mx.elsewhere.example."])
+    ]
     assert result["recommended"] == []
 
 
 def test_unreachable_dns_is_a_clear_result(chatmail, dkim_dir, tmp_path):
     closed = free_port()  # nothing listens there
     result = chatmail.dns_check(
-        nameserver="127.0.0.1", port=closed, timeout=0.5, ipv4=V4, pillar={"mail_domain": DOMAIN},
-        dkim_keydir=str(dkim_dir), acme_state=str(tmp_path),
+        nameserver="127.0.0.1",
+        port=closed,
+        timeout=0.5,
+        ipv4=V4,
+        pillar={"mail_domain": DOMAIN},
+        dkim_keydir=str(dkim_dir),
+        acme_state=str(tmp_path),
     )
     assert result["unreachable"] is True and result["ok"] is False
     assert f"127.0.0.1 port {closed}" in result["reason"]

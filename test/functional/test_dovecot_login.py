@@ -13,11 +13,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import sys
 
 import pytest
 
@@ -39,8 +38,11 @@ class HostAuthDict(AuthDict):
     """doveauth with the test process's uid/gid: this host has no vmail user."""
 
     def entry(self, addr, userdir, hashed):
-        return super().entry(addr, userdir, hashed).replace('"vmail"', str(os.getuid()), 1).replace(
-            '"vmail"', str(os.getgid()), 1
+        return (
+            super()
+            .entry(addr, userdir, hashed)
+            .replace('"vmail"', str(os.getuid()), 1)
+            .replace('"vmail"', str(os.getgid()), 1)
         )
 
 
@@ -144,7 +146,11 @@ def test_addresses_that_are_not_dot_atoms_never_become_accounts(imap, local):
 
 @pytest.mark.parametrize(
     "user,password",
-    [(addr("x" * 300), PASSWORD), (addr("ffffffffa"), b"abcdefghij\xffklmnop"), (addr("ctrlctrlc"), b"abcdefghij\x01klmnop")],
+    [
+        (addr("x" * 300), PASSWORD),
+        (addr("ffffffffa"), b"abcdefghij\xffklmnop"),
+        (addr("ctrlctrlc"), b"abcdefghij\x01klmnop"),
+    ],
     ids=["300-char local part", "password byte 0xFF", "control byte in password"],
 )
 def test_permanent_problems_are_permanent_failures(imap, user, password):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from freeports import free_ports
 from harness.imagetools import system_path
 from saltrender import REPO, render
-from freeports import free_ports
 
 D = "chat.example.org"
 CONF = "/etc/nginx/nginx.conf"
@@ -32,10 +32,28 @@ pytestmark = pytest.mark.skipif(
 def self_signed(dirpath: Path) -> tuple[Path, Path]:
     cert, key = dirpath / "cert.pem", dirpath / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-days", "2", "-subj", f"/CN={D}", "-addext", f"subjectAltName=DNS:{D},DNS:www.{D}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={D}",
+            "-addext",
+            f"subjectAltName=DNS:{D},DNS:www.{D}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -63,7 +81,7 @@ def test_config_passes_nginx_t_and_is_checked_before_install(nginx, tmp_path):
 
 def test_alpn_map_listeners_and_servers(nginx):
     text = nginx.files[CONF]
-    stream = text[text.index("stream {"):text.index("http {")]
+    stream = text[text.index("stream {") : text.index("http {")]
     assert "default 127.0.0.1:8443;" in stream
     # the PROXY-protocol listeners of Postfix and Dovecot (master.cf, dovecot.conf)
     assert r"~\bsmtp\b 127.0.0.1:8465;" in stream and r"~\bimap\b 127.0.0.1:8993;" in stream
@@ -91,7 +109,11 @@ def test_newemail_limit_settings(tmp_path):
 
 
 def test_ipv4_only_remote_iroh_no_new_limit(tmp_path):
-    r = render("chatmail.nginx", pillar(tmp_path, disable_ipv6=True, iroh_relay="https://iroh.example.org", newemail_per_minute=0), tmp_path)
+    r = render(
+        "chatmail.nginx",
+        pillar(tmp_path, disable_ipv6=True, iroh_relay="https://iroh.example.org", newemail_per_minute=0),
+        tmp_path,
+    )
     text = r.files[CONF]
     assert "limit_req" not in text  # 0: no limit on /new
     assert "listen 443;" in text and "[::]" not in text
@@ -110,7 +132,11 @@ def test_autoconfig_names_domain_and_ports(nginx):
     root = ET.fromstring(nginx.files["/var/www/html/.well-known/autoconfig/mail/config-v1.1.xml"].encode())
     provider = root.find("emailProvider")
     assert provider.get("id") == D and provider.findtext("domain") == D
-    servers = {(s.tag, s.get("type"), int(s.findtext("port")), s.findtext("socketType")) for s in provider if s.tag.endswith("Server")}
+    servers = {
+        (s.tag, s.get("type"), int(s.findtext("port")), s.findtext("socketType"))
+        for s in provider
+        if s.tag.endswith("Server")
+    }
     assert ("incomingServer", "imap", 993, "SSL") in servers and ("outgoingServer", "smtp", 465, "SSL") in servers
     assert len(servers) == 6
     assert {s.findtext("hostname") for s in provider if s.tag.endswith("Server")} == {D}
@@ -118,7 +144,10 @@ def test_autoconfig_names_domain_and_ports(nginx):
 
 def test_mta_sts_policy(nginx):
     assert nginx.files["/var/www/html/.well-known/mta-sts.txt"].splitlines() == [
-        "version: STSv1", "mode: enforce", f"mx: {D}", "max_age: 2419200",
+        "version: STSv1",
+        "mode: enforce",
+        f"mx: {D}",
+        "max_age: 2419200",
     ]
 
 
@@ -159,17 +188,22 @@ def running_nginx(tmp_path):
     ini.write_text(f"[params]\nmail_domain = {D}\n")
     text = r.files[CONF]
     for old, new in [
-        ("listen 443;", f"listen 127.0.0.1:{front};"), ("listen [::]:443;", ""),
-        ("127.0.0.1:8443", f"127.0.0.1:{https}"), ("127.0.0.1:8993", f"127.0.0.1:{imap.port}"),
+        ("listen 443;", f"listen 127.0.0.1:{front};"),
+        ("listen [::]:443;", ""),
+        ("127.0.0.1:8443", f"127.0.0.1:{https}"),
+        ("127.0.0.1:8993", f"127.0.0.1:{imap.port}"),
         ("pid /run/nginx.pid;", f"pid {tmp_path}/nginx.pid;"),
         ("error_log syslog:server=unix:/dev/log,facility=local3;", f"error_log {tmp_path}/error.log;"),
         ("access_log syslog:server=unix:/dev/log,facility=local7;", "access_log off;"),
         # a CGI run takes long on a loaded machine: a rate the flood below outruns
         ("rate=120r/m;", "rate=6r/m;"),
-        ("root /var/www/html;", f"root {www};"), ("unix:/run/fcgiwrap.socket", f"unix:{cgi_sock}"),
-        ("fastcgi_param SCRIPT_FILENAME /usr/lib/cgi-bin/newemail.py;",
-         f"fastcgi_param SCRIPT_FILENAME {REPO}/chatmail/chatmaild/files/chatmaild/newemail.py;"
-         f" fastcgi_param CHATMAIL_INI {ini}; fastcgi_param PYTHONPATH {REPO}/chatmail/chatmaild/files;"),
+        ("root /var/www/html;", f"root {www};"),
+        ("unix:/run/fcgiwrap.socket", f"unix:{cgi_sock}"),
+        (
+            "fastcgi_param SCRIPT_FILENAME /usr/lib/cgi-bin/newemail.py;",
+            f"fastcgi_param SCRIPT_FILENAME {REPO}/chatmail/chatmaild/files/chatmaild/newemail.py;"
+            f" fastcgi_param CHATMAIL_INI {ini}; fastcgi_param PYTHONPATH {REPO}/chatmail/chatmaild/files;",
+        ),
     ]:
         assert old in text, old
         text = text.replace(old, new)

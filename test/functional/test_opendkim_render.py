@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from saltrender import Rendered, render
 
 pytestmark = pytest.mark.skipif(shutil.which("opendkim") is None, reason="needs Debian's opendkim and opendkim-tools")
@@ -38,13 +39,18 @@ def install_tree(r: Rendered, root: Path) -> Path:
     (root / "dkimkeys").mkdir(parents=True)
     (root / "opendkim").mkdir()
     subprocess.run(["opendkim-genkey", "-D", str(root / "dkimkeys"), "-d", DOMAIN, "-s", "opendkim"], check=True)
-    moves = {"/etc/dkimkeys/": f"{root}/dkimkeys/", "/etc/opendkim/": f"{root}/opendkim/",
-             "/var/spool/postfix/opendkim/": f"{root}/"}
+    moves = {
+        "/etc/dkimkeys/": f"{root}/dkimkeys/",
+        "/etc/opendkim/": f"{root}/opendkim/",
+        "/var/spool/postfix/opendkim/": f"{root}/",
+    }
     for path, text in r.files.items():
         if path.startswith(("/etc/dkimkeys/", "/etc/opendkim/")):
             for old, new in moves.items():
                 text = text.replace(old, new)
-            dest = Path(path.replace("/etc/dkimkeys/", f"{root}/dkimkeys/").replace("/etc/opendkim/", f"{root}/opendkim/"))
+            dest = Path(
+                path.replace("/etc/dkimkeys/", f"{root}/dkimkeys/").replace("/etc/opendkim/", f"{root}/opendkim/")
+            )
             dest.write_text(text)
     conf = r.files["/etc/opendkim.conf"]
     for old, new in moves.items():
@@ -76,17 +82,34 @@ def test_opendkim_only_signs(rendered):
     assert conf["Socket"] == "local:/var/spool/postfix/opendkim/opendkim.sock"
     assert conf["UMask"] == "007" and conf["Mode"] == "s"
     # verification moved into the incoming filter: nothing of it is left here
-    for gone in ("ScreenPolicyScript", "FinalPolicyScript", "ResolverConfiguration", "TrustAnchorFile",
-                 "On-BadSignature", "On-NoSignature", "On-KeyNotFound", "DNSTimeout"):
+    for gone in (
+        "ScreenPolicyScript",
+        "FinalPolicyScript",
+        "ResolverConfiguration",
+        "TrustAnchorFile",
+        "On-BadSignature",
+        "On-NoSignature",
+        "On-KeyNotFound",
+        "DNSTimeout",
+    ):
         assert gone not in conf
     assert [k for k, _ in values].count("OversignHeaders") == 1
-    assert conf["OversignHeaders"].startswith("from,reply-to,subject,") and conf["OversignHeaders"].endswith(",autocrypt")
-    assert rendered.files["/etc/dkimkeys/KeyTable"].strip() == f"opendkim._domainkey.{DOMAIN} {DOMAIN}:opendkim:/etc/dkimkeys/opendkim.private"
+    assert conf["OversignHeaders"].startswith("from,reply-to,subject,") and conf["OversignHeaders"].endswith(
+        ",autocrypt"
+    )
+    assert (
+        rendered.files["/etc/dkimkeys/KeyTable"].strip()
+        == f"opendkim._domainkey.{DOMAIN} {DOMAIN}:opendkim:/etc/dkimkeys/opendkim.private"
+    )
     assert rendered.files["/etc/dkimkeys/SigningTable"].strip() == f"*@{DOMAIN} opendkim._domainkey.{DOMAIN}"
 
 
 def test_directories_key_and_dropin(rendered):
-    dirs = {rendered.state(sid)["name"]: rendered.state(sid) for sid, body in rendered.states.items() if "file.directory" in body}
+    dirs = {
+        rendered.state(sid)["name"]: rendered.state(sid)
+        for sid, body in rendered.states.items()
+        if "file.directory" in body
+    }
     assert {d: (a["user"], a["group"], a["mode"]) for d, a in dirs.items()} == {
         "/etc/dkimkeys": ("opendkim", "opendkim", "0700"),
         "/etc/opendkim": ("opendkim", "opendkim", "0750"),

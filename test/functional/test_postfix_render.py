@@ -13,10 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness.imagetools import wrap
 from saltrender import REPO, Rendered, render
 
-pytestmark = pytest.mark.skipif(shutil.which("postconf") is None, reason="needs Debian's postfix (apt-get install postfix)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("postconf") is None, reason="needs Debian's postfix (apt-get install postfix)"
+)
 
 DOMAIN = "chat.example.org"
 VARIANTS = {
@@ -59,7 +62,10 @@ def run(*cmd: str) -> str:
 
 
 def main_cf(d: Path) -> dict[str, str]:
-    return dict(line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "") for line in run("postconf", "-c", str(d), "-n").splitlines())
+    return dict(
+        line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "")
+        for line in run("postconf", "-c", str(d), "-n").splitlines()
+    )
 
 
 def service_params(d: Path) -> dict[str, dict[str, str]]:
@@ -129,7 +135,9 @@ def test_master_cf_mail_paths(rendered, tmp_path, variant, filter_out, reinject,
 
 def test_master_cf_services_and_limits(rendered, tmp_path):
     d = confdir(rendered("default"), tmp_path)
-    rows = [line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()]
+    rows = [
+        line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()
+    ]
     by_name = {f"{r[0]}/{r[1]}": r for r in rows}
     assert by_name["submission/inet"][6] == by_name["smtps/inet"][6] == "1000"  # max_smtp_connections
     assert by_name["127.0.0.1:10025/inet"][4] == "n"  # not chrooted: reaches opendkim socket path as is
@@ -188,7 +196,10 @@ def test_states_validate_before_replacing_and_order(rendered):
         assert args["check_cmd"].startswith("/usr/local/sbin/chatmail-postfix-check ")
     master_reqs = r.state("chatmail-postfix-master-cf-file-managed")["require"]
     assert {"file": "chatmail-postfix-main-cf-file-managed"} in master_reqs
-    assert r.state("chatmail-postfix-restart-dropin-file-managed")["name"] == "/etc/systemd/system/postfix@.service.d/10_restart.conf"
+    assert (
+        r.state("chatmail-postfix-restart-dropin-file-managed")["name"]
+        == "/etc/systemd/system/postfix@.service.d/10_restart.conf"
+    )
     assert "Restart=always" in r.files["/etc/systemd/system/postfix@.service.d/10_restart.conf"]
     assert r.state("chatmail-postfix-opendkim-group-present")["addusers"] == ["postfix"]
     service = r.state("chatmail-postfix-service-running")

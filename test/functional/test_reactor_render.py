@@ -34,8 +34,13 @@ def reactor(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reactor")
     opts = salt.config.master_config(None)
     opts.update(
-        root_dir=str(tmp), cachedir=str(tmp / "cache"), pki_dir=str(tmp / "pki"), sock_dir=str(tmp / "sock"),
-        log_file=str(tmp / "log"), fileserver_backend=["roots"], file_roots={"base": [str(REPO)]},
+        root_dir=str(tmp),
+        cachedir=str(tmp / "cache"),
+        pki_dir=str(tmp / "pki"),
+        sock_dir=str(tmp / "sock"),
+        log_file=str(tmp / "log"),
+        fileserver_backend=["roots"],
+        file_roots={"base": [str(REPO)]},
         fileserver_list_cache_time=0,
     )
     opts.update(yaml.safe_load(MASTER_CONF.read_text()))
@@ -66,27 +71,68 @@ def masterless(*events):
 
 # case: (tag, data), reactions expected as (client, function, target, args)
 CASES = {
-    "master: postfix@- down": (on_master("relay1", "postfix@-", False), [
-        ("local", "log.warning", "relay1", "chatmail selfheal: postfix@- on relay1 reported not running; restarting it"),
-        ("local", "service.restart", "relay1", "postfix@-")]),
-    "master: dovecot down on the other relay": (on_master("relay2", "dovecot", False), [
-        ("local", "log.warning", "relay2", "chatmail selfheal: dovecot on relay2 reported not running; restarting it"),
-        ("local", "service.restart", "relay2", "dovecot")]),
+    "master: postfix@- down": (
+        on_master("relay1", "postfix@-", False),
+        [
+            (
+                "local",
+                "log.warning",
+                "relay1",
+                "chatmail selfheal: postfix@- on relay1 reported not running; restarting it",
+            ),
+            ("local", "service.restart", "relay1", "postfix@-"),
+        ],
+    ),
+    "master: dovecot down on the other relay": (
+        on_master("relay2", "dovecot", False),
+        [
+            (
+                "local",
+                "log.warning",
+                "relay2",
+                "chatmail selfheal: dovecot on relay2 reported not running; restarting it",
+            ),
+            ("local", "service.restart", "relay2", "dovecot"),
+        ],
+    ),
     "master: postfix@- running again": (on_master("relay1", "postfix@-", True), []),
     "master: the postfix wrapper is not ours to restart": (on_master("relay1", "postfix", False), []),
     "master: another service down": (on_master("relay1", "nginx", False), []),
     "master: an operator's own service beacon": (on_master("relay1", "dovecot", False, "service"), []),
     "master: no running field": (on_master("relay1", "dovecot", None), []),
-    "masterless: postfix@- down, dovecot up": (masterless(("postfix@-", False), ("dovecot", True)), [
-        ("caller", "log.warning", None, "chatmail selfheal: postfix@- on relay1 reported not running; restarting it"),
-        ("caller", "service.restart", None, "postfix@-")]),
-    "masterless: both down": (masterless(("postfix@-", False), ("dovecot", False)), [
-        ("caller", "log.warning", None, "chatmail selfheal: dovecot on relay1 reported not running; restarting it"),
-        ("caller", "log.warning", None, "chatmail selfheal: postfix@- on relay1 reported not running; restarting it"),
-        ("caller", "service.restart", None, "dovecot"),
-        ("caller", "service.restart", None, "postfix@-")]),
+    "masterless: postfix@- down, dovecot up": (
+        masterless(("postfix@-", False), ("dovecot", True)),
+        [
+            (
+                "caller",
+                "log.warning",
+                None,
+                "chatmail selfheal: postfix@- on relay1 reported not running; restarting it",
+            ),
+            ("caller", "service.restart", None, "postfix@-"),
+        ],
+    ),
+    "masterless: both down": (
+        masterless(("postfix@-", False), ("dovecot", False)),
+        [
+            ("caller", "log.warning", None, "chatmail selfheal: dovecot on relay1 reported not running; restarting it"),
+            (
+                "caller",
+                "log.warning",
+                None,
+                "chatmail selfheal: postfix@- on relay1 reported not running; restarting it",
+            ),
+            ("caller", "service.restart", None, "dovecot"),
+            ("caller", "service.restart", None, "postfix@-"),
+        ],
+    ),
     "masterless: all running": (masterless(("postfix@-", True), ("dovecot", True)), []),
-    "masterless: another unit down": (masterless(("sshd", False),), []),
+    "masterless: another unit down": (
+        masterless(
+            ("sshd", False),
+        ),
+        [],
+    ),
     "masterless: no beacons": (("__beacons_return", {"beacons": []}), []),
 }
 
@@ -95,9 +141,7 @@ CASES = {
 def test_reactions(reactor, case):
     (tag, data), expected = CASES[case]
     chunks = reactor.reactions(tag, data, [REACTOR])
-    got = sorted(
-        (c["state"], c["fun"], c.get("tgt"), next(iter(c["args"][0].values()))) for c in chunks
-    )
+    got = sorted((c["state"], c["fun"], c.get("tgt"), next(iter(c["args"][0].values()))) for c in chunks)
     assert got == sorted(expected, key=lambda r: (r[0], r[1], r[2] or "", r[3]))
 
 
@@ -132,8 +176,10 @@ def rendered(tmp_path_factory):
 
 
 MASTERLESS_FILES = {
-    "/etc/chatmail-selfheal/minion", "/etc/chatmail-selfheal/minion.d/chatmail-beacons.conf",
-    "/etc/chatmail-selfheal/reactor/restart_service.sls", "/usr/local/lib/chatmail-selfheal/salt-minion",
+    "/etc/chatmail-selfheal/minion",
+    "/etc/chatmail-selfheal/minion.d/chatmail-beacons.conf",
+    "/etc/chatmail-selfheal/reactor/restart_service.sls",
+    "/usr/local/lib/chatmail-selfheal/salt-minion",
     "/etc/systemd/system/chatmail-selfheal.service",
 }
 
@@ -151,7 +197,10 @@ def test_masterless_minion_reacts_to_its_local_beacon_bus(rendered, reactor):
     # the reactor map sends __beacons_return to the installed copy of the reactor file
     (route,) = minion["reactor"]
     assert route == {"__beacons_return": ["/etc/chatmail-selfheal/reactor/restart_service.sls"]}
-    assert r.files["/etc/chatmail-selfheal/reactor/restart_service.sls"] == (REPO / "reactor/restart_service.sls").read_text()
+    assert (
+        r.files["/etc/chatmail-selfheal/reactor/restart_service.sls"]
+        == (REPO / "reactor/restart_service.sls").read_text()
+    )
     assert r.state("chatmail-selfheal-service-running")["watch"] == [{"sls": "chatmail.selfheal.config"}]
 
 
@@ -186,11 +235,15 @@ def test_unit_file_verifies(rendered, tmp_path):
     r = rendered["masterless"]
     unit = r.write("/etc/systemd/system/chatmail-selfheal.service", tmp_path / "chatmail-selfheal.service")
     exec_start = [line for line in unit.read_text().splitlines() if line.startswith("ExecStart=")]
-    assert exec_start == ["ExecStart=/usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal --disable-keepalive"]
+    assert exec_start == [
+        "ExecStart=/usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal --disable-keepalive"
+    ]
     assert "Restart=always" in unit.read_text()
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     # the launcher exists only on a relay
-    problems = [line for line in proc.stderr.splitlines() if line.strip() and "chatmail-selfheal/salt-minion" not in line]
+    problems = [
+        line for line in proc.stderr.splitlines() if line.strip() and "chatmail-selfheal/salt-minion" not in line
+    ]
     assert not problems, proc.stderr
 
 

@@ -13,19 +13,49 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+
 from freeports import free_port
 
 DOMAIN = "chat.example.org"
-KEYS = {"domain", "services", "ports", "certificate", "mail_queue", "accounts", "mail_store", "version", "privacy", "disable_mail", "ok"}
+KEYS = {
+    "domain",
+    "services",
+    "ports",
+    "certificate",
+    "mail_queue",
+    "accounts",
+    "mail_store",
+    "version",
+    "privacy",
+    "disable_mail",
+    "ok",
+}
 
 
 @pytest.fixture
 def relay_files(tmp_path) -> dict:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", f"/CN={DOMAIN}"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "30",
+            "-subj",
+            f"/CN={DOMAIN}",
+        ],
+        check=True,
+        capture_output=True,
     )
     mail = tmp_path / "mail"
     for user in ("a1", "b2", "c3"):
@@ -98,8 +128,13 @@ def test_status_answers_every_item_without_systemd(chatmail, relay_files):
 def test_status_degrades_when_things_are_absent(chatmail, tmp_path, salt_loaders):
     salt_loaders.opts["chatmail.version_file"] = str(tmp_path / "nothing")
     result = chatmail.status(
-        {"mail_domain": DOMAIN, "tls_mode": "external", "tls_cert_file": str(tmp_path / "none.pem"),
-         "tls_key_file": str(tmp_path / "none.key"), "mailboxes_dir": str(tmp_path / "nomail")}
+        {
+            "mail_domain": DOMAIN,
+            "tls_mode": "external",
+            "tls_cert_file": str(tmp_path / "none.pem"),
+            "tls_key_file": str(tmp_path / "none.key"),
+            "mailboxes_dir": str(tmp_path / "nomail"),
+        }
     )
     assert set(result) == KEYS
     assert result["certificate"]["state"] == "missing"
@@ -132,9 +167,13 @@ def test_disable_mail_expects_postfix_and_dovecot_stopped(chatmail, relay_files)
 
 
 def test_port_table_uses_configured_ports(chatmail, relay_files):
-    rows = chatmail.ports(pillar(relay_files, postfix_reinject_port=11025, filtermail_smtp_port_incoming=11081, mtail_address="127.0.0.1"))
+    rows = chatmail.ports(
+        pillar(relay_files, postfix_reinject_port=11025, filtermail_smtp_port_incoming=11081, mtail_address="127.0.0.1")
+    )
     by_port = {row["port"]: row for row in rows}
-    assert by_port[11025]["process_names"] == ["master", "smtpd"] and by_port[11025]["setting"] == "postfix_reinject_port"
+    assert (
+        by_port[11025]["process_names"] == ["master", "smtpd"] and by_port[11025]["setting"] == "postfix_reinject_port"
+    )
     assert by_port[11081]["units"] == ["filtermail-incoming.service"]
     assert 10025 not in by_port and 10081 not in by_port
     assert by_port[3903]["needed"] is True and by_port[3903]["precheck"] is False

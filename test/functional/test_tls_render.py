@@ -57,11 +57,14 @@ def test_acme_units_verify(acme, tmp_path):
     units = ["acmetool-redirector.service", "acmetool-reconcile.service", "acmetool-reconcile.timer"]
     for unit in units:
         acme.write(f"/etc/systemd/system/{unit}", tmp_path / unit)
-    proc = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / u) for u in units)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", *(str(tmp_path / u) for u in units)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "ExecStart=/usr/bin/acmetool redirector --service.uid=daemon" in acme.files[
-        "/etc/systemd/system/acmetool-redirector.service"
-    ]
+    assert (
+        "ExecStart=/usr/bin/acmetool redirector --service.uid=daemon"
+        in acme.files["/etc/systemd/system/acmetool-redirector.service"]
+    )
 
 
 def test_acme_reconcile_runs_only_when_needed_and_after_redirector(acme):
@@ -86,16 +89,25 @@ def test_self_signed_is_made_once_with_all_names(tmp_path):
     cmd = args["name"].replace("/etc/ssl/", f"{root}/etc/ssl/")
     proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(tcert)], capture_output=True, text=True).stdout
+    san = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(tcert)], capture_output=True, text=True
+    ).stdout
     assert f"DNS:{D}, DNS:mta-sts.{D}, DNS:www.{D}" in san
     assert oct(tkey.stat().st_mode & 0o777) == "0o600"
     # the key belongs to the certificate
     pub = lambda args: subprocess.run(args, capture_output=True, text=True).stdout  # noqa: E731
-    assert pub(["openssl", "x509", "-noout", "-pubkey", "-in", str(tcert)]) == pub(["openssl", "pkey", "-pubout", "-in", str(tkey)])
+    assert pub(["openssl", "x509", "-noout", "-pubkey", "-in", str(tcert)]) == pub(
+        ["openssl", "pkey", "-pubout", "-in", str(tkey)]
+    )
 
 
 def test_external_checks_files_and_watches_them(tmp_path):
-    pillar = {"mail_domain": D, "tls_mode": "external", "tls_cert_file": "/srv/tls/chain.pem", "tls_key_file": "/srv/tls/key.pem"}
+    pillar = {
+        "mail_domain": D,
+        "tls_mode": "external",
+        "tls_cert_file": "/srv/tls/chain.pem",
+        "tls_key_file": "/srv/tls/key.pem",
+    }
     r = render("chatmail.tls", pillar, tmp_path)
     assert r.state("chatmail-tls-external-cert-file-exists")["name"] == "/srv/tls/chain.pem"
     assert r.state("chatmail-tls-external-key-file-exists")["name"] == "/srv/tls/key.pem"
@@ -108,8 +120,19 @@ def test_external_missing_file_fails_clearly(tmp_path):
     """The real file.exists state on a missing path fails and names the path."""
     missing = tmp_path / "nope.pem"
     proc = subprocess.run(
-        [".venv/bin/salt-call", "--local", "--out=json", "-c", str(tmp_path / "salt"), "state.single", "file.exists", str(missing)],
-        capture_output=True, text=True, cwd=str(__import__("saltrender").REPO),
+        [
+            ".venv/bin/salt-call",
+            "--local",
+            "--out=json",
+            "-c",
+            str(tmp_path / "salt"),
+            "state.single",
+            "file.exists",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("saltrender").REPO),
     )
     assert proc.returncode != 0 or '"result": false' in proc.stdout
     assert str(missing) in proc.stdout

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from saltrender import REPO, Rendered, render
 
 DOMAIN = "chat.example.org"
@@ -19,10 +20,19 @@ MASTER_CF = "/etc/postfix/master.cf"
 MAIN_CF_ID = "chatmail-postfix-main-cf-file-managed"
 # Two pillar variants that between them take every branch with a template.
 TREE_VARIANTS = {
-    "acme": {"mail_domain": DOMAIN, "mtail_address": "127.0.0.1", "selfheal": "masterless",
-             "dns_forward_zones": {"test.": ["10.0.0.1"]}},
-    "external": {"mail_domain": DOMAIN, "tls_mode": "external", "tls_cert_file": "/etc/c.pem",
-                 "tls_key_file": "/etc/k.pem", "selfheal": "master"},
+    "acme": {
+        "mail_domain": DOMAIN,
+        "mtail_address": "127.0.0.1",
+        "selfheal": "masterless",
+        "dns_forward_zones": {"test.": ["10.0.0.1"]},
+    },
+    "external": {
+        "mail_domain": DOMAIN,
+        "tls_mode": "external",
+        "tls_cert_file": "/etc/c.pem",
+        "tls_key_file": "/etc/k.pem",
+        "selfheal": "master",
+    },
 }
 # Copied as code, not looked up through TOFS (docs/tofs.md, what cannot be overridden).
 CODE = "salt://chatmail/chatmaild/files/chatmaild/"
@@ -40,7 +50,11 @@ def overrides(tmp_path_factory) -> Path:
     write(root, "chatmail/postfix/files/relay1/main.cf.j2", "# relay1's main.cf for {{ chatmail.mail_domain }}\n")
     write(root, "chatmail/postfix/files/default/main.cf.j2", "# every relay's main.cf\n")
     write(root, "chatmail/postfix/files/default/master.cf.j2", "# every relay's master.cf\n")
-    write(root, "site/chatmail/postfix/files/default/main-small.cf.j2", "# small main.cf, max {{ chatmail.max_message_size }}\n")
+    write(
+        root,
+        "site/chatmail/postfix/files/default/main-small.cf.j2",
+        "# small main.cf, max {{ chatmail.max_message_size }}\n",
+    )
     write(root, "site/chatmail/postfix/files/eu/master.cf.j2", "# eu relays' master.cf\n")
     return root
 
@@ -54,8 +68,9 @@ def postfix(tmp_path_factory, overrides):
         key = json.dumps([minion_id, tofs, grains], sort_keys=True)
         if key not in cache:
             pillar = {"mail_domain": DOMAIN, **({"tofs": tofs} if tofs else {})}
-            cache[key] = render("chatmail.postfix", pillar, tmp_path_factory.mktemp(minion_id), [overrides],
-                                minion_id, grains)
+            cache[key] = render(
+                "chatmail.postfix", pillar, tmp_path_factory.mktemp(minion_id), [overrides], minion_id, grains
+            )
         return cache[key]
 
     return get
@@ -85,14 +100,20 @@ def files_text(r: Rendered) -> str:
 
 def managed_sources(r: Rendered) -> dict[str, object]:
     """State ID -> source of every file.managed that has one."""
-    return {sid: body["file.managed"]["source"] for sid, body in r.states.items()
-            if body.get("file.managed", {}).get("source") is not None}
+    return {
+        sid: body["file.managed"]["source"]
+        for sid, body in r.states.items()
+        if body.get("file.managed", {}).get("source") is not None
+    }
 
 
 def tofs_sources(r: Rendered) -> dict[str, str]:
     """State ID -> source of every file.managed whose template goes through TOFS."""
-    return {sid: source for sid, source in managed_sources(r).items()
-            if str(source).startswith("salt://chatmail/") and not str(source).startswith(CODE)}
+    return {
+        sid: source
+        for sid, source in managed_sources(r).items()
+        if str(source).startswith("salt://chatmail/") and not str(source).startswith(CODE)
+    }
 
 
 def component(source: str) -> str:
@@ -129,7 +150,9 @@ def test_without_overrides_every_template_is_the_formulas_and_each_state_id_is_i
     for sid, source in sources.items():
         write(site, f"chatmail/{component(source)}/files/default/probe-{sid}", f"# probe {sid}\n")
     probes = {sid: [f"probe-{sid}"] for sid in sources}
-    probed = render("chatmail", {**TREE_VARIANTS[variant], "tofs": {"source_files": probes}}, tmp_path / "probed", [site])
+    probed = render(
+        "chatmail", {**TREE_VARIANTS[variant], "tofs": {"source_files": probes}}, tmp_path / "probed", [site]
+    )
     for sid, source in sources.items():
         assert probed.state(sid)["source"] == f"salt://chatmail/{component(source)}/files/default/probe-{sid}", sid
         assert probed.files[probed.state(sid)["name"]] == f"# probe {sid}\n", sid
@@ -138,8 +161,11 @@ def test_without_overrides_every_template_is_the_formulas_and_each_state_id_is_i
 def test_a_tofs_pillar_without_override_files_renders_byte_identical_files(plain, tmp_path):
     """Names and folders that do not exist fall back to the formula's own file."""
     sids = tofs_sources(plain("acme"))
-    tofs = {"path_prefix": "site/chatmail", "files_switch": ["id", "os_family"],
-            "source_files": {sid: [f"missing-{sid}"] for sid in sids}}
+    tofs = {
+        "path_prefix": "site/chatmail",
+        "files_switch": ["id", "os_family"],
+        "source_files": {sid: [f"missing-{sid}"] for sid in sids},
+    }
     r = render("chatmail", {**TREE_VARIANTS["acme"], "tofs": tofs}, tmp_path)
     assert tofs_sources(r) == sids
     assert files_text(r) == files_text(plain("acme"))
@@ -162,19 +188,27 @@ def test_default_override_applies_when_there_is_no_per_minion_one(postfix):
     # files nobody overrode are the formula's
     assert postfix("relay1").files["/etc/postfix/login_map"] == (REPO / "chatmail/postfix/files/login_map").read_text()
     assert postfix("relay1").state("chatmail-postfix-login-map-file-managed")["source"] == (
-        "salt://chatmail/postfix/files/login_map")
+        "salt://chatmail/postfix/files/login_map"
+    )
 
 
 def test_source_files_rename_with_another_path_prefix_and_grain(postfix):
     """A list grain tries each item; path_prefix moves the whole lookup."""
-    tofs = {"path_prefix": "site/chatmail", "files_switch": ["roles"],
-            "source_files": {MAIN_CF_ID: ["main-small.cf.j2"]}}
+    tofs = {
+        "path_prefix": "site/chatmail",
+        "files_switch": ["roles"],
+        "source_files": {MAIN_CF_ID: ["main-small.cf.j2"]},
+    }
     r = postfix("relay1", tofs, {"roles": ["edge", "eu"]})
     assert r.files[MAIN_CF] == "# small main.cf, max 31457280\n"
     assert r.state(MAIN_CF_ID)["source"] == "salt://site/chatmail/postfix/files/default/main-small.cf.j2"
     assert r.files[MASTER_CF] == "# eu relays' master.cf\n"
     # relay1/ and default/ under the old prefix are no longer looked at
-    assert postfix("relay1", tofs, {"roles": ["edge"]}).files[MASTER_CF].startswith("# Managed by the chatmail Salt formula")
+    assert (
+        postfix("relay1", tofs, {"roles": ["edge"]})
+        .files[MASTER_CF]
+        .startswith("# Managed by the chatmail Salt formula")
+    )
 
 
 def test_bad_tofs_pillar_fails_the_render_naming_key_value_and_form(tmp_path):

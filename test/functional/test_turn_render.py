@@ -56,8 +56,8 @@ def parse(data: bytes) -> tuple[int, dict[int, bytes]]:
     kind, length, _ = struct.unpack("!HHI", data[:8])
     attrs, pos = {}, 20
     while pos < 20 + length:
-        t, n = struct.unpack("!HH", data[pos:pos + 4])
-        attrs[t] = data[pos + 4:pos + 4 + n]
+        t, n = struct.unpack("!HH", data[pos : pos + 4])
+        attrs[t] = data[pos + 4 : pos + 4 + n]
         pos += 4 + n + (-n % 4)
     return kind, attrs
 
@@ -80,10 +80,23 @@ def test_real_coturn_accepts_only_secret_credentials(turn, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        ["turnserver", "-c", str(out), "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         "--pidfile=", "--no-stdout-log", "--log-file=/dev/null", "--allow-loopback-peers", "--no-tcp",
-         "--min-port=49152", "--max-port=49200"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "turnserver",
+            "-c",
+            str(out),
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            f"--listening-port={port}",
+            "--pidfile=",
+            "--no-stdout-log",
+            "--log-file=/dev/null",
+            "--allow-loopback-peers",
+            "--no-tcp",
+            "--min-port=49152",
+            "--max-port=49200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
@@ -92,7 +105,7 @@ def test_real_coturn_accepts_only_secret_credentials(turn, tmp_path):
                 try:
                     kind, _ = ask(c, message(0x0001, b""), port)
                     break
-                except (socket.timeout, ConnectionRefusedError):
+                except (TimeoutError, ConnectionRefusedError):
                     time.sleep(0.1)
             assert kind == 0x0101
             udp = attr(0x0019, bytes([17, 0, 0, 0]))

@@ -13,8 +13,8 @@ import dns.query
 import dns.rrset
 import pytest
 
-from saltrender import render
 from freeports import free_ports
+from saltrender import render
 
 CONF = "/etc/unbound/unbound.conf.d/chatmail.conf"
 pytestmark = pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs Debian's unbound")
@@ -90,7 +90,7 @@ class FakeAuthority(threading.Thread):
         while not self.stop:
             try:
                 data, peer = self.sock.recvfrom(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             query = dns.message.from_wire(data)
             reply = dns.message.make_response(query)
@@ -108,10 +108,9 @@ def test_unbound_resolves_a_forwarded_test_zone_with_dnssec_on(tmp_path):
     r = render("chatmail.unbound", pillar, tmp_path)
     conf = tmp_path / "unbound.conf"
     conf.write_text(
-        r.files[CONF]
-        + "\nserver:\n"
-        f"    port: {port}\n    username: \"\"\n    chroot: \"\"\n    pidfile: \"\"\n"
-        f"    directory: \"{tmp_path}\"\n    use-syslog: no\n"
+        r.files[CONF] + "\nserver:\n"
+        f'    port: {port}\n    username: ""\n    chroot: ""\n    pidfile: ""\n'
+        f'    directory: "{tmp_path}"\n    use-syslog: no\n'
         "    trust-anchor-file: /usr/share/dns/root.key\n"
     )
     authority = FakeAuthority(auth_port)
@@ -121,7 +120,9 @@ def test_unbound_resolves_a_forwarded_test_zone_with_dnssec_on(tmp_path):
         answer = None
         for _ in range(50):
             try:
-                answer = dns.query.udp(dns.message.make_query("mx1.relay.test.", "A"), "127.0.0.1", port=port, timeout=0.5)
+                answer = dns.query.udp(
+                    dns.message.make_query("mx1.relay.test.", "A"), "127.0.0.1", port=port, timeout=0.5
+                )
                 break
             except (dns.exception.Timeout, ConnectionRefusedError):
                 time.sleep(0.1)

@@ -21,8 +21,10 @@ DAEMONS = {
     "filtermail-incoming": ("filtermail", f"{INI} incoming", None, None),
 }
 TEXTFILE_DIR = "/var/lib/chatmail-fsreport/"
-JOBS = {"chatmail-expire": ("expire", f"{INI} --remove -v", "*-*-* 00:02:00"),
-        "chatmail-fsreport": ("fsreport", f"{INI} --textfile {TEXTFILE_DIR}", "*-*-* 08:02:00")}
+JOBS = {
+    "chatmail-expire": ("expire", f"{INI} --remove -v", "*-*-* 00:02:00"),
+    "chatmail-fsreport": ("fsreport", f"{INI} --textfile {TEXTFILE_DIR}", "*-*-* 08:02:00"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,9 @@ def test_daemon_units(units, name):
     assert d.get("RuntimeDirectory") == ([runtime] if runtime else None)
     assert d.get("UMask") == ([umask] if umask else None)
     svc = units.state(f"chatmail-chatmaild-{name}-service-running")
-    assert {"sls": "chatmail.chatmaild.config"} in svc["watch"] and {"sls": "chatmail.chatmaild.package"} in svc["watch"]
+    assert {"sls": "chatmail.chatmaild.config"} in svc["watch"] and {"sls": "chatmail.chatmaild.package"} in svc[
+        "watch"
+    ]
     assert {"file": f"chatmail-chatmaild-{name}-service-file-managed"} in svc["watch"]
 
 
@@ -80,7 +84,9 @@ def test_systemd_analyze_verify(units, tmp_path):
     names = [p.rsplit("/", 1)[1] for p in units.files if p.startswith("/etc/systemd/system/")]
     for name in names:
         units.write(f"/etc/systemd/system/{name}", tmp_path / name)
-    proc = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in names)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", *(str(tmp_path / n) for n in names)], capture_output=True, text=True
+    )
     # Unknown users are fine on a host without vmail; anything else is a unit error.
     problems = [line for line in proc.stderr.splitlines() if line.strip() and "vmail" not in line]
     assert not problems, proc.stderr
@@ -110,7 +116,11 @@ def test_iroh_and_mtail_off_unless_wanted(tmp_path):
     """iroh_relay set -> no download, relay stopped; no mtail_address -> mtail stopped (design.md §9 #14)."""
     r = render("chatmail.iroh", {"mail_domain": "chat.example.org", "iroh_relay": ""}, tmp_path / "a")
     assert "chatmail-iroh-release-archive-extracted" not in r.states
-    assert r.state("chatmail-iroh-service-dead") == {"name": "iroh-relay", "enable": False, "order": r.state("chatmail-iroh-service-dead")["order"]}
+    assert r.state("chatmail-iroh-service-dead") == {
+        "name": "iroh-relay",
+        "enable": False,
+        "order": r.state("chatmail-iroh-service-dead")["order"],
+    }
     r = render("chatmail.iroh", {"mail_domain": "chat.example.org"}, tmp_path / "b")  # render only: no download here
     src = r.state("chatmail-iroh-release-archive-extracted")
     assert src["source"].endswith("-unknown-linux-musl.tar.gz") and src["source_hash"].startswith("sha256=")
@@ -132,9 +142,19 @@ def test_mtail_program_counts_relay_log_lines(tmp_path):
         "t h filtermail[1]: Incoming: Filtering unencrypted mail.\n"
         "t h filtermail[1]: Incoming: cleartext accepted (mailer-daemon report).\n"
     )
-    out = subprocess.run(["mtail", "--one_shot", "--one_shot_format=prometheus", "--progs", str(progs), "--logs", str(log)],
-                         capture_output=True, text=True, timeout=30).stdout
-    values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if line and not line.startswith("#")}
-    assert values["created_accounts"] == 2 and values["created_ci_accounts"] == 1 and values["created_nonci_accounts"] == 1
+    out = subprocess.run(
+        ["mtail", "--one_shot", "--one_shot_format=prometheus", "--progs", str(progs), "--logs", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    values = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in out.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert (
+        values["created_accounts"] == 2 and values["created_ci_accounts"] == 1 and values["created_nonci_accounts"] == 1
+    )
     assert values["encrypted_mail_count"] == 1 and values["filtered_mail_count"] == 2 and values["delivered_mail"] == 1
     assert values["incoming_mailer_daemon_mail_count"] == 1 and values["unencrypted_mail_count"] == 1

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from chatmaild.config import parse_ini
 from saltrender import REPO, render
 
@@ -36,11 +37,20 @@ def test_postfix(pillar, tmp_path):
     for name in ("main.cf", "master.cf"):
         r.write(f"/etc/postfix/{name}", tmp_path / name)
     run("postfix", "-c", str(tmp_path), "check")
-    main = dict(line.split(" = ", 1) for line in run("postconf", "-c", str(tmp_path), "-n").splitlines() if " = " in line)
+    main = dict(
+        line.split(" = ", 1) for line in run("postconf", "-c", str(tmp_path), "-n").splitlines() if " = " in line
+    )
     assert main["message_size_limit"] == "20971520"
     assert main["inet_protocols"] == "ipv4"
-    assert (main["smtpd_tls_cert_file"], main["smtpd_tls_key_file"]) == ("/etc/ssl/chat/fullchain.pem", "/etc/ssl/chat/privkey.pem")
-    rows = {f"{r[0]}/{r[1]}": r for r in (line.split() for line in run("postconf", "-c", str(tmp_path), "-Mf").splitlines()) if r}
+    assert (main["smtpd_tls_cert_file"], main["smtpd_tls_key_file"]) == (
+        "/etc/ssl/chat/fullchain.pem",
+        "/etc/ssl/chat/privkey.pem",
+    )
+    rows = {
+        f"{r[0]}/{r[1]}": r
+        for r in (line.split() for line in run("postconf", "-c", str(tmp_path), "-Mf").splitlines())
+        if r
+    }
     assert rows["submission/inet"][6] == rows["smtps/inet"][6] == "500"
     params = run("postconf", "-c", str(tmp_path), "-P")
     assert "submission/inet/smtpd_client_connection_count_limit = 100" in params
@@ -62,10 +72,16 @@ def test_tls_is_external_and_services_get_the_ini(pillar, tmp_path):
     assert r.state("chatmail-tls-external-cert-file-exists")["name"] == "/etc/ssl/chat/fullchain.pem"
     assert r.state("chatmail-tls-external-key-file-exists")["name"] == "/etc/ssl/chat/privkey.pem"
     assert "acmetool" not in " ".join(r.states)
-    ini = render("chatmail.chatmaild", pillar, tmp_path / "chatmaild").state("chatmail-chatmaild-ini-file-managed")["contents"]
+    ini = render("chatmail.chatmaild", pillar, tmp_path / "chatmaild").state("chatmail-chatmaild-ini-file-managed")[
+        "contents"
+    ]
     services = parse_ini(ini)
     assert (services["max_user_send_per_minute"], services["max_user_send_burst_size"]) == ("30", "5")
-    assert (services["max_load_1m"], services["min_available_memory"], services["min_free_disk_space"]) == ("2.5", "300M", "2G")
+    assert (services["max_load_1m"], services["min_available_memory"], services["min_free_disk_space"]) == (
+        "2.5",
+        "300M",
+        "2G",
+    )
 
 
 def test_appversions_file_default_and_from_pillar(tmp_path):
@@ -76,8 +92,21 @@ def test_appversions_file_default_and_from_pillar(tmp_path):
     path = "/usr/local/lib/chatmaild/appversions.json"
     shipped = json.loads((REPO / "chatmail/chatmaild/files/appversions.json").read_text())
     assert json.loads(default.files[path]) == shipped
-    own = {"clients": [{"clientId": "deltachat", "sources": [
-        {"sourceId": "fdroid", "versionInteger": 800, "versionString": "3.0.0", "downloadUrl": "https://example.org/dc.apk"}]}]}
+    own = {
+        "clients": [
+            {
+                "clientId": "deltachat",
+                "sources": [
+                    {
+                        "sourceId": "fdroid",
+                        "versionInteger": 800,
+                        "versionString": "3.0.0",
+                        "downloadUrl": "https://example.org/dc.apk",
+                    }
+                ],
+            }
+        ]
+    }
     r = render("chatmail.chatmaild", {"mail_domain": "chat.example.org", "appversions": own}, tmp_path / "own")
     args = r.state("chatmail-chatmaild-appversions-file-managed")
     assert json.loads(args["contents"]) == own

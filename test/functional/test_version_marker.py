@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from saltrender import REPO, SALT_CALL, minion_dir
 
 MARKER = "/etc/chatmail-version"
@@ -28,8 +29,21 @@ def marker(tmp: Path, file_root: Path) -> tuple[str, str]:
     minion = yaml.safe_load((conf / "minion").read_text())
     minion["file_roots"] = {"base": [str(file_root)]}
     (conf / "minion").write_text(yaml.safe_dump(minion))
-    proc = subprocess.run([str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough",
-                           "rendertest.render", "chatmail.version"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(SALT_CALL),
+            "--local",
+            "-c",
+            str(conf),
+            "--out=json",
+            "--retcode-passthrough",
+            "rendertest.render",
+            "chatmail.version",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)["local"]["files"][MARKER], proc.stderr
 

@@ -17,7 +17,12 @@ INVITE = f"DCACCOUNT:https://{D}/new"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    pillar = {"mail_domain": D, "privacy_mail": "privacy@example.org", "privacy_postal": "Example Ltd\nMain St 1", "username_min_length": 8}
+    pillar = {
+        "mail_domain": D,
+        "privacy_mail": "privacy@example.org",
+        "privacy_postal": "Example Ltd\nMain St 1",
+        "username_min_length": 8,
+    }
     return render("chatmail.website", pillar, tmp_path_factory.mktemp("site"))
 
 
@@ -57,7 +62,9 @@ def test_qr_code_encodes_the_invite(site, tmp_path):
         subprocess.run(["sh", "-c", args["name"].replace(target, str(tmp_path / f"qr.{ext}"))], check=True)
     assert "<svg" in (tmp_path / "qr.svg").read_text()
     if shutil.which("zbarimg"):
-        out = subprocess.run(["zbarimg", "-q", "--raw", str(tmp_path / "qr.png")], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["zbarimg", "-q", "--raw", str(tmp_path / "qr.png")], capture_output=True, text=True
+        ).stdout
         assert out.strip() == INVITE
 
 

@@ -116,16 +116,21 @@ zone:
     zonefile: "{w}/{self.zone}.zone"
 """
 
-    def start(self) -> "TestDNS":
+    def start(self) -> TestDNS:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "nsd.conf"
         conf.write_text(self.config())
         self._write_zone()
         subprocess.run(["nsd-checkconf", str(conf)], check=True, capture_output=True)
         log = open(self.workdir / "nsd.out", "ab")
-        self.process = subprocess.Popen(["nsd", "-d", "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=log, start_new_session=True,
-                                        preexec_fn=None if self.persistent else lifecycle.die_with_parent)
+        self.process = subprocess.Popen(
+            ["nsd", "-d", "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=None if self.persistent else lifecycle.die_with_parent,
+        )
         (self.workdir / "server.pid").write_text(str(self.process.pid))
         if not self.persistent:
             self._handle = lifecycle.register("nsd", self.stop)
@@ -188,7 +193,9 @@ zone:
         resent = time.monotonic()
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"nsd exited: {(self.workdir / 'nsd.log').read_text()[-500:] if (self.workdir / 'nsd.log').exists() else ''}")
+                raise RuntimeError(
+                    f"nsd exited: {(self.workdir / 'nsd.log').read_text()[-500:] if (self.workdir / 'nsd.log').exists() else ''}"
+                )
             if self.query_serial() == self.serial:
                 return
             if time.monotonic() - resent > 1 and self.pid():
@@ -202,10 +209,9 @@ def _rdata(rtype: str, value: str) -> str:
     """Zone-file form of a value; TXT text is quoted in 255-byte pieces."""
     if rtype != "TXT" or value.startswith('"'):
         return value
-    chunks = [value[i:i + 255] for i in range(0, len(value), 255)] or [""]
+    chunks = [value[i : i + 255] for i in range(0, len(value), 255)] or [""]
     return "( " + " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks) + " )"
 
 
 def resolv_conf(address: str) -> str:
     return f"# test DNS of the chatmail harness\nnameserver {address}\noptions timeout:1 attempts:2\n"
-

@@ -44,7 +44,9 @@ def check_target(addr: str) -> str:
         # one of our own addresses: allowed only if a harness link holds it
         dev = next((name for name in links if _holds(name, ip)), None)
     if dev not in links:
-        raise TargetRefused(f"{ip}: the route goes via {route.get('gateway') or route.get('dev')}, not a harness bridge")
+        raise TargetRefused(
+            f"{ip}: the route goes via {route.get('gateway') or route.get('dev')}, not a harness bridge"
+        )
     if route.get("gateway"):
         raise TargetRefused(f"{ip}: routed through gateway {route['gateway']}")
     if not any(ip in net for net in links[dev]):
@@ -54,16 +56,15 @@ def check_target(addr: str) -> str:
 
 def harness_links() -> dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
     """Links the harness created (by alias) with the subnets assigned to them."""
-    marked = {
-        link["ifname"] for link in _ip_json("link", "show")
-        if str(link.get("ifalias", "")).startswith(MARKER)
-    }
+    marked = {link["ifname"] for link in _ip_json("link", "show") if str(link.get("ifalias", "")).startswith(MARKER)}
     return {
         link["ifname"]: [
             ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
-            for a in link.get("addr_info", []) if a.get("scope") != "link"
+            for a in link.get("addr_info", [])
+            if a.get("scope") != "link"
         ]
-        for link in _ip_json("addr", "show") if link["ifname"] in marked
+        for link in _ip_json("addr", "show")
+        if link["ifname"] in marked
     }
 
 

@@ -34,8 +34,14 @@ RECIPE = "3"
 
 # what every container needs to boot and be driven by the harness
 CORE_PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "iproute2", "python3", "ca-certificates",
-    "procps", "less",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "python3",
+    "ca-certificates",
+    "procps",
+    "less",
 )
 
 
@@ -47,9 +53,11 @@ PROVIDERS = {"13": ("python3-cffi-backend",)}
 
 def sources(suite: str) -> str:
     """The image's apt sources.list for ``suite``."""
-    return (f"deb {MIRROR} {suite} main\n"
-            f"deb {MIRROR} {suite}-updates main\n"
-            f"deb http://deb.debian.org/debian-security {suite}-security main\n")
+    return (
+        f"deb {MIRROR} {suite} main\n"
+        f"deb {MIRROR} {suite}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {suite}-security main\n"
+    )
 
 
 # files written into the image after debootstrap: path -> content
@@ -180,8 +188,13 @@ def build(root: Path, packages: list[str], suite: str) -> None:
 
 
 def _chroot(root: Path, *cmd: str, check: bool = True) -> None:
-    subprocess.run(["chroot", str(root), *cmd], check=check, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL if not check else None, env=_clean_env())
+    subprocess.run(
+        ["chroot", str(root), *cmd],
+        check=check,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if not check else None,
+        env=_clean_env(),
+    )
 
 
 def _clean_env() -> dict[str, str]:

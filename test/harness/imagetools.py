@@ -37,13 +37,23 @@ from .image import CACHE, base_image
 # programs of the relay's packages that the functional tests (and the Salt
 # modules they run) call by name: each runs from the image
 TOOLS = (
-    "postfix", "postconf", "postmap",
+    "postfix",
+    "postconf",
+    "postmap",
     "doveconf",
-    "opendkim", "opendkim-genkey", "opendkim-testkey",
-    "nginx", "fcgiwrap",
-    "unbound", "unbound-checkconf",
-    "luac5.3", "luac5.4",
-    "turnserver", "mtail", "acmetool", "qrencode",
+    "opendkim",
+    "opendkim-genkey",
+    "opendkim-testkey",
+    "nginx",
+    "fcgiwrap",
+    "unbound",
+    "unbound-checkconf",
+    "luac5.3",
+    "luac5.4",
+    "turnserver",
+    "mtail",
+    "acmetool",
+    "qrencode",
     # verifies units against the image, where their ExecStart= programs exist
     "systemd-analyze",
 )
@@ -91,8 +101,9 @@ def activate(log=print) -> Path | None:
     atexit.register(shutil.rmtree, bindir, ignore_errors=True)
     enter = _ENTER.replace("@BINDS@", " ".join(_quote(b) for b in BINDS))
     wrapper = bindir / "imagetools"
-    wrapper.write_text(_WRAPPER.format(enter=enter.replace("'", "'\\''"),
-                                       image=_quote(str(image)), mnt=_quote(str(MOUNT_POINT))))
+    wrapper.write_text(
+        _WRAPPER.format(enter=enter.replace("'", "'\\''"), image=_quote(str(image)), mnt=_quote(str(MOUNT_POINT)))
+    )
     wrapper.chmod(0o755)
     bindir.chmod(0o755)
     for name in TOOLS:

@@ -53,7 +53,7 @@ class Lab:
         self.session: Path | None = None
         self.formula: Path | None = None
 
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         t0 = time.monotonic()
         self.image = base_image(log=self.log)
         t1 = time.monotonic()
@@ -75,8 +75,15 @@ class Lab:
         ``image`` is the base image unless given (e.g. ``image.core_image()``).
         """
         state_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.session))
-        container = Container(name, image or self.image, self.bridge, address or self.bridge.next_address(),
-                              proxy_url=self.proxy.url, state_dir=state_dir, formula=self.formula)
+        container = Container(
+            name,
+            image or self.image,
+            self.bridge,
+            address or self.bridge.next_address(),
+            proxy_url=self.proxy.url,
+            state_dir=state_dir,
+            formula=self.formula,
+        )
         self.containers.append(container)
         container.start()
         self.dns.a(name, container.address)

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 _lock = threading.RLock()
 _cleanups: dict[int, tuple[str, Callable[[], None]]] = {}

@@ -49,8 +49,15 @@ def up(domain: str) -> int:
     container = Container.attach(HOME / "container", image)
     if container is None:
         _cleanup_container_dir()
-        container = Container(NAME, image, bridge, bridge.next_address(), proxy_url=proxy.url,
-                              state_dir=HOME / "container", persistent=True)
+        container = Container(
+            NAME,
+            image,
+            bridge,
+            bridge.next_address(),
+            proxy_url=proxy.url,
+            state_dir=HOME / "container",
+            persistent=True,
+        )
         print(f"deploy-local: booting {NAME} ...")
         container.start()
 
@@ -61,8 +68,16 @@ def up(domain: str) -> int:
     dns.mx(domain, domain)
     for sub in ("mta-sts", "www"):
         dns.a(f"{sub}.{domain}", container.address)
-    _save({"domain": domain, "proxy_pid": proxy_pid, "dns_pid": dns.process.pid, "bridge": bridge.to_dict(),
-           "address": container.address, "init_pid": container.init_pid})
+    _save(
+        {
+            "domain": domain,
+            "proxy_pid": proxy_pid,
+            "dns_pid": dns.process.pid,
+            "bridge": bridge.to_dict(),
+            "address": container.address,
+            "init_pid": container.init_pid,
+        }
+    )
 
     pillar = relay_pillar(domain, zone=domain, dns_address=bridge.address)
     print(f"deploy-local: applying the formula for {domain} ...")
@@ -70,8 +85,10 @@ def up(domain: str) -> int:
     failed = failed_states(result)
     for line in failed:
         print(f"  FAILED {line[:500]}")
-    print(f"deploy-local: {len(changed_states(result))} states changed, {len(failed)} failed "
-          f"({time.monotonic() - t0:.0f} s)")
+    print(
+        f"deploy-local: {len(changed_states(result))} states changed, {len(failed)} failed "
+        f"({time.monotonic() - t0:.0f} s)"
+    )
     _print_access(container, domain, bridge.address)
     return 1 if failed or result.retcode else 0
 
@@ -149,14 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy-local", description=__doc__.split("\n\n")[0])
     parser.add_argument("--domain", default=None, help=f"mail domain of the relay (default {DEFAULT_DOMAIN})")
     parser.add_argument("--stop", action="store_true", help="tear the container, bridge, proxy and DNS down")
-    parser.add_argument("--release", choices=sorted(RELEASES), default=DEFAULT_RELEASE,
-                        help=f"Debian release of the container (default {DEFAULT_RELEASE}; 13 is not supported yet)")
+    parser.add_argument(
+        "--release",
+        choices=sorted(RELEASES),
+        default=DEFAULT_RELEASE,
+        help=f"Debian release of the container (default {DEFAULT_RELEASE}; 13 is not supported yet)",
+    )
     args = parser.parse_args(argv)
     if args.release != DEFAULT_RELEASE:
         # the formula's preflight refuses Debian 13 until the Dovecot 2.4 dialect
         # exists, and the host's Salt venv (Python 3.11) does not run on it
-        parser.error(f"--release {args.release}: Debian {args.release} is not supported yet "
-                     f"(docs/parameters.md); supported: {DEFAULT_RELEASE}")
+        parser.error(
+            f"--release {args.release}: Debian {args.release} is not supported yet "
+            f"(docs/parameters.md); supported: {DEFAULT_RELEASE}"
+        )
     if os.geteuid() != 0:
         parser.error("needs root (systemd-nspawn, bridges, mounts)")
     if args.stop:

@@ -67,7 +67,7 @@ class Bridge:
         return {"name": self.name, "network": str(self.network)}
 
     @classmethod
-    def from_dict(cls, data: dict, persistent: bool = True) -> "Bridge":
+    def from_dict(cls, data: dict, persistent: bool = True) -> Bridge:
         return cls(data["name"], ipaddress.ip_network(data["network"]), persistent)
 
 

@@ -28,8 +28,9 @@ REGISTRIES = (
 
 
 class Proxy:
-    def __init__(self, address: str, subnet: str, port: int = PORT, workdir: str | Path | None = None,
-                 persistent: bool = False):
+    def __init__(
+        self, address: str, subnet: str, port: int = PORT, workdir: str | Path | None = None, persistent: bool = False
+    ):
         self.address = address
         self.subnet = subnet
         self.port = port
@@ -45,30 +46,39 @@ class Proxy:
     def config(self) -> str:
         filters = self.workdir / "registries"
         filters.write_text("\n".join(REGISTRIES) + "\n")
-        return "\n".join([
-            "User nobody",
-            "Group nogroup",
-            f"Port {self.port}",
-            f"Listen {self.address}",
-            f"Allow {self.subnet}",
-            "Timeout 300",
-            "MaxClients 64",
-            "ConnectPort 443",
-            "LogLevel Warning",
-            f'Filter "{filters}"',
-            "FilterType ere",
-            "FilterDefaultDeny Yes",
-            "DisableViaHeader Yes",
-        ]) + "\n"
+        return (
+            "\n".join(
+                [
+                    "User nobody",
+                    "Group nogroup",
+                    f"Port {self.port}",
+                    f"Listen {self.address}",
+                    f"Allow {self.subnet}",
+                    "Timeout 300",
+                    "MaxClients 64",
+                    "ConnectPort 443",
+                    "LogLevel Warning",
+                    f'Filter "{filters}"',
+                    "FilterType ere",
+                    "FilterDefaultDeny Yes",
+                    "DisableViaHeader Yes",
+                ]
+            )
+            + "\n"
+        )
 
-    def start(self) -> "Proxy":
+    def start(self) -> Proxy:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "tinyproxy.conf"
         conf.write_text(self.config())
         log = open(self.workdir / "tinyproxy.log", "ab")
         self.process = subprocess.Popen(
-            ["tinyproxy", "-d", "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, preexec_fn=None if self.persistent else lifecycle.die_with_parent,
+            ["tinyproxy", "-d", "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=None if self.persistent else lifecycle.die_with_parent,
         )
         (self.workdir / "tinyproxy.pid").write_text(str(self.process.pid))
         if not self.persistent:

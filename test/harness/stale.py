@@ -70,5 +70,6 @@ def _kill_if(pid: int | None, comm: str, sig: int, group: bool) -> None:
 
 def _mounts_under(folder: Path) -> list[str]:
     prefix = str(folder) + "/"
-    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-            if line.split()[1].startswith(prefix)]
+    return [
+        line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)
+    ]

@@ -24,8 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from harness import check_target
-from harness import lifecycle
+from harness import check_target, lifecycle
 
 API_PORT = 14000
 MANAGEMENT_PORT = 15000
@@ -38,15 +37,45 @@ def make_ca(workdir: Path, name: str, address: str) -> tuple[Path, Path, Path]:
     workdir.mkdir(parents=True, exist_ok=True)
     ca_key, ca, key, csr, cert = (workdir / f for f in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=chatmail test ACME API CA",
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-             "-keyout", ca_key, "-out", ca)
+    _openssl(
+        "req",
+        "-x509",
+        *ec,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=chatmail test ACME API CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        ca_key,
+        "-out",
+        ca,
+    )
     _openssl("req", *ec, "-subj", f"/CN={name}", "-keyout", key, "-out", csr)
     ext = workdir / "server.ext"
-    ext.write_text(f"subjectAltName=DNS:{name},IP:{address}\nbasicConstraints=critical,CA:FALSE\n"
-                   "extendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
-             "-extfile", ext, "-out", cert)
+    ext.write_text(
+        f"subjectAltName=DNS:{name},IP:{address}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca,
+        "-CAkey",
+        ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext,
+        "-out",
+        cert,
+    )
     return ca, cert, key
 
 
@@ -67,18 +96,20 @@ class Pebble:
         return f"https://{self.name}:{API_PORT}/dir"
 
     def config(self, cert: Path, key: Path) -> dict:
-        return {"pebble": {
-            "listenAddress": f"{self.address}:{API_PORT}",
-            "managementListenAddress": f"{self.address}:{MANAGEMENT_PORT}",
-            "certificate": str(cert),
-            "privateKey": str(key),
-            "httpPort": 80,  # HTTP-01 goes to the relay's acmetool redirector
-            "tlsPort": 443,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }}
+        return {
+            "pebble": {
+                "listenAddress": f"{self.address}:{API_PORT}",
+                "managementListenAddress": f"{self.address}:{MANAGEMENT_PORT}",
+                "certificate": str(cert),
+                "privateKey": str(key),
+                "httpPort": 80,  # HTTP-01 goes to the relay's acmetool redirector
+                "tlsPort": 443,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+            }
+        }
 
-    def start(self, timeout: float = 20) -> "Pebble":
+    def start(self, timeout: float = 20) -> Pebble:
         self.ca, cert, key = make_ca(self.workdir / "api-tls", self.name, self.address)
         conf = self.workdir / "pebble-config.json"
         conf.write_text(json.dumps(self.config(cert, key), indent=1))
@@ -90,8 +121,14 @@ class Pebble:
         log = open(self.workdir / "pebble.log", "ab")
         self.process = subprocess.Popen(
             ["pebble", "-config", str(conf), "-dnsserver", f"{self.dns_address}:53"],
-            cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, preexec_fn=lifecycle.die_with_parent)
+            cwd=self.workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=lifecycle.die_with_parent,
+        )
         self._handle = lifecycle.register("pebble", self.stop)
         self._wait_listening(timeout)
         return self
@@ -119,8 +156,9 @@ class Pebble:
         context = ssl.create_default_context(cafile=str(self.ca))
         context.check_hostname = False  # connecting by address; the chain is still verified
         url = f"https://{self.address}:{MANAGEMENT_PORT}{path}"
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                             urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
         with opener.open(url, timeout=10) as response:
             return response.read().decode()
 

@@ -25,9 +25,17 @@ from harness import lifecycle
 
 CHROMIUM = "chromium"
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--ignore-certificate-errors", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--ignore-certificate-errors",
+    "--hide-scrollbars",
 )
 # a page of the relay loads in well under a second; 2 shared cores and a cold start
 TIMEOUT = 60
@@ -52,8 +60,7 @@ class Browser:
     def visit(self, url: str, screenshot: Path, window: tuple[int, int] = WINDOW) -> str:
         """The document Chromium built from ``url``, serialised; a PNG of the page as it shows in a
         ``window`` sized viewport goes to ``screenshot`` (one browser run for both)."""
-        proc = self._run(f"--window-size={window[0]},{window[1]}", f"--screenshot={screenshot}",
-                         "--dump-dom", url)
+        proc = self._run(f"--window-size={window[0]},{window[1]}", f"--screenshot={screenshot}", "--dump-dom", url)
         if not screenshot.is_file() or screenshot.stat().st_size == 0:
             # (what happens when the page does not load, e.g. net::ERR_NAME_NOT_RESOLVED)
             raise AssertionError(f"chromium wrote no screenshot of {url} to {screenshot}:\n{_complaints(proc)}")
@@ -64,8 +71,9 @@ class Browser:
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(profile)}
         argv = self.namespace.command(CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=TIMEOUT,
-                                  preexec_fn=lifecycle.die_with_parent)
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, env=env, timeout=TIMEOUT, preexec_fn=lifecycle.die_with_parent
+            )
         finally:
             shutil.rmtree(profile, ignore_errors=True)
         if proc.returncode != 0:
@@ -79,8 +87,9 @@ def wait_for_settled_addresses(netns: str, timeout: float = 15) -> None:
     page loads aborts the load with net::ERR_NETWORK_CHANGED."""
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(["ip", "-n", netns, "addr", "show", "tentative"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["ip", "-n", netns, "addr", "show", "tentative"], capture_output=True, text=True, check=True
+        ).stdout
         if not out.strip():
             return
         if time.monotonic() > deadline:
@@ -95,8 +104,12 @@ def _complaints(proc: subprocess.CompletedProcess) -> str:
 
 def decode_qr(image: Path) -> list[str]:
     """Every QR code ``zbarimg`` finds in ``image`` (a screenshot), as text."""
-    proc = subprocess.run(["zbarimg", "-q", "--raw", "-Sdisable", "-Sqrcode.enable", str(image)],
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        ["zbarimg", "-q", "--raw", "-Sdisable", "-Sqrcode.enable", str(image)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     # zbarimg exits 4 when it finds no code: an empty list, for the caller to judge
     if proc.returncode not in (0, 4):
         raise AssertionError(f"zbarimg {image} exited {proc.returncode}: {proc.stderr.strip()}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -42,9 +42,14 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     """Name the files tests kept for people to look at (``record_property("kept", path)``)."""
-    kept = [value for reports in terminalreporter.stats.values() for report in reports
-            if getattr(report, "when", None) == "call"
-            for name, value in getattr(report, "user_properties", ()) if name == "kept"]
+    kept = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "kept"
+    ]
     if kept:
         terminalreporter.write_sep("-", "files kept by tests")
         for path in kept:

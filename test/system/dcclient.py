@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from deltachat_rpc_client import DeltaChat, Rpc
 
 from harness import lifecycle
@@ -49,13 +48,13 @@ class ClientNamespace:
         self.address = bridge.next_address()
         self._handle = None
 
-    def __enter__(self) -> "ClientNamespace":
+    def __enter__(self) -> ClientNamespace:
         return self.create()
 
     def __exit__(self, *exc) -> None:
         self.delete()
 
-    def create(self) -> "ClientNamespace":
+    def create(self) -> ClientNamespace:
         remove_stale_namespaces()
         self._handle = lifecycle.register(f"netns {self.name}", self.delete)
         _ip("netns", "add", self.name)
@@ -107,8 +106,9 @@ class DeltaChatClient:
             "DC_ACCOUNTS_PATH": str(self.workdir / "accounts"),
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         }
-        self.rpc = Rpc(rpc_server_path=self.namespace.command(str(RPC_SERVER)), env=env,
-                       preexec_fn=lifecycle.die_with_parent)
+        self.rpc = Rpc(
+            rpc_server_path=self.namespace.command(str(RPC_SERVER)), env=env, preexec_fn=lifecycle.die_with_parent
+        )
         self.rpc.start()
         self.dc = DeltaChat(self.rpc)
         return self.dc

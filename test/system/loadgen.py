@@ -111,8 +111,10 @@ def percentile(values: list[float], p: float) -> float:
 
 def latency_line(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
-    return (f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, "
-            f"min {min(ms):.0f} ms, max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms")
+    return (
+        f"p50 {percentile(ms, 50):.0f} ms, p99 {percentile(ms, 99):.0f} ms, "
+        f"min {min(ms):.0f} ms, max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms"
+    )
 
 
 def refusal_class(exc: BaseException) -> str:
@@ -149,8 +151,16 @@ class Load:
     """``senders`` accounts on ``sender_box`` each submit ``per_sender`` messages, round-robin to
     ``recipients`` (accounts on any relay); :meth:`run` blocks until all are sent and stored."""
 
-    def __init__(self, sender_box, senders: list, recipients: list, per_sender: int,
-                 recipient_boxes: dict, seed: int = 1, pause: float = 0.0):
+    def __init__(
+        self,
+        sender_box,
+        senders: list,
+        recipients: list,
+        per_sender: int,
+        recipient_boxes: dict,
+        seed: int = 1,
+        pause: float = 0.0,
+    ):
         self.box = sender_box
         self.senders = senders
         self.recipients = recipients
@@ -159,20 +169,29 @@ class Load:
         folders = [maildir_new(recipient_boxes[r.addr], r.addr) for r in recipients]
         self.watcher = MaildirWatcher(folders)
         seeds = iter(range(seed * 10**6, (seed + 1) * 10**6))
-        self.work = [[(message(s.addr, recipients[(i + n) % len(recipients)].addr, next(seeds)),
-                       recipients[(i + n) % len(recipients)].addr) for n in range(per_sender)]
-                     for i, s in enumerate(senders)]
+        self.work = [
+            [
+                (
+                    message(s.addr, recipients[(i + n) % len(recipients)].addr, next(seeds)),
+                    recipients[(i + n) % len(recipients)].addr,
+                )
+                for n in range(per_sender)
+            ]
+            for i, s in enumerate(senders)
+        ]
         self.result = LoadResult(attempted=len(senders) * per_sender)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
-    def start(self) -> "Load":
+    def start(self) -> Load:
         for r in self.recipients:
             mc.fetch_all(r)  # the maildir exists before the first delivery
         self.watcher.start()
         gate = threading.Barrier(len(self.senders) + 1)
-        self._threads = [threading.Thread(target=self._send, args=(s, items, gate), daemon=True)
-                         for s, items in zip(self.senders, self.work)]
+        self._threads = [
+            threading.Thread(target=self._send, args=(s, items, gate), daemon=True)
+            for s, items in zip(self.senders, self.work)
+        ]
         for t in self._threads:
             t.start()
         gate.wait()
@@ -186,7 +205,9 @@ class Load:
         self.watcher.wait_for(set(self.result.accepted), deliver_timeout)
         self.watcher.stop()
         with self.watcher.lock:
-            self.result.stored = {mid: self.watcher.seen[mid] for mid in self.result.accepted if mid in self.watcher.seen}
+            self.result.stored = {
+                mid: self.watcher.seen[mid] for mid in self.result.accepted if mid in self.watcher.seen
+            }
         return self.result
 
     def run(self, deliver_timeout: float = 60.0) -> LoadResult:
@@ -275,9 +296,15 @@ def kill_and_wait_back(box, daemon: str, timeout: float = 60.0) -> tuple[float, 
 def restarts_in_journal(box, since_usec: int) -> int:
     """Unit restarts and crashes logged since ``since_usec`` (CLOCK_REALTIME, microseconds)."""
     # (the journal also holds this very command line: systemd logs each run-uN unit it starts)
-    out = box.run(["sh", "-c", f"journalctl --no-pager -o cat --since @{since_usec / 1e6:.6f} | grep -v run-u | "
-                   "grep -cE 'Scheduled restart job|Main process exited, code=(killed|dumped)|segfault' || true"],
-                  check=False).stdout.strip()
+    out = box.run(
+        [
+            "sh",
+            "-c",
+            f"journalctl --no-pager -o cat --since @{since_usec / 1e6:.6f} | grep -v run-u | "
+            "grep -cE 'Scheduled restart job|Main process exited, code=(killed|dumped)|segfault' || true",
+        ],
+        check=False,
+    ).stdout.strip()
     return int(out or 0)
 
 

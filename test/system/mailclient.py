@@ -113,8 +113,15 @@ def smtp(host: str, port: int = 465) -> smtplib.SMTP:
     return conn
 
 
-def encrypted(sender: str, recipients: list[str], *, subject: str = "[...]", size: int = 2000,
-              from_header: str | None = None, seed: int | None = None) -> bytes:
+def encrypted(
+    sender: str,
+    recipients: list[str],
+    *,
+    subject: str = "[...]",
+    size: int = 2000,
+    from_header: str | None = None,
+    seed: int | None = None,
+) -> bytes:
     """An OpenPGP-shaped message the relay's filter takes for encrypted mail."""
     seed = secrets.randbelow(2**31) if seed is None else seed
     return mailcorpus.encrypted(sender, recipients, subject=subject, size=size, from_header=from_header, seed=seed)

@@ -35,8 +35,9 @@ ACME_NAME = "acme"  # acme.test: pebble's directory, on the bridge address
 
 @pytest.fixture(scope="module")
 def pebble(lab, test_dns, tmp_path_factory):
-    server = Pebble(lab.bridge.address, test_dns.address, tmp_path_factory.mktemp("pebble"),
-                    test_dns.fqdn(ACME_NAME).rstrip("."))
+    server = Pebble(
+        lab.bridge.address, test_dns.address, tmp_path_factory.mktemp("pebble"), test_dns.fqdn(ACME_NAME).rstrip(".")
+    )
     test_dns.a(ACME_NAME, lab.bridge.address)
     server.start()
     yield server
@@ -47,9 +48,15 @@ def pebble(lab, test_dns, tmp_path_factory):
 @pytest.fixture(scope="module")
 def box(relay, pebble, test_dns):
     # pebble's terms URL is not one the formula knows: acme_terms_url lets acmetool agree
-    container = relay("acme1", tls_mode="acme", acme_directory=pebble.directory,
-                      acme_ca_file=ACME_CA_FILE, acme_email="postmaster@acme1.test",
-                      acme_terms_url=TERMS_OF_SERVICE, acme_caa_issuer=pebble.name)
+    container = relay(
+        "acme1",
+        tls_mode="acme",
+        acme_directory=pebble.directory,
+        acme_ca_file=ACME_CA_FILE,
+        acme_email="postmaster@acme1.test",
+        acme_terms_url=TERMS_OF_SERVICE,
+        acme_caa_issuer=pebble.name,
+    )
     domain = container.pillar["mail_domain"]
     for name in (f"mta-sts.{domain}", f"www.{domain}"):
         test_dns.a(name, container.address)
@@ -134,8 +141,9 @@ def starttls(sock: socket.socket) -> None:
 
 
 def openssl_text(pem: str, *args: str) -> str:
-    return subprocess.run(["openssl", "x509", "-noout", *args], input=pem, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["openssl", "x509", "-noout", *args], input=pem, capture_output=True, text=True, check=True
+    ).stdout
 
 
 TLS_PORTS = {25: "postfix STARTTLS", 465: "postfix submissions", 993: "dovecot imaps", 443: "nginx https"}
@@ -158,9 +166,21 @@ def test_certificate_is_pebbles_and_covers_all_names(live, domain, pebble_root, 
 
     (tmp_path / "cert.pem").write_text(cert)
     (tmp_path / "chain.pem").write_text(live_cert(live, domain, "chain"))
-    verify = subprocess.run(["openssl", "verify", "-purpose", "sslserver", "-CAfile", str(pebble_root),
-                             "-untrusted", str(tmp_path / "chain.pem"), str(tmp_path / "cert.pem")],
-                            capture_output=True, text=True)
+    verify = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            str(pebble_root),
+            "-untrusted",
+            str(tmp_path / "chain.pem"),
+            str(tmp_path / "cert.pem"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     # the path the daemons are configured with is acmetool's live chain
     assert live.read_file(f"/var/lib/acme/live/{domain}/fullchain").startswith(cert.strip())

@@ -93,7 +93,10 @@ def test_shapes_that_smuggle_cleartext_are_refused(live, domain):
         "two From headers": (good.replace(b"To: ", f"From: <{recipient.addr}>\r\nTo: ".encode(), 1), 550),
         "preamble text": (good.replace(b"\r\n\r\n--" + boundary, b"\r\n\r\nmeet me at noon\r\n--" + boundary, 1), 523),
         "epilogue text": (good + b"meet me at noon\r\n", 523),
-        "second boundary": (good.replace(b'boundary="' + boundary + b'"', b'boundary="' + boundary + b'"; boundary="x"', 1), 523),
+        "second boundary": (
+            good.replace(b'boundary="' + boundary + b'"', b'boundary="' + boundary + b'"; boundary="x"', 1),
+            523,
+        ),
         "text inside the armor": (good.replace(b"\r\n-----END", "\r\nвстреча в полдень\r\n-----END".encode(), 1), 523),
         "cleartext": (mc.plain(sender.addr, rcpt), 523),
     }

@@ -91,10 +91,12 @@ def test_backup_and_restore_moves_the_relay(relay, lab, relay_a):
     assert a.run(["systemctl", "show", "-P", "Result", "chatmail-backup.service"]).stdout.strip() == "success"
     # and by hand, for the report
     report = call(a, "chatmail.backup")
-    print(f"\nbackup of {report['accounts']} accounts / {report['messages']} messages: "
-          f"{report['size_bytes']} bytes read, {report['added_bytes']} added to the repository; "
-          f"Postfix+Dovecot {report['pause']} for {report['pause_s']} s (staging {report['stage_s']} s), "
-          f"upload {report['upload_s']} s, total {report['duration_s']} s; apply of A {a.apply_s:.1f} s")
+    print(
+        f"\nbackup of {report['accounts']} accounts / {report['messages']} messages: "
+        f"{report['size_bytes']} bytes read, {report['added_bytes']} added to the repository; "
+        f"Postfix+Dovecot {report['pause']} for {report['pause_s']} s (staging {report['stage_s']} s), "
+        f"upload {report['upload_s']} s, total {report['duration_s']} s; apply of A {a.apply_s:.1f} s"
+    )
     assert report["accounts"] == 2 and report["messages"] >= 3
     assert report["pause"] in ("frozen", "stopped")
     assert {"mailboxes", "dkim", "turn", "tls/cert", "tls/key"} <= set(report["items"])
@@ -119,13 +121,17 @@ def test_backup_and_restore_moves_the_relay(relay, lab, relay_a):
     assert restored["install_stage"] is True and restored["owners_missing"] == []
     started = time.monotonic()
     require_converged(b, b.apply(b.pillar))
-    print(f"restore {restore_s:.1f} s (restic {restored['download_s']} s), then apply of B "
-          f"{time.monotonic() - started:.1f} s; queue: {restored['queue_fixed']}")
+    print(
+        f"restore {restore_s:.1f} s (restic {restored['download_s']} s), then apply of B "
+        f"{time.monotonic() - started:.1f} s; queue: {restored['queue_fixed']}"
+    )
 
     assert {path: b.read_bytes(path) for path in IDENTITY} == identity
-    for path, owner in ((f"/home/vmail/mail/{domain}/{bob.addr}/password", "vmail:vmail"),
-                        ("/etc/dkimkeys/opendkim.private", "opendkim:opendkim"),
-                        ("/etc/chatmail-turn/secret", "root:vmail")):
+    for path, owner in (
+        (f"/home/vmail/mail/{domain}/{bob.addr}/password", "vmail:vmail"),
+        ("/etc/dkimkeys/opendkim.private", "opendkim:opendkim"),
+        ("/etc/chatmail-turn/secret", "root:vmail"),
+    ):
         assert b.run(["stat", "-c", "%U:%G", path]).stdout.strip() == owner, path
 
     bob_b, alice_b = mc.Account(b.address, bob.addr, bob.password), mc.Account(b.address, alice.addr, alice.password)

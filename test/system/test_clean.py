@@ -17,24 +17,54 @@ from harness import changed_states, failed_states
 pytestmark = pytest.mark.system
 
 # the daemons a relay runs (postfix@- is Postfix's real daemon)
-DAEMONS = ("postfix", "dovecot", "nginx", "opendkim", "unbound", "coturn", "fcgiwrap.socket", "fcgiwrap",
-           "doveauth", "chatmail-metadata", "lastlogin", "filtermail", "filtermail-incoming", "chatmail-expire.timer")
+DAEMONS = (
+    "postfix",
+    "dovecot",
+    "nginx",
+    "opendkim",
+    "unbound",
+    "coturn",
+    "fcgiwrap.socket",
+    "fcgiwrap",
+    "doveauth",
+    "chatmail-metadata",
+    "lastlogin",
+    "filtermail",
+    "filtermail-incoming",
+    "chatmail-expire.timer",
+)
 # files the formula wrote, Debian's own config files it replaced among them
 FORMULA_FILES = (
-    "/etc/dovecot/dovecot.conf", "/etc/postfix/main.cf", "/etc/nginx/nginx.conf",
-    "/etc/opendkim.conf", "/etc/opendkim", "/etc/turnserver.conf", "/etc/unbound/unbound.conf.d/chatmail.conf",
-    "/etc/systemd/system/dovecot.service.d/10_restart.conf", "/etc/systemd/system/coturn.service.d/chatmail.conf",
-    "/etc/systemd/system/doveauth.service", "/usr/local/lib/chatmaild", "/usr/lib/cgi-bin/newemail.py",
-    "/var/www/html/index.html", "/etc/chatmail-version", "/etc/mailname", "/etc/resolv.conf.pre-chatmail",
+    "/etc/dovecot/dovecot.conf",
+    "/etc/postfix/main.cf",
+    "/etc/nginx/nginx.conf",
+    "/etc/opendkim.conf",
+    "/etc/opendkim",
+    "/etc/turnserver.conf",
+    "/etc/unbound/unbound.conf.d/chatmail.conf",
+    "/etc/systemd/system/dovecot.service.d/10_restart.conf",
+    "/etc/systemd/system/coturn.service.d/chatmail.conf",
+    "/etc/systemd/system/doveauth.service",
+    "/usr/local/lib/chatmaild",
+    "/usr/lib/cgi-bin/newemail.py",
+    "/var/www/html/index.html",
+    "/etc/chatmail-version",
+    "/etc/mailname",
+    "/etc/resolv.conf.pre-chatmail",
 )
 # data that must survive: DKIM key (published in DNS), TURN secret, certificate
-KEPT_FILES = ("/etc/dkimkeys/opendkim.private", "/etc/chatmail-turn/secret",
-              "/etc/ssl/certs/mailserver.pem", "/etc/ssl/private/mailserver.key")
+KEPT_FILES = (
+    "/etc/dkimkeys/opendkim.private",
+    "/etc/chatmail-turn/secret",
+    "/etc/ssl/certs/mailserver.pem",
+    "/etc/ssl/private/mailserver.key",
+)
 
 
 def clean(container, test: bool = False):
-    return container.salt_call("state.apply", "chatmail.clean", *(["test=True"] if test else []),
-                               pillar=container.pillar)
+    return container.salt_call(
+        "state.apply", "chatmail.clean", *(["test=True"] if test else []), pillar=container.pillar
+    )
 
 
 def unit_state(container, unit: str) -> tuple[str, str]:

@@ -38,8 +38,7 @@ import pytest
 import yaml
 
 import mailclient as mc
-from harness import check_target
-from harness import lifecycle
+from harness import check_target, lifecycle
 from relays import trust_each_other
 
 pytestmark = pytest.mark.system
@@ -63,7 +62,7 @@ class SaltMaster:
         self.publish_port, self.ret_port = _free_ports(address, 2)
         self._handle = None
 
-    def start(self) -> "SaltMaster":
+    def start(self) -> SaltMaster:
         roots = self.workdir / "roots"
         for d in (self.conf / "master.d", self.pillar, roots):
             d.mkdir(parents=True, exist_ok=True)
@@ -85,8 +84,13 @@ class SaltMaster:
         shutil.copy(REPO / "reactor/master.d/chatmail-reactor.conf", self.conf / "master.d/")
         self.process = subprocess.Popen(
             [str(VENV / "bin/salt-master"), "-c", str(self.conf), "--log-level=quiet"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.workdir / "master.err", "ab"),
-            start_new_session=True, preexec_fn=lifecycle.die_with_parent, env=_clean_env())
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "master.err", "ab"),
+            start_new_session=True,
+            preexec_fn=lifecycle.die_with_parent,
+            env=_clean_env(),
+        )
         self._handle = lifecycle.register("salt-master", self.stop)
         return self
 
@@ -111,9 +115,22 @@ class SaltMaster:
         """``salt --out=json --static TARGET ARGS`` (a list target: ``-L``): {minion id: return}."""
         tgt = ["-L", ",".join(target)] if isinstance(target, list) else [target]
         proc = subprocess.run(
-            [str(VENV / "bin/salt"), "-c", str(self.conf), "--out=json", "--static", f"--timeout={timeout}",
-             "--log-level=quiet", *tgt, *args],
-            capture_output=True, text=True, timeout=timeout + 60, env=_clean_env())
+            [
+                str(VENV / "bin/salt"),
+                "-c",
+                str(self.conf),
+                "--out=json",
+                "--static",
+                f"--timeout={timeout}",
+                "--log-level=quiet",
+                *tgt,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 60,
+            env=_clean_env(),
+        )
         if "No minions matched the target" in proc.stdout:
             return {}
         try:
@@ -154,10 +171,14 @@ def join(box, master: SaltMaster) -> None:
     }
     # replaces the harness's masterless config (file_client local)
     box.write_file("/etc/salt/minion.d/chatmail.conf", yaml.safe_dump(config))
-    box.write_file("/etc/systemd/system/salt-minion.service", (
-        "[Unit]\nDescription=Salt minion of the test fleet\nAfter=network.target\n\n"
-        f"[Service]\nExecStart={VENV}/bin/salt-minion -c /etc/salt\nKillMode=process\nRestart=on-failure\n\n"
-        "[Install]\nWantedBy=multi-user.target\n"))
+    box.write_file(
+        "/etc/systemd/system/salt-minion.service",
+        (
+            "[Unit]\nDescription=Salt minion of the test fleet\nAfter=network.target\n\n"
+            f"[Service]\nExecStart={VENV}/bin/salt-minion -c /etc/salt\nKillMode=process\nRestart=on-failure\n\n"
+            "[Install]\nWantedBy=multi-user.target\n"
+        ),
+    )
     box.run(["systemctl", "daemon-reload"])
     box.run(["systemctl", "enable", "--now", "salt-minion"])
 
@@ -189,7 +210,9 @@ def apply_all(master: SaltMaster, minions: list[str]) -> dict:
 def failures(states) -> list[str]:
     if not isinstance(states, dict):
         return [str(states)[:2000]]
-    return [f"{s.get('__id__', k)}: {s.get('comment', '')}"[:600] for k, s in states.items() if s.get("result") is False]
+    return [
+        f"{s.get('__id__', k)}: {s.get('comment', '')}"[:600] for k, s in states.items() if s.get("result") is False
+    ]
 
 
 def _free_ports(address: str, count: int) -> list[int]:
@@ -307,16 +330,23 @@ def mail_logs(boxes) -> str:
     """The end of each relay's mail log and its queue, for failure messages."""
     out = []
     for box in boxes:
-        log = box.run("journalctl --no-pager -n 30 -u postfix@- -u opendkim -u filtermail-incoming; postqueue -p",
-                      check=False)
+        log = box.run(
+            "journalctl --no-pager -n 30 -u postfix@- -u opendkim -u filtermail-incoming; postqueue -p", check=False
+        )
         out.append(f"--- {box.name}\n{log.stdout}{log.stderr}")
     return "\n".join(out)
 
 
 def attacker_signed(message: bytes, domain: str, key_pem: bytes, selector: str = "opendkim") -> bytes:
     """``message`` with a DKIM-Signature of ``domain`` made with ``key_pem`` (dkimpy, as a forger would)."""
-    header = dkim.sign(message, selector.encode(), domain.encode(), key_pem, canonicalize=(b"relaxed", b"simple"),
-                       include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    header = dkim.sign(
+        message,
+        selector.encode(),
+        domain.encode(),
+        key_pem,
+        canonicalize=(b"relaxed", b"simple"),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+    )
     return header + message
 
 
@@ -326,8 +356,9 @@ def test_missing_forged_and_foreign_signatures_are_refused(lab, mailing):
     A valid signature of the From: domain (the attacker's own domain, published in DNS) passes."""
     first, second = mailing
     key = subprocess.run(["openssl", "genrsa", "2048"], check=True, capture_output=True).stdout
-    public = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=key, check=True,
-                            capture_output=True).stdout
+    public = subprocess.run(
+        ["openssl", "rsa", "-pubout", "-outform", "DER"], input=key, check=True, capture_output=True
+    ).stdout
     lab.dns.txt("opendkim._domainkey.evil.test.", "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode())
     victim = mc.created_account(second.address, "fleet2.test")
     sender = "someone@fleet1.test"
@@ -373,8 +404,8 @@ def test_a_broken_signature_is_refused(mailing):
     assert tags["d"] == "fleet1.test" and "date" in tags["h"].lower().split(":")
     # a signed header changed: the last digit of Date
     date = re.search(rb"\r\nDate:[^\r]*[0-9]", signed.split(b"\r\n\r\n", 1)[0])
-    digit = b"1" if signed[date.end() - 1:date.end()] != b"1" else b"2"
-    tampered = signed[:date.end() - 1] + digit + signed[date.end():]
+    digit = b"1" if signed[date.end() - 1 : date.end()] != b"1" else b"2"
+    tampered = signed[: date.end() - 1] + digit + signed[date.end() :]
     assert tampered != signed
 
     replayed, other = (mc.created_account(second.address, "fleet2.test") for _ in range(2))

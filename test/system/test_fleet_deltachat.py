@@ -83,8 +83,7 @@ def joined(pair) -> Joined:
     done_bob = wait_for(bob, lambda e: e.kind == "SecurejoinJoinerProgress" and e.progress == 1000)
     seconds = time.monotonic() - started
     print(f"\nsecurejoin across relays: {seconds:.2f} s (upstream: 2.7 s)")
-    return Joined(alice.get_contact_by_id(done_alice.contact_id), bob.get_contact_by_id(done_bob.contact_id),
-                  seconds)
+    return Joined(alice.get_contact_by_id(done_alice.contact_id), bob.get_contact_by_id(done_bob.contact_id), seconds)
 
 
 def own_fingerprint(account) -> str:

@@ -65,16 +65,24 @@ def test_dry_run_reports_a_pillar_change_but_changes_nothing(found, applied):
 BAD_PILLAR = {
     # case: (pillar changes, None = remove the key), words the message must contain
     "missing mail_domain": ({"mail_domain": None}, ["mail_domain", "missing", "required"]),
-    "unknown key": ({"max_user_send_per_minut": 5}, ["max_user_send_per_minut", "unknown key",
-                                                     "did you mean max_user_send_per_minute"]),
-    "wrong type": ({"max_user_send_per_minute": "lots"}, ["max_user_send_per_minute", "'lots'",
-                                                          "expected a whole number"]),
+    "unknown key": (
+        {"max_user_send_per_minut": 5},
+        ["max_user_send_per_minut", "unknown key", "did you mean max_user_send_per_minute"],
+    ),
+    "wrong type": (
+        {"max_user_send_per_minute": "lots"},
+        ["max_user_send_per_minute", "'lots'", "expected a whole number"],
+    ),
     "malformed size": ({"max_mailbox_size": "500X"}, ["max_mailbox_size", "'500X'", "expected a size like 500M"]),
     "negative number": ({"delete_mails_after": -3}, ["delete_mails_after", "-3", "expected a whole number >= 0"]),
-    "invalid domain": ({"mail_domain": "relay_1..test"}, ["mail_domain", "relay_1..test",
-                                                          "expected a lower-case domain name"]),
-    "upstream privacy contact": ({"privacy_mail": "privacy@testrun.org"},
-                                 ["privacy_mail", "privacy@testrun.org", "expected your own contact"]),
+    "invalid domain": (
+        {"mail_domain": "relay_1..test"},
+        ["mail_domain", "relay_1..test", "expected a lower-case domain name"],
+    ),
+    "upstream privacy contact": (
+        {"privacy_mail": "privacy@testrun.org"},
+        ["privacy_mail", "privacy@testrun.org", "expected your own contact"],
+    ),
 }
 
 

@@ -17,7 +17,6 @@ install, not the downloads or the pip build.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -70,7 +69,7 @@ def bootstrapped(lab):
         before = active_units(box), listening_ports(box)
         keep_debs(box, into_box=True)
         # a checkout with the host's venv in it, as after scripts/bootstrap there
-        box.run(["sh", "-c", f'cp -a /srv/formula "$1" && ln -s "$2" "$1/.venv"', "sh", CHECKOUT, str(VENV)])
+        box.run(["sh", "-c", 'cp -a /srv/formula "$1" && ln -s "$2" "$1/.venv"', "sh", CHECKOUT, str(VENV)])
         first = box.run([f"{CHECKOUT}/scripts/bootstrap"], check=False, timeout=900)
         keep_debs(box, into_box=False)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -91,8 +90,18 @@ def test_no_relay_daemon_is_installed(bootstrapped):
     box = bootstrapped[0]
     installed = box.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\\n"]).stdout
     names = {line.split()[0] for line in installed.splitlines() if line.endswith(" installed")}
-    relay = {"postfix", "dovecot-core", "opendkim", "nginx", "nginx-common", "unbound", "coturn",
-             "fcgiwrap", "mtail", "acmetool"}
+    relay = {
+        "postfix",
+        "dovecot-core",
+        "opendkim",
+        "nginx",
+        "nginx-common",
+        "unbound",
+        "coturn",
+        "fcgiwrap",
+        "mtail",
+        "acmetool",
+    }
     assert not names & relay
 
 

@@ -92,8 +92,15 @@ def test_preflight_passes_on_the_relays_own_listeners_and_names_a_foreign_one(op
 
     port = ops.pillar.get("filtermail_smtp_port", 10080)
     ops.run(["systemctl", "stop", "filtermail.service"])
-    ops.run(["systemd-run", "--unit=squatter", "/usr/bin/python3", "-c",
-             f"import socket,time;s=socket.socket();s.bind(('127.0.0.1',{port}));s.listen();time.sleep(600)"])
+    ops.run(
+        [
+            "systemd-run",
+            "--unit=squatter",
+            "/usr/bin/python3",
+            "-c",
+            f"import socket,time;s=socket.socket();s.bind(('127.0.0.1',{port}));s.listen();time.sleep(600)",
+        ]
+    )
     try:
         result = ops.salt_call("state.sls", "chatmail.preflight")
         (state,) = result["local"].values()
@@ -166,7 +173,8 @@ def test_dns_check_against_the_lab_dns(ops, test_dns):
         almost = call(ops, "chatmail.dns_check", "timeout=3")
         assert almost["required"] == [] and almost["ok"] is True, json.dumps(almost, indent=1)
         assert [(r["name"], r["type"], r["problem"]) for r in almost["recommended"]] == [
-            (f"_imaps._tcp.{domain}.", "SRV", "missing")]
+            (f"_imaps._tcp.{domain}.", "SRV", "missing")
+        ]
 
         publish(test_dns, [left_out])
         added.append(left_out)
@@ -175,8 +183,10 @@ def test_dns_check_against_the_lab_dns(ops, test_dns):
         assert clean["required"] == [] and clean["recommended"] == []
 
         # what a receiver does with the published key: opendkim's own test
-        testkey = ops.run(["opendkim-testkey", "-d", domain, "-s", "opendkim",
-                           "-k", "/etc/dkimkeys/opendkim.private", "-vvv"], check=False)
+        testkey = ops.run(
+            ["opendkim-testkey", "-d", domain, "-s", "opendkim", "-k", "/etc/dkimkeys/opendkim.private", "-vvv"],
+            check=False,
+        )
         assert testkey.returncode == 0 and "key OK" in testkey.stdout + testkey.stderr, testkey
     finally:
         unpublish(test_dns, added)

@@ -36,8 +36,8 @@ LOGGED_ERROR = re.compile(r"\[(ERROR|CRITICAL)\s*\]|Traceback")
 def readme_blocks() -> list[list[str]]:
     """The command blocks (4-space indented lines) of the README's real-server section."""
     text = README.read_text()
-    section = text[text.index(SECTION):]
-    section = section[:section.index("\n## ", len(SECTION))]
+    section = text[text.index(SECTION) :]
+    section = section[: section.index("\n## ", len(SECTION))]
     blocks, current = [], []
     for line in section.splitlines():
         if line.startswith("    ") and line.strip():
@@ -81,8 +81,9 @@ def server(relay):
     # the base image preinstalls the relay's packages; a fresh server has no nginx on port 80
     # (which ACME needs, so the dry run's pre-flight check would refuse it)
     container.run(["systemctl", "disable", "--now", "nginx"])
-    container.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git >/dev/null",
-                  timeout=600)
+    container.run(
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git >/dev/null", timeout=600
+    )
     container.run(f"cp -a /srv/formula {CLONE} && git -C {CLONE} init -q")
     container.revision = commit(container, "the release")
     return container
@@ -103,8 +104,10 @@ def declined(server, blocks, domain):
 def installed(server, blocks, domain, declined):
     """What an operator of this container edits before applying, then the same command answered "y"."""
     zone, servers = next(iter(server.pillar["dns_forward_zones"].items()))
-    extra = f"tls_mode = self_signed\niroh_relay =\ndns_forward_zones = {zone}={','.join(servers)}\n" \
-            "max_user_send_per_minute = 42\n"
+    extra = (
+        f"tls_mode = self_signed\niroh_relay =\ndns_forward_zones = {zone}={','.join(servers)}\n"
+        "max_user_send_per_minute = 42\n"
+    )
     server.write_file(INI, server.read_file(INI) + extra)
     return run_block(server, blocks[0], domain, "/root", answer="y\n")
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import smtplib
 import threading
 import time
-
 from pathlib import Path
-
 from urllib.parse import urlsplit
 
 import pytest
@@ -39,8 +37,19 @@ SEND_LIMIT = 5
 
 # every long-running service of a relay with tls_mode self_signed and no local iroh relay
 RELAY_SERVICES = (
-    "chatmail-metadata", "doveauth", "dovecot", "fcgiwrap", "filtermail", "filtermail-incoming",
-    "lastlogin", "nginx", "opendkim", "postfix@-", "systemd-journald", "coturn", "unbound",
+    "chatmail-metadata",
+    "doveauth",
+    "dovecot",
+    "fcgiwrap",
+    "filtermail",
+    "filtermail-incoming",
+    "lastlogin",
+    "nginx",
+    "opendkim",
+    "postfix@-",
+    "systemd-journald",
+    "coturn",
+    "unbound",
 )
 MAIL_SERVICES = ("postfix", "postfix@-", "dovecot")
 
@@ -129,24 +138,30 @@ def test_second_apply_changes_nothing(live, applied):
 
 
 def test_first_apply_logs_no_error(live, applied):
-    logged = [line for line in applied.stderr.splitlines() if "[ERROR" in line or "[CRITICAL" in line
-              or "Traceback" in line]
+    logged = [
+        line for line in applied.stderr.splitlines() if "[ERROR" in line or "[CRITICAL" in line or "Traceback" in line
+    ]
     assert logged == [], applied.stderr[-3000:]
 
 
 def test_dry_run_of_the_converged_relay_is_quiet(live):
     dry = live.apply(live.pillar, "--log-level=warning", test=True)
     assert failed_states(dry) == []
-    would = {s["__id__"]: s.get("comment", "")[:200] for s in dry.states.values()
-             if s.get("result") is None or s.get("changes")}
+    would = {
+        s["__id__"]: s.get("comment", "")[:200]
+        for s in dry.states.values()
+        if s.get("result") is None or s.get("changes")
+    }
     assert would == {}
     assert "[ERROR" not in dry.stderr, dry.stderr[-3000:]
 
 
 def test_a_leftover_legacy_unit_is_stopped_and_disabled(live):
     """The dry run is quiet because chatmail.legacy skips absent units; a present one still goes."""
-    live.write_file("/etc/systemd/system/echobot.service",
-                    "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n")
+    live.write_file(
+        "/etc/systemd/system/echobot.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+    )
     live.run("systemctl daemon-reload && systemctl enable --now echobot.service")
     result = live.salt_call("state.apply", "chatmail.legacy")
     assert failed_states(result) == []
@@ -455,8 +470,10 @@ def register_device(box, domain: str, token: str) -> mc.Account:
 
 def pending_pushes(box, domain: str) -> list[list[str]]:
     """The notifier's queue: one ``[addr, start, token]`` per push not yet delivered."""
-    out = box.run(f"for f in /home/vmail/mail/{domain}/pending_notifications/*; do "
-                  "[ -f \"$f\" ] && cat \"$f\" && echo && echo .; done").stdout
+    out = box.run(
+        f"for f in /home/vmail/mail/{domain}/pending_notifications/*; do "
+        '[ -f "$f" ] && cat "$f" && echo && echo .; done'
+    ).stdout
     return [entry.strip("\n").split("\n", 2) for entry in out.split("\n.\n") if entry.strip()]
 
 

@@ -33,8 +33,9 @@ def accounts(pair, senders: int, local: int = 3, remote: int = 2):
     first, second = pair
     domain1, domain2 = first.pillar["mail_domain"], second.pillar["mail_domain"]
     send = [mc.created_account(first.address, domain1) for _ in range(senders)]
-    rcpts = ([mc.created_account(first.address, domain1) for _ in range(local)]
-             + [mc.created_account(second.address, domain2) for _ in range(remote)])
+    rcpts = [mc.created_account(first.address, domain1) for _ in range(local)] + [
+        mc.created_account(second.address, domain2) for _ in range(remote)
+    ]
     boxes = {r.addr: (first if r.addr.endswith("@" + domain1) else second) for r in rcpts}
     return send, rcpts, boxes
 
@@ -42,8 +43,10 @@ def accounts(pair, senders: int, local: int = 3, remote: int = 2):
 def test_twenty_senders_nothing_refused_nothing_lost(pair):
     senders, rcpts, boxes = accounts(pair, 20)
     result = Load(pair[0], senders, rcpts, 10, boxes, seed=1).run()
-    print(f"\n20 senders x 10: accepted {len(result.accepted)}/{result.attempted}, refused {dict(result.refused)}, "
-          f"lost {len(result.lost)}; {latency_line(result.latencies)}")
+    print(
+        f"\n20 senders x 10: accepted {len(result.accepted)}/{result.attempted}, refused {dict(result.refused)}, "
+        f"lost {len(result.lost)}; {latency_line(result.latencies)}"
+    )
     assert dict(result.refused) == {}, result.refusal_texts
     assert len(result.accepted) == result.attempted
     assert result.lost == []
@@ -55,10 +58,17 @@ def trail(pair, message_ids: list[bytes]) -> str:
     for box in pair:
         for mid in message_ids[:3]:
             pattern = mid.decode().strip("<>")
-            log = box.run(["sh", "-c", f"journalctl --no-pager -o short-monotonic | grep -F '{pattern}' | tail -5; "
-                           "ids=$(journalctl --no-pager -o cat | grep -F '" + pattern + "' | grep -oE '[0-9A-F]{8,}:' "
-                           "| sort -u | tr -d :); for q in $ids; do journalctl --no-pager -o short-monotonic "
-                           "| grep -F \"$q\" | tail -12; done"], check=False).stdout
+            log = box.run(
+                [
+                    "sh",
+                    "-c",
+                    f"journalctl --no-pager -o short-monotonic | grep -F '{pattern}' | tail -5; "
+                    "ids=$(journalctl --no-pager -o cat | grep -F '" + pattern + "' | grep -oE '[0-9A-F]{8,}:' "
+                    "| sort -u | tr -d :); for q in $ids; do journalctl --no-pager -o short-monotonic "
+                    '| grep -F "$q" | tail -12; done',
+                ],
+                check=False,
+            ).stdout
             out.append(f"--- {box.name} {pattern}\n{log}")
         out.append(f"--- {box.name} queue\n" + box.run(["postqueue", "-p"], check=False).stdout[-2000:])
     return "\n".join(out)
@@ -72,11 +82,16 @@ def test_a_killed_daemon_costs_no_message(pair, daemon):
     faults = [kill_and_wait_back(box, daemon) for box in pair]
     back_at = max(killed + back for killed, back in faults)
     result = load.wait(deliver_timeout=60)
-    late = {mid: result.stored[mid] - max(t, back_at) for mid, t in result.accepted.items()
-            if mid in result.stored and result.stored[mid] - max(t, back_at) > LATE_AFTER_RETURN_S}
-    print(f"\n{daemon}: back after {', '.join(f'{b:.1f}' for _, b in faults)} s; "
-          f"accepted {len(result.accepted)}/{result.attempted}, refused {dict(result.refused)}, "
-          f"lost {len(result.lost)}, late {len(late)}; {latency_line(result.latencies) if result.latencies else ''}")
+    late = {
+        mid: result.stored[mid] - max(t, back_at)
+        for mid, t in result.accepted.items()
+        if mid in result.stored and result.stored[mid] - max(t, back_at) > LATE_AFTER_RETURN_S
+    }
+    print(
+        f"\n{daemon}: back after {', '.join(f'{b:.1f}' for _, b in faults)} s; "
+        f"accepted {len(result.accepted)}/{result.attempted}, refused {dict(result.refused)}, "
+        f"lost {len(result.lost)}, late {len(late)}; {latency_line(result.latencies) if result.latencies else ''}"
+    )
     assert all(back < 30 for _, back in faults), f"{daemon} did not come back: {faults}"
     assert result.refused.get("5xx", 0) == 0, result.refusal_texts
     assert result.lost == [], f"{len(result.lost)} accepted messages never arrived:\n" + trail(pair, result.lost)
@@ -94,11 +109,19 @@ def test_an_apply_that_restarts_the_daemons_under_traffic_costs_no_message(pair)
     time.sleep(1.0)
     applied = first.apply(first.pillar)
     result = load.wait(deliver_timeout=60)
-    restarted = sorted(sid for sid, state in applied.states.items()
-                       if "service_|-" in sid and state.get("changes") and state.get("result"))
-    print(f"\napply under load: restarted {restarted}; accepted {len(result.accepted)}/{result.attempted}, "
-          f"refused {dict(result.refused)}, lost {len(result.lost)}")
-    assert any("opendkim" in sid for sid in restarted) and any("postfix" in sid for sid in restarted) \
-        and any("dovecot" in sid for sid in restarted), restarted
+    restarted = sorted(
+        sid
+        for sid, state in applied.states.items()
+        if "service_|-" in sid and state.get("changes") and state.get("result")
+    )
+    print(
+        f"\napply under load: restarted {restarted}; accepted {len(result.accepted)}/{result.attempted}, "
+        f"refused {dict(result.refused)}, lost {len(result.lost)}"
+    )
+    assert (
+        any("opendkim" in sid for sid in restarted)
+        and any("postfix" in sid for sid in restarted)
+        and any("dovecot" in sid for sid in restarted)
+    ), restarted
     assert result.refused.get("5xx", 0) == 0, result.refusal_texts
     assert result.lost == []

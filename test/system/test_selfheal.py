@@ -70,7 +70,9 @@ def test_the_daemon_is_the_salt_that_applied_the_formula(healer):
     # Salt sets a process title: the whole command line comes as one string
     cmdline = healer.read_file(f"/proc/{pid}/cmdline").replace("\0", " ")
     # the harness's Salt venv, seen inside
-    assert cmdline.startswith(f"{VENV_PATH}/bin/python3 /usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal ")
+    assert cmdline.startswith(
+        f"{VENV_PATH}/bin/python3 /usr/local/lib/chatmail-selfheal/salt-minion -c /etc/chatmail-selfheal "
+    )
     # it talks to no master, and /etc/salt stays the operator's
     assert not healer.exists("/etc/salt/minion.d/chatmail-beacons.conf")
 
@@ -128,6 +130,14 @@ def test_killed_dovecot_is_restarted_and_mail_waiting_for_it_arrives(healer):
 
 def test_systemds_own_restart_drop_ins_are_in_place(healer):
     """Self-healing comes on top of systemd's: Restart=always for both mail daemons and the chatmaild units."""
-    for unit in ("postfix@-", "dovecot", "doveauth", "filtermail", "filtermail-incoming", "chatmail-metadata", "lastlogin"):
+    for unit in (
+        "postfix@-",
+        "dovecot",
+        "doveauth",
+        "filtermail",
+        "filtermail-incoming",
+        "chatmail-metadata",
+        "lastlogin",
+    ):
         props = healer.run(["systemctl", "show", "-P", "Restart", unit]).stdout.strip()
         assert props == "always", unit

@@ -1,6 +1,7 @@
 """The settings table: defaults, typing, and every kind of bad input."""
 
 import pytest
+
 from chatmaild.config import (
     SETTINGS,
     Config,
@@ -33,10 +34,22 @@ def test_defaults_match_the_reference_relay():
 
 
 def test_ini_strings_are_typed_like_yaml_values():
-    from_ini = validate({"mail_domain": "c.example.org", "max_message_size": "1000", "disable_ipv6": "True",
-                         "passthrough_recipients": "a@x.org @y.org"})
-    from_yaml = validate({"mail_domain": "c.example.org", "max_message_size": 1000, "disable_ipv6": True,
-                          "passthrough_recipients": ["a@x.org", "@y.org"]})
+    from_ini = validate(
+        {
+            "mail_domain": "c.example.org",
+            "max_message_size": "1000",
+            "disable_ipv6": "True",
+            "passthrough_recipients": "a@x.org @y.org",
+        }
+    )
+    from_yaml = validate(
+        {
+            "mail_domain": "c.example.org",
+            "max_message_size": 1000,
+            "disable_ipv6": True,
+            "passthrough_recipients": ["a@x.org", "@y.org"],
+        }
+    )
     assert from_ini == from_yaml
 
 

@@ -25,8 +25,11 @@ def test_doc_is_the_generated_reference():
 
 
 def test_every_setting_has_its_row_with_default_and_meaning():
-    rows = {line.split("|")[1].strip().strip("`"): line for line in generator().render().splitlines()
-            if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in generator().render().splitlines()
+        if line.startswith("| `")
+    }
     assert list(rows) == list(SETTINGS)
     assert "**required**" in rows["mail_domain"] and "`60`" in rows["max_user_send_per_minute"]
     assert "one of: acme, self_signed, external" in rows["tls_mode"]

@@ -5,6 +5,7 @@ shape must fail the run with the sub-key, the value and the expected form.
 """
 
 import pytest
+
 from chatmaild.config import SettingsError, parse_ini, render_ini, validate
 
 BASE = {"mail_domain": "chat.example.org"}
@@ -24,10 +25,15 @@ def test_default_looks_up_by_minion_id_under_chatmail():
 def test_each_sub_key_is_optional_and_the_others_keep_their_default():
     tofs = validate({**BASE, "tofs": {"path_prefix": "site/chatmail/"}})["tofs"]
     assert tofs == {"path_prefix": "site/chatmail", "files_switch": ["id"], "source_files": {}}
-    tofs = validate({**BASE, "tofs": {
-        "files_switch": ["id", "os_family", "roles:mail"],
-        "source_files": {"chatmail-postfix-main-cf-file-managed": ["main-relay.cf.j2"]},
-    }})["tofs"]
+    tofs = validate(
+        {
+            **BASE,
+            "tofs": {
+                "files_switch": ["id", "os_family", "roles:mail"],
+                "source_files": {"chatmail-postfix-main-cf-file-managed": ["main-relay.cf.j2"]},
+            },
+        }
+    )["tofs"]
     assert tofs["path_prefix"] == "chatmail"
     assert tofs["files_switch"] == ["id", "os_family", "roles:mail"]
     assert tofs["source_files"] == {"chatmail-postfix-main-cf-file-managed": ["main-relay.cf.j2"]}

@@ -3,24 +3,52 @@
 from pathlib import Path
 
 import pytest
+
 from chatmaild.config import SETTINGS, SettingsError, derived, parse_ini, render_ini, validate
 
 INI = Path(__file__).resolve().parents[1] / "data" / "chatmail-1.12.ini"
 # every key cmdeploy 1.12's chatmail.ini template lists (commented or not)
 UPSTREAM_TEMPLATE_KEYS = {
-    "mail_domain", "max_user_send_per_minute", "max_user_send_burst_size", "max_mailbox_size",
-    "max_message_size", "delete_mails_after", "delete_large_after", "delete_inactive_users_after",
-    "username_min_length", "username_max_length", "password_min_length", "max_load_1m",
-    "min_available_memory", "min_free_disk_space", "max_imap_connections", "max_smtp_connections",
-    "tls_external_cert_and_key", "www_folder", "disable_ipv6", "acme_email", "iroh_relay",
-    "mtail_address", "imap_rawlog", "imap_compress", "privacy_postal", "privacy_mail", "privacy_pdo",
+    "mail_domain",
+    "max_user_send_per_minute",
+    "max_user_send_burst_size",
+    "max_mailbox_size",
+    "max_message_size",
+    "delete_mails_after",
+    "delete_large_after",
+    "delete_inactive_users_after",
+    "username_min_length",
+    "username_max_length",
+    "password_min_length",
+    "max_load_1m",
+    "min_available_memory",
+    "min_free_disk_space",
+    "max_imap_connections",
+    "max_smtp_connections",
+    "tls_external_cert_and_key",
+    "www_folder",
+    "disable_ipv6",
+    "acme_email",
+    "iroh_relay",
+    "mtail_address",
+    "imap_rawlog",
+    "imap_compress",
+    "privacy_postal",
+    "privacy_mail",
+    "privacy_pdo",
     "privacy_supervisor",
 }
 # keys upstream 1.12's Config reads although its template does not list them
 UPSTREAM_HIDDEN_KEYS = {
-    "filtermail_smtp_port", "filtermail_smtp_port_incoming", "filtermail_http_port_incoming",
-    "filtermail_lmtp_port_transport", "postfix_reinject_port", "postfix_reinject_port_incoming",
-    "turn_socket_path", "mailboxes_dir", "passdb_path",
+    "filtermail_smtp_port",
+    "filtermail_smtp_port_incoming",
+    "filtermail_http_port_incoming",
+    "filtermail_lmtp_port_transport",
+    "postfix_reinject_port",
+    "postfix_reinject_port_incoming",
+    "turn_socket_path",
+    "mailboxes_dir",
+    "passdb_path",
 }
 
 

@@ -21,8 +21,13 @@ from chatmaild.dictproxy import DictServer, tab_escape
 
 def make_config(tmp_path: Path, **extra) -> Config:
     # no system limits unless a test sets them: this host's load is not the test's
-    settings = {"mail_domain": "chat.example.org", "mailboxes_dir": str(tmp_path / "mail"),
-                "max_load_1m": 1e6, "min_available_memory": "0", "min_free_disk_space": "0"}
+    settings = {
+        "mail_domain": "chat.example.org",
+        "mailboxes_dir": str(tmp_path / "mail"),
+        "max_load_1m": 1e6,
+        "min_available_memory": "0",
+        "min_free_disk_space": "0",
+    }
     settings.update(extra)
     return Config(validate(settings))
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 import base64
 import subprocess
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import dkim
 
 
-@lru_cache(maxsize=None)
+@cache
 def rsa_key(name: str, bits: int = 2048) -> tuple[bytes, bytes]:
     """(private PEM, public DER) of a test key, one per name and session."""
     private = subprocess.run(["openssl", "genrsa", str(bits)], check=True, capture_output=True).stdout
-    public = subprocess.run(["openssl", "rsa", "-pubout", "-outform", "DER"], input=private,
-                            check=True, capture_output=True).stdout
+    public = subprocess.run(
+        ["openssl", "rsa", "-pubout", "-outform", "DER"], input=private, check=True, capture_output=True
+    ).stdout
     return private, public
 
 
@@ -45,7 +46,12 @@ class KeyTable:
 def sign(data: bytes, domain: str, selector: str = "sel", key: str | None = None) -> bytes:
     """``data`` with a DKIM-Signature of ``domain`` prepended (relaxed/simple, as OpenDKIM signs)."""
     private, _ = rsa_key(key or domain)
-    header = dkim.sign(data, selector.encode(), domain.encode(), private,
-                       canonicalize=(b"relaxed", b"simple"),
-                       include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type"])
+    header = dkim.sign(
+        data,
+        selector.encode(),
+        domain.encode(),
+        private,
+        canonicalize=(b"relaxed", b"simple"),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type"],
+    )
     return header + data

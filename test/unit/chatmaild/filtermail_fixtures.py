@@ -86,7 +86,7 @@ class Sink:
     def received(self) -> list[Received]:
         return self.handler.received
 
-    def start(self) -> "Sink":
+    def start(self) -> Sink:
         self.controller.start()
         self.running = True
         return self
@@ -134,9 +134,11 @@ class RunningFilter:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server = None
 
-    def start(self) -> "RunningFilter":
+    def start(self) -> RunningFilter:
         self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(serve(self.config, self.mode, self.dkim_lookup), self.loop).result(10)
+        self.server = asyncio.run_coroutine_threadsafe(
+            serve(self.config, self.mode, self.dkim_lookup), self.loop
+        ).result(10)
         return self
 
     @property

@@ -156,7 +156,9 @@ class Envelope:
     extra: dict = field(default_factory=dict)
 
 
-def _headers(sender: str, recipients: list[str], subject: str, content_type: str, extra: list[str], seed: int) -> list[str]:
+def _headers(
+    sender: str, recipients: list[str], subject: str, content_type: str, extra: list[str], seed: int
+) -> list[str]:
     rng = random.Random(seed)
     return [
         f"From: <{sender}>",
@@ -196,7 +198,10 @@ def encrypted(
     boundary = f"b{seed:08x}_encrypted"
     if parts is None:
         parts = [
-            ("Content-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification", control + CRLF),
+            (
+                "Content-Type: application/pgp-encrypted\r\nContent-Description: PGP/MIME version identification",
+                control + CRLF,
+            ),
             (
                 'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
                 "Content-Description: OpenPGP encrypted message\r\n"
@@ -204,7 +209,9 @@ def encrypted(
                 armored,
             ),
         ]
-    content_type = content_type or f'multipart/encrypted; protocol="application/pgp-encrypted";\r\n\tboundary="{boundary}"'
+    content_type = (
+        content_type or f'multipart/encrypted; protocol="application/pgp-encrypted";\r\n\tboundary="{boundary}"'
+    )
     head = _headers(sender, recipients, subject, content_type, [], seed)
     if from_header is not None:
         head[0] = from_header
@@ -235,46 +242,83 @@ def securejoin(
     """The cleartext first message of a Secure-Join handshake."""
     boundary = f"sj{seed:06x}"
     body = f"Secure-Join: {step}" if body is None else body
-    head = _headers(sender, [recipient], "Secure-Join", f'multipart/mixed; boundary="{boundary}"',
-                    [f"Secure-Join: {step if header is None else header}", "Secure-Join-Invitenumber: abcdefgh12345678"], seed)
+    head = _headers(
+        sender,
+        [recipient],
+        "Secure-Join",
+        f'multipart/mixed; boundary="{boundary}"',
+        [f"Secure-Join: {step if header is None else header}", "Secure-Join-Invitenumber: abcdefgh12345678"],
+        seed,
+    )
     parts = [("Content-Type: text/plain; charset=utf-8", body + CRLF)]
     parts += [("Content-Type: text/plain", "more" + CRLF)] * extra_parts
     return _multipart(head, boundary, parts)
 
 
-def plain(sender: str = "alice@example.org", recipients: list[str] = ("bob@example.org",), *, body: str = "Hello!", seed: int = 0,
-          subject: str = "Hi", from_header: str | None = None) -> bytes:
+def plain(
+    sender: str = "alice@example.org",
+    recipients: list[str] = ("bob@example.org",),
+    *,
+    body: str = "Hello!",
+    seed: int = 0,
+    subject: str = "Hi",
+    from_header: str | None = None,
+) -> bytes:
     head = _headers(sender, list(recipients), subject, "text/plain; charset=utf-8", [], seed)
     if from_header is not None:
         head[0] = from_header
     return (CRLF.join(head) + CRLF + CRLF + body + CRLF).encode("utf-8")
 
 
-def autocrypt_setup(addr: str = "alice@example.org", *, seed: int = 0, subject: str = "Autocrypt Setup Message",
-                    content_type: str = "multipart/mixed") -> bytes:
+def autocrypt_setup(
+    addr: str = "alice@example.org",
+    *,
+    seed: int = 0,
+    subject: str = "Autocrypt Setup Message",
+    content_type: str = "multipart/mixed",
+) -> bytes:
     """A self-sent key backup (Autocrypt Level 1, section 4.4), cleartext MIME around an SKESK message."""
     boundary = f"asm{seed:06x}"
     rng = random.Random(seed)
     setup = armor(skesk(rng) + packet(TAG_SEIPD, seipd_body(rng, 800)), headers=["Passphrase-Format: numeric9x4"])
-    head = _headers(addr, [addr], subject, f'{content_type}; boundary="{boundary}"', ["Autocrypt-Setup-Message: v1"], seed)
+    head = _headers(
+        addr, [addr], subject, f'{content_type}; boundary="{boundary}"', ["Autocrypt-Setup-Message: v1"], seed
+    )
     parts = [
         ("Content-Type: text/plain", "This is the Autocrypt Setup Message." + CRLF),
-        ('Content-Type: application/autocrypt-setup\r\nContent-Disposition: attachment; filename="autocrypt-setup-message.html"',
-         "<html><body><pre>" + CRLF + setup + "</pre></body></html>" + CRLF),
+        (
+            'Content-Type: application/autocrypt-setup\r\nContent-Disposition: attachment; filename="autocrypt-setup-message.html"',
+            "<html><body><pre>" + CRLF + setup + "</pre></body></html>" + CRLF,
+        ),
     ]
     return _multipart(head, boundary, parts)
 
 
-def report(sender: str = "MAILER-DAEMON@mx.example.net", recipient: str = "alice@example.org", *, seed: int = 0,
-           auto_submitted: bool = True, kind: str = "delivery-status") -> bytes:
+def report(
+    sender: str = "MAILER-DAEMON@mx.example.net",
+    recipient: str = "alice@example.org",
+    *,
+    seed: int = 0,
+    auto_submitted: bool = True,
+    kind: str = "delivery-status",
+) -> bytes:
     """A delivery status notification (RFC 3464) or, with ``kind='disposition-notification'``, an MDN."""
     boundary = f"rep{seed:06x}"
     extra = ["Auto-Submitted: auto-replied"] if auto_submitted else []
-    head = _headers(sender, [recipient], "Undelivered Mail Returned to Sender",
-                    f'multipart/report; report-type={kind};\r\n\tboundary="{boundary}"', extra, seed)
+    head = _headers(
+        sender,
+        [recipient],
+        "Undelivered Mail Returned to Sender",
+        f'multipart/report; report-type={kind};\r\n\tboundary="{boundary}"',
+        extra,
+        seed,
+    )
     parts = [
         ("Content-Type: text/plain", "The mail system could not deliver your message." + CRLF),
-        (f"Content-Type: message/{kind}", "Reporting-MTA: dns; mx.example.net" + CRLF + CRLF + "Final-Recipient: rfc822; x@example.net" + CRLF),
+        (
+            f"Content-Type: message/{kind}",
+            "Reporting-MTA: dns; mx.example.net" + CRLF + CRLF + "Final-Recipient: rfc822; x@example.net" + CRLF,
+        ),
     ]
     return _multipart(head, boundary, parts)
 

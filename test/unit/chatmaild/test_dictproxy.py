@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from chatmaild.dictproxy import DictProxy, DictServer, LookupFailed, tab_escape, tab_unescape
-
 from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
 
 
@@ -208,7 +207,8 @@ def test_socket_mode_follows_service_umask(config, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__import__("chatmaild").__file__).parent.parent))
     proc = subprocess.Popen(
         [sys.executable, "-m", "chatmaild.lastlogin", str(sockpath), str(ini)],
-        env=env, preexec_fn=lambda: os.umask(0o077),
+        env=env,
+        preexec_fn=lambda: os.umask(0o077),
     )
     try:
         c = wait_connect(sockpath)
@@ -227,7 +227,7 @@ def test_random_bytes_fuzz(sock, memory):
     rng = random.Random(1234)
     memory.data["marker"] = "alive"
     c = DictClient(sock, timeout=10)
-    alphabet = b"LIBSCDRUAH\t\x01\\\"/\x00\xff\xc3 abc019"
+    alphabet = b'LIBSCDRUAH\t\x01\\"/\x00\xff\xc3 abc019'
     for _ in range(2000):
         line = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 40))).replace(b"\n", b"")
         c.sock.sendall(line + b"\n")

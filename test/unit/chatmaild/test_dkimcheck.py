@@ -35,7 +35,9 @@ def test_valid_signature_of_the_from_domain_accepted(check):
 
 def test_domain_compares_case_insensitively(check, keys):
     data = sign(mc.encrypted(REMOTE, [BOB]), "elsewhere.net")
-    assert check.refusal(data.replace(b"d=elsewhere.net", b"d=ElseWhere.NET", 1), "elsewhere.net") is not None  # signed header changed
+    assert (
+        check.refusal(data.replace(b"d=elsewhere.net", b"d=ElseWhere.NET", 1), "elsewhere.net") is not None
+    )  # signed header changed
     assert check.refusal(data, "ELSEWHERE.net") is None
 
 
@@ -109,7 +111,11 @@ def test_resolver_down_is_a_temporary_failure():
 def test_malformed_signed_headers_are_a_permanent_refusal(check):
     """dkimpy raises IndexError & co. on some malformed mail: still a 554, never an internal error."""
     data = sign(mc.encrypted(REMOTE, [BOB]), "elsewhere.net")
-    for broken in (data.replace(b"\r\nFrom:", b"\r\nFrom", 1), data.replace(b"; h=", b"; h=:", 1),
-                   data.replace(b"\r\n\r\n", b"\r\n", 1), data.replace(b"DKIM-Signature: ", b"DKIM-Signature:\r\n ", 1)):
+    for broken in (
+        data.replace(b"\r\nFrom:", b"\r\nFrom", 1),
+        data.replace(b"; h=", b"; h=:", 1),
+        data.replace(b"\r\n\r\n", b"\r\n", 1),
+        data.replace(b"DKIM-Signature: ", b"DKIM-Signature:\r\n ", 1),
+    ):
         reply = check.refusal(broken, "elsewhere.net")
         assert reply is None or reply.startswith("554 5.7.1 "), reply

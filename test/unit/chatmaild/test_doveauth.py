@@ -11,7 +11,6 @@ import pytest
 
 from chatmaild.doveauth import AuthDict, split_key_fields
 from chatmaild.hashing import hash_password, sha512_crypt, verify_password
-
 from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
 
 ADDR = "abcdefghi@chat.example.org"
@@ -81,9 +80,9 @@ def test_other_domain_and_bad_keys(auth):
     assert passdb(auth, "abcdefghi@other.example.org", PASSWORD) == "N"
     assert auth.lookup("shared/userdb/abcdefghi@other.example.org") == "N"
     assert auth.lookup("shared/otherdb/x") == "F"
-    assert auth.lookup(f"priv/guid/passdb/{PASSWORD}\"{ADDR}") == "F"
-    assert auth.lookup('shared/passdb/only-one-field') == "F"
-    assert auth.lookup('shared/passdb/pw\\') == "F"
+    assert auth.lookup(f'priv/guid/passdb/{PASSWORD}"{ADDR}') == "F"
+    assert auth.lookup("shared/passdb/only-one-field") == "F"
+    assert auth.lookup("shared/passdb/pw\\") == "F"
 
 
 @pytest.mark.parametrize(
@@ -225,7 +224,9 @@ def test_concurrent_first_logins_make_one_account(config, nocreate):
 def test_hash_matches_openssl():
     expected = subprocess.run(
         ["openssl", "passwd", "-6", "-salt", "saltsaltsalt1234", "pässwörd"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert sha512_crypt("pässwörd", "saltsaltsalt1234") == expected
     assert hash_password("x") != hash_password("x")  # random salt

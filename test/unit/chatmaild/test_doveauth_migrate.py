@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 from chatmaild.migrate_db import migrate_passdb
-
 from dict_fixtures import make_config
 
 

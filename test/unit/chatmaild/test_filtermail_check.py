@@ -280,6 +280,7 @@ def has_empty_part(data: bytes, boundary: str | None) -> bool:
 
 def reference_ambiguous(msg) -> bool:
     """docs/security.md, read literally: cleartext outside the parts, Content-Type given twice."""
+
     def twice(m):
         names = [n.lower() for n, _ in (m.get_params() or [])[1:]]
         return len(m.get_all("content-type") or []) > 1 or len(names) != len(set(names))
@@ -316,7 +317,13 @@ def reference_is_securejoin(data: bytes) -> bool:
     if msg.get("secure-join") not in ("vc-request", "vg-request") or not msg.is_multipart():
         return False
     parts = msg.get_payload()
-    if len(parts) != 1 or reference_ambiguous(msg) or has_empty_part(data, msg.get_boundary()) or parts[0].is_multipart() or parts[0].get_content_type() != "text/plain":
+    if (
+        len(parts) != 1
+        or reference_ambiguous(msg)
+        or has_empty_part(data, msg.get_boundary())
+        or parts[0].is_multipart()
+        or parts[0].get_content_type() != "text/plain"
+    ):
         return False
     return parts[0].get_payload().strip().lower() in ("secure-join: vc-request", "secure-join: vg-request")
 

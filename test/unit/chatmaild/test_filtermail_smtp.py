@@ -86,8 +86,14 @@ def test_dot_lines_survive(setup):
 def test_esmtp_parameters_ignored(setup):
     filt, sink = setup()
     data = mc.encrypted(ALICE, [BOB])
-    code, _ = send(filt.port, ALICE, [BOB], data, mail_options=["SIZE=99999", "BODY=8BITMIME"],
-                   rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;bob@example.org"])
+    code, _ = send(
+        filt.port,
+        ALICE,
+        [BOB],
+        data,
+        mail_options=["SIZE=99999", "BODY=8BITMIME"],
+        rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;bob@example.org"],
+    )
     assert code == 250
     assert sink.received[0].rcpt_tos == [BOB]
 
@@ -96,9 +102,18 @@ def test_esmtp_parameters_ignored(setup):
     "mail_from, data, code, text",
     [
         (ALICE, mc.plain(ALICE, [BOB]), 523, "Encryption Needed: Invalid Unencrypted Mail"),
-        (ALICE, mc.encrypted(ALICE, [BOB], from_header="From: <mallory@example.org>"), 500,
-         "Invalid FROM <'mallory@example.org'> for <'alice@example.org'>"),
-        (ALICE, mc.encrypted(ALICE, [BOB], payload=mc.packet(mc.TAG_LITERAL, mc.literal_body(b"hi"))), 523, "Encryption Needed"),
+        (
+            ALICE,
+            mc.encrypted(ALICE, [BOB], from_header="From: <mallory@example.org>"),
+            500,
+            "Invalid FROM <'mallory@example.org'> for <'alice@example.org'>",
+        ),
+        (
+            ALICE,
+            mc.encrypted(ALICE, [BOB], payload=mc.packet(mc.TAG_LITERAL, mc.literal_body(b"hi"))),
+            523,
+            "Encryption Needed",
+        ),
         ("alice", mc.encrypted(ALICE, [BOB]), 500, "Invalid from address <'alice'>"),
     ],
     ids=["plain", "From mismatch (AC-15)", "literal packet", "bad envelope sender"],
@@ -175,8 +190,10 @@ def test_postfix_down_is_temporary(setup):
 
 def test_kept_connections_replaced_after_postfix_restart(setup):
     filt, sink = setup()
-    threads = [threading.Thread(target=send, args=(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=i)))
-               for i in range(6)]
+    threads = [
+        threading.Thread(target=send, args=(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=i)))
+        for i in range(6)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -305,12 +322,22 @@ def _reply(reader) -> bytes:
 def test_garbage_data_refused_then_serving(setup):
     filt, sink = setup()
     garbage = bytes(b for b in range(256) if b not in b"\r\n") * 3
-    replies = raw_session(filt.port, [
-        b"EHLO client.test\r\n", b"MAIL FROM:<alice@example.org>\r\n", b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n",
-        b"From: alice@example.org\r\n\r\n" + garbage[:900] + b"\r\n.\r\n", b"RSET\r\n",
-        b"MAIL FROM:<alice@example.org>\r\n", b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n",
-        mc.encrypted(ALICE, [BOB]) + b".\r\n", b"QUIT\r\n",
-    ])
+    replies = raw_session(
+        filt.port,
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<alice@example.org>\r\n",
+            b"RCPT TO:<bob@example.org>\r\n",
+            b"DATA\r\n",
+            b"From: alice@example.org\r\n\r\n" + garbage[:900] + b"\r\n.\r\n",
+            b"RSET\r\n",
+            b"MAIL FROM:<alice@example.org>\r\n",
+            b"RCPT TO:<bob@example.org>\r\n",
+            b"DATA\r\n",
+            mc.encrypted(ALICE, [BOB]) + b".\r\n",
+            b"QUIT\r\n",
+        ],
+    )
     codes = [r[:3] for r in replies]
     assert codes == [b"220", b"250", b"250", b"250", b"354", b"523", b"250", b"250", b"250", b"354", b"250", b"221"]
     assert len(sink.received) == 1
@@ -377,8 +404,9 @@ def test_command_line(tmp_path):
     filt = RunningFilter(ini, "outgoing")  # only for the ports; not started
     sink = Sink(filt.reinject_port).start()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen([sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"],
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"], stderr=subprocess.PIPE, env=env
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -401,6 +429,9 @@ def test_command_line(tmp_path):
 
 
 def test_usage_error():
-    proc = subprocess.run([sys.executable, "-m", "chatmaild.filtermail", "x.ini", "sideways"],
-                          capture_output=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "chatmaild.filtermail", "x.ini", "sideways"],
+        capture_output=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+    )
     assert proc.returncode == 2 and b"usage" in proc.stderr

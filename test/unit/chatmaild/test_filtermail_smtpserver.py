@@ -122,12 +122,31 @@ def test_pipelined_commands_after_data(servers):
             replies = [_reply(reader) for _ in range(4)]
             sock.sendall(b"x\r\n.\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\ny\r\n.\r\nQUIT\r\n")
             replies += [_reply(reader) for _ in range(6)]
-        assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"354", b"250", b"250", b"250", b"354", b"250", b"221"]
+        assert [r[:3] for r in replies] == [
+            b"250",
+            b"250",
+            b"250",
+            b"354",
+            b"250",
+            b"250",
+            b"250",
+            b"354",
+            b"250",
+            b"221",
+        ]
         assert recorder.contents[-2:] == [b"x\r\n", b"y\r\n"]
 
 
-@pytest.mark.parametrize("command", [b"MAIL FROM:<bob@", b"RCPT TO:<bob@", b"MAIL FROM:<@",
-                                     b"MAIL FROM:<alice@[example.org> SIZE=100", b"RCPT TO:<bob@[example.org>"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        b"MAIL FROM:<bob@",
+        b"RCPT TO:<bob@",
+        b"MAIL FROM:<@",
+        b"MAIL FROM:<alice@[example.org> SIZE=100",
+        b"RCPT TO:<bob@[example.org>",
+    ],
+)
 def test_addresses_that_crash_the_stdlib_parser_are_malformed(servers, command):
     """Found by bench/fuzz.py: stock aiosmtpd raises IndexError/AttributeError here (500 "Error: (...)")."""
     _, (controller, _recorder) = servers

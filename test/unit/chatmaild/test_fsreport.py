@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_mailstore import DOMAIN, EXTRAS, MAILBOXES, MESSAGES, NOW, PASSWORD_TEXT, seed_store
 
 from chatmaild.config import read_config
 from chatmaild.fsreport import human_size, render, run_fsreport
+from test_mailstore import DOMAIN, EXTRAS, MAILBOXES, MESSAGES, NOW, PASSWORD_TEXT, seed_store
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
 
@@ -114,7 +114,10 @@ def test_cli_json(seeded, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(CHATMAILD_SRC))
     proc = subprocess.run(
         [sys.executable, "-m", "chatmaild.fsreport", str(ini), "--json", "--mdir", "new"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -142,7 +145,10 @@ def test_cli_writes_prometheus_textfile_beside_the_text_report(seeded, tmp_path)
     env = dict(os.environ, PYTHONPATH=str(CHATMAILD_SRC))
     proc = subprocess.run(
         [sys.executable, "-m", "chatmaild.fsreport", str(ini), "--textfile", str(outdir)],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert "## Login stats" in proc.stdout

@@ -11,8 +11,17 @@ import pytest
 from fuzzing import TARGETS, run
 
 # inputs per target: each slice runs well under a few seconds on a loaded machine
-SLICE = {"mime": 1000, "rules": 5000, "newemail": 300, "ini": 2000, "doveauth": 1500, "lastlogin": 1500,
-         "metadata": 1500, "smtp-outgoing": 500, "smtp-incoming": 500}
+SLICE = {
+    "mime": 1000,
+    "rules": 5000,
+    "newemail": 300,
+    "ini": 2000,
+    "doveauth": 1500,
+    "lastlogin": 1500,
+    "metadata": 1500,
+    "smtp-outgoing": 500,
+    "smtp-incoming": 500,
+}
 
 
 def test_every_target_has_a_slice():

@@ -16,11 +16,17 @@ from chatmaild import hashing
 
 VECTORS = [
     # the SHA-crypt specification's test vector (default 5000 rounds)
-    ("Hello world!", "$6$saltstring",
-     "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"),
+    (
+        "Hello world!",
+        "$6$saltstring",
+        "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
+    ),
     # crypt.crypt() of Python 3.11 on Debian 12, non-ASCII password, 16-character salt as chatmaild makes
-    ("pässwörd-of-a-chatmail-user", "$6$Xk3aQ9bL1mN7pR2s",
-     "$6$Xk3aQ9bL1mN7pR2s$kqqDmumSqonDb0.5Eeq7Cc1jsnl/dirQ1SlI1VTfYBbhO.Tawx8/LuzlVn6OeFsy0JAR9JQC9qttBj4u9gkzE0"),
+    (
+        "pässwörd-of-a-chatmail-user",
+        "$6$Xk3aQ9bL1mN7pR2s",
+        "$6$Xk3aQ9bL1mN7pR2s$kqqDmumSqonDb0.5Eeq7Cc1jsnl/dirQ1SlI1VTfYBbhO.Tawx8/LuzlVn6OeFsy0JAR9JQC9qttBj4u9gkzE0",
+    ),
 ]
 
 

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from chatmaild.lastlogin import LastLoginDict
-
 from dict_fixtures import DictClient, assert_survives_garbage, running
 
 ADDR = "abcdefghi@chat.example.org"

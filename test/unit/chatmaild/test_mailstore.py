@@ -109,8 +109,13 @@ def seed_store(root: Path, now: datetime = NOW) -> dict[str, dict]:
             name = dovecot_name(int(t - name_age * DAY), seq, size, mdir)
         path = root / mailbox / mdir / name
         write_file(path, size, t - mtime_age * DAY)
-        messages[str(path)] = {"mailbox": mailbox, "mdir": mdir.rsplit("/", 1)[-1], "size": size, "fate": fate,
-                               "time": t - (mtime_age if name_age is None or "/" in mdir else name_age) * DAY}
+        messages[str(path)] = {
+            "mailbox": mailbox,
+            "mdir": mdir.rsplit("/", 1)[-1],
+            "size": size,
+            "fate": fate,
+            "time": t - (mtime_age if name_age is None or "/" in mdir else name_age) * DAY,
+        }
     for mailbox, rel, size in EXTRAS:
         write_file(root / mailbox / rel, size, t - DAY)
     for rel in NOT_MAILBOXES:

@@ -12,7 +12,6 @@ from chatmaild.config import validate
 from chatmaild.metadata import MetadataDict
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
-
 from dict_fixtures import DictClient, assert_survives_garbage, make_config, running
 from test_turncreds import openssl_hmac_sha1_base64
 
@@ -41,8 +40,9 @@ def appversions(tmp_path):
 def service(config, push_server, secret, appversions):
     (config.mailboxes_dir / ADDR).mkdir()
     tokens = TokenStore(config)
-    notifier = Notifier(config.mailboxes_dir / "pending_notifications", tokens,
-                        url=push_server.url, workers=(1, 1, 1, 1, 1), timeout=5)
+    notifier = Notifier(
+        config.mailboxes_dir / "pending_notifications", tokens, url=push_server.url, workers=(1, 1, 1, 1, 1), timeout=5
+    )
     notifier.load()
     notifier.start()
     proxy = MetadataDict(config, tokens, notifier, turn_secret=secret, appversions=appversions)

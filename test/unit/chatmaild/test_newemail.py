@@ -80,7 +80,10 @@ def test_copied_script_finds_chatmaild_by_itself(tmp_path):
     copy.parent.mkdir()
     shutil.copy(SCRIPT, copy)
     proc = subprocess.run(
-        [sys.executable, "-I", str(copy)], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-I", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": os.environ["PATH"], "CHATMAIL_INI": str(write_ini(tmp_path))},
     )
     if Path("/usr/local/lib/chatmaild/chatmaild").is_dir():

@@ -9,7 +9,6 @@ import pytest
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
 
-
 ADDR = "abcdefghi@chat.example.org"
 FAST = (0, 0.05, 0.1, 0.15, 0.2)
 
@@ -93,9 +92,14 @@ def test_connection_error_is_retried(make_notifier, push_server, config, tokens)
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
-    n = Notifier(config.mailboxes_dir / "pending_notifications", tokens,
-                 url=f"http://127.0.0.1:{closed.getsockname()[1]}/notify",
-                 delays=FAST, workers=(1, 1, 1, 1, 1), timeout=2)
+    n = Notifier(
+        config.mailboxes_dir / "pending_notifications",
+        tokens,
+        url=f"http://127.0.0.1:{closed.getsockname()[1]}/notify",
+        delays=FAST,
+        workers=(1, 1, 1, 1, 1),
+        timeout=2,
+    )
     n.queue_dir.mkdir(exist_ok=True)
     n.start()
     try:

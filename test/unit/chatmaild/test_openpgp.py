@@ -63,7 +63,10 @@ PACKET_STREAMS = {
     "literal only": (packet(TAG_LITERAL, literal_body(b"hello")), False),
     "pkesk+literal": (KEY + packet(TAG_LITERAL, literal_body(b"hello")), False),
     "literal before seipd": (packet(TAG_LITERAL, literal_body(b"x")) + SEIPD, False),
-    "signed only": (packet(TAG_ONEPASS, bytes(13)) + packet(TAG_LITERAL, literal_body(b"x")) + packet(TAG_SIG, bytes(40)), False),
+    "signed only": (
+        packet(TAG_ONEPASS, bytes(13)) + packet(TAG_LITERAL, literal_body(b"x")) + packet(TAG_SIG, bytes(40)),
+        False,
+    ),
     "compressed": (packet(TAG_COMPRESSED, b"\x01" + bytes(50)), False),
     "pkesk tag as last": (SEIPD[:0] + KEY + packet(TAG_PKESK, bytes(30)), False),
     "old-format pkesk": (old_packet(TAG_PKESK, KEY[2:]) + SEIPD, False),
@@ -105,7 +108,11 @@ ARMORS = {
     "text after end": (GOOD + b"bye\r\n", False, False),
     "bad base64": (b"-----BEGIN PGP MESSAGE-----\r\n\r\nwV4DA\r\n=AAAA\r\n-----END PGP MESSAGE-----\r\n", False, False),
     "literal inside": (armor(packet(TAG_LITERAL, literal_body(b"secret" * 100))).encode(), False, False),
-    "partial lengths": (armor(KEY + packet(TAG_SEIPD, seipd_body(RNG, 70000), partial=[15, 13, 9])).encode(), True, True),
+    "partial lengths": (
+        armor(KEY + packet(TAG_SEIPD, seipd_body(RNG, 70000), partial=[15, 13, 9])).encode(),
+        True,
+        True,
+    ),
     "empty": (b"", False, False),
     # issue 13, 4: binascii skips what is not base64, so text could ride along inside the armor
     "8-bit text between lines": (GOOD.replace(b"\r\n", "\r\nПривет, это секрет\r\n".encode(), 3), False, False),
@@ -134,9 +141,24 @@ def test_gnupg_symmetric_message(tmp_path):
     home.mkdir(mode=0o700)
     try:
         out = subprocess.run(
-            ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "x",
-             "--symmetric", "--armor", "--no-emit-version", "--rfc4880", "--force-mdc"],
-            input=b"hello", capture_output=True, check=True,
+            [
+                "gpg",
+                "--homedir",
+                str(home),
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "x",
+                "--symmetric",
+                "--armor",
+                "--no-emit-version",
+                "--rfc4880",
+                "--force-mdc",
+            ],
+            input=b"hello",
+            capture_output=True,
+            check=True,
         ).stdout.replace(b"\n", b"\r\n")
     finally:  # gpg leaves an agent running for this home
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)

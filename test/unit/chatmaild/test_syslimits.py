@@ -8,13 +8,11 @@ creation, the log) is the real service.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
 from chatmaild.doveauth import AuthDict
 from chatmaild.syslimits import SystemLimits, available_memory, free_disk, load_1m
-
 from dict_fixtures import DictClient, make_config, running
 from test_doveauth import ADDR, PASSWORD, entry, passdb
 
@@ -34,8 +32,9 @@ def world(tmp_path):
 def auth(tmp_path, world):
     config = make_config(tmp_path, max_load_1m=5, min_available_memory="200M", min_free_disk_space="1G")
     config.mailboxes_dir.mkdir(parents=True)
-    limits = SystemLimits(config, load=lambda: world["load"], memory=lambda: world["memory"],
-                          disk=lambda path: world["disk"])
+    limits = SystemLimits(
+        config, load=lambda: world["load"], memory=lambda: world["memory"], disk=lambda path: world["disk"]
+    )
     with running(AuthDict(config, nocreate_path=tmp_path / "nocreate", limits=limits)) as path:
         client = DictClient(path)
         client.hello("auth")
@@ -67,6 +66,7 @@ def test_shortage_refuses_new_accounts_only(auth, world, caplog, what, short, en
 
 def test_unreadable_value_does_not_block(tmp_path, caplog):
     """A limit that cannot be measured is not exceeded; the others still count."""
+
     def broken():
         raise OSError("no /proc here")
 

@@ -13,11 +13,15 @@ def openssl_hmac_sha1_base64(secret: str, message: str) -> str:
     """Independent computation of base64(HMAC-SHA1(secret, message))."""
     digest = subprocess.run(
         ["openssl", "dgst", "-sha1", "-hmac", secret, "-binary"],
-        input=message.encode(), capture_output=True, check=True,
+        input=message.encode(),
+        capture_output=True,
+        check=True,
     ).stdout
-    return subprocess.run(
-        ["openssl", "base64", "-A"], input=digest, capture_output=True, check=True
-    ).stdout.decode().strip()
+    return (
+        subprocess.run(["openssl", "base64", "-A"], input=digest, capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
 
 
 def test_credentials_match_openssl():

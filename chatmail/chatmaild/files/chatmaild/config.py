@@ -19,8 +19,9 @@ import difflib
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "SETTINGS",
@@ -269,8 +270,10 @@ def kind_repository_or_empty(value: Any) -> str:
     """Where backups go: an absolute directory or a restic repository URL."""
     text = _as_text(value)
     if text and not (text.startswith("/") or _RESTIC_URL.match(text)):
-        raise ValueError("expected an absolute directory or a restic repository URL "
-                         "(sftp:host:/path, rest:https://..., s3:...), or empty")
+        raise ValueError(
+            "expected an absolute directory or a restic repository URL "
+            "(sftp:host:/path, rest:https://..., s3:...), or empty"
+        )
     return text
 
 
@@ -367,12 +370,21 @@ def kind_appversions(value: Any) -> dict[str, Any] | None:
     if not isinstance(clients, list) or set(value) != {"clients"}:
         raise ValueError(expected)
     for client in clients:
-        if not (isinstance(client, dict) and set(client) == {"clientId", "sources"}
-                and isinstance(client["clientId"], str) and client["clientId"] and isinstance(client["sources"], list)):
+        if not (
+            isinstance(client, dict)
+            and set(client) == {"clientId", "sources"}
+            and isinstance(client["clientId"], str)
+            and client["clientId"]
+            and isinstance(client["sources"], list)
+        ):
             raise ValueError(f"client {client!r}: " + expected)
         for source in client["sources"]:
-            ok = isinstance(source, dict) and set(source) == set(_APPVERSION_SOURCE) and all(
-                isinstance(source[k], t) and not isinstance(source[k], bool) for k, t in _APPVERSION_SOURCE.items()
+            ok = (
+                isinstance(source, dict)
+                and set(source) == set(_APPVERSION_SOURCE)
+                and all(
+                    isinstance(source[k], t) and not isinstance(source[k], bool) for k, t in _APPVERSION_SOURCE.items()
+                )
             )
             if not ok or not 0 <= source["versionInteger"] < 2**32 or not source["downloadUrl"].startswith("https://"):
                 raise ValueError(f"source {source!r}: " + expected)
@@ -392,7 +404,9 @@ def _is_salt_path(text: Any) -> bool:
 def _tofs_path_prefix(value: Any) -> str:
     text = value.strip().rstrip("/") if isinstance(value, str) else ""
     if not _is_salt_path(text):
-        raise ValueError("expected a folder in the file roots like chatmail or site/chatmail (relative: no salt://, no leading /, no ..)")
+        raise ValueError(
+            "expected a folder in the file roots like chatmail or site/chatmail (relative: no salt://, no leading /, no ..)"
+        )
     return text
 
 
@@ -404,8 +418,7 @@ def _tofs_files_switch(value: Any) -> list[str]:
 
 def _tofs_source_files(value: Any) -> dict[str, list[str]]:
     expected = (
-        "expected state IDs mapped to lists of file names, "
-        "e.g. {chatmail-postfix-main-cf-file-managed: [main.cf.j2]}"
+        "expected state IDs mapped to lists of file names, e.g. {chatmail-postfix-main-cf-file-managed: [main.cf.j2]}"
     )
     if not isinstance(value, dict):
         raise ValueError(expected)
@@ -572,7 +585,9 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
         if key not in SETTINGS:
             hint = difflib.get_close_matches(str(key), SETTINGS, n=1)
             also = f" (did you mean {hint[0]}?)" if hint else ""
-            problems.append(f"{source}:{key}: got {raw[key]!r} for an unknown key{also}; expected one of the keys in pillar.example")
+            problems.append(
+                f"{source}:{key}: got {raw[key]!r} for an unknown key{also}; expected one of the keys in pillar.example"
+            )
     for key, setting in SETTINGS.items():
         if key not in raw:
             if setting.default is REQUIRED:
@@ -654,7 +669,12 @@ def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
         for key in ("tls_cert_file", "tls_key_file"):
             if not s[key]:
                 problems.append(f"{source}:{key}: missing; tls_mode external needs an absolute path")
-    ports = ["filtermail_smtp_port", "postfix_reinject_port", "filtermail_smtp_port_incoming", "postfix_reinject_port_incoming"]
+    ports = [
+        "filtermail_smtp_port",
+        "postfix_reinject_port",
+        "filtermail_smtp_port_incoming",
+        "postfix_reinject_port_incoming",
+    ]
     seen: dict[int, str] = {}
     for key in ports:
         if s[key] in seen:
@@ -680,7 +700,9 @@ def derived(settings: dict[str, Any]) -> dict[str, Any]:
         "iroh_relay_url": f"https://{domain}" if iroh is None else iroh,
         "iroh_relay_local": iroh is None,
         # the file chatmail-metadata serves; None: the formula's own file
-        "appversions_json": None if settings["appversions"] is None else json.dumps(settings["appversions"], indent=2) + "\n",
+        "appversions_json": None
+        if settings["appversions"] is None
+        else json.dumps(settings["appversions"], indent=2) + "\n",
     }
 
 
@@ -706,7 +728,9 @@ def parse_ini(text: str, source: str = "chatmail.ini") -> dict[str, str]:
         if not sep:
             raise SettingsError([f"{source} line {number}: got {stripped!r}; expected 'key = value'"], source)
         if section is None:
-            raise SettingsError([f"{source} line {number}: setting before any section; expected it under [params]"], source)
+            raise SettingsError(
+                [f"{source} line {number}: setting before any section; expected it under [params]"], source
+            )
         if section == "params":
             key = name.strip()
             params[key] = value.strip()

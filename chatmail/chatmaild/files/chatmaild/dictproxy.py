@@ -38,9 +38,10 @@ import socket
 import stat
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import Config
@@ -393,7 +394,7 @@ class DictServer:
         self._selector.close()
 
 
-def run_service(module: str, argv: list[str] | None, make: "Callable[[Config], DictProxy | None]") -> int:
+def run_service(module: str, argv: list[str] | None, make: Callable[[Config], DictProxy | None]) -> int:
     """The ``main`` of every dict service: ``<socket> <chatmail.ini>``, logging, then serve what
     ``make`` builds from the config (``None``: it could not start and has logged why)."""
     from .config import read_config

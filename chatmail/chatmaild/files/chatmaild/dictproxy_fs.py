@@ -14,8 +14,8 @@ import contextlib
 import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def write_atomic(path: Path, data: str | bytes, mode: int = 0o600) -> None:

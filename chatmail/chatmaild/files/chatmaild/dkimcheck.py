@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import dkim
 import dns.exception
@@ -62,8 +62,13 @@ def dns_txt_lookup(resolver: dns.resolver.Resolver | None = None) -> TxtLookup:
         deadline = time.monotonic() + LOOKUP_TIMEOUT
         while True:
             try:
-                answer = resolver.resolve(name, "TXT", raise_on_no_answer=False, search=False,
-                                          lifetime=max(0.1, min(ATTEMPT_TIMEOUT, deadline - time.monotonic())))
+                answer = resolver.resolve(
+                    name,
+                    "TXT",
+                    raise_on_no_answer=False,
+                    search=False,
+                    lifetime=max(0.1, min(ATTEMPT_TIMEOUT, deadline - time.monotonic())),
+                )
                 break
             except dns.resolver.NXDOMAIN:
                 return None

@@ -20,16 +20,16 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .accountrules import address_refusal, impossible_address, password_refusal
 from .config import Config
 from .dictproxy import DictProxy, LookupFailed, run_service
 from .dictproxy_fs import locked, write_atomic
 from .hashing import hash_password
-from .syslimits import SystemLimits
 from .ratelimit import WindowLimit
+from .syslimits import SystemLimits
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,7 @@ class AuthDict(DictProxy):
         """The passdb/userdb JSON object (same text json.dumps would give)."""
         q = _json_string
         return (
-            f'{{"addr": {q(addr)}, "home": {q(str(userdir))}, "uid": "vmail", '
-            f'"gid": "vmail", "password": {q(hashed)}}}'
+            f'{{"addr": {q(addr)}, "home": {q(str(userdir))}, "uid": "vmail", "gid": "vmail", "password": {q(hashed)}}}'
         )
 
     def userdb(self, addr: str) -> str | None:
@@ -221,9 +220,7 @@ class AuthDict(DictProxy):
         """
         key = source_key(source)
         if key and not self.creations.allow(key):
-            raise LookupFailed(
-                f"{key} created {self.config.account_creations_per_hour} accounts within the last hour"
-            )
+            raise LookupFailed(f"{key} created {self.config.account_creations_per_hour} accounts within the last hour")
 
 
 def source_key(address: str) -> str:

@@ -47,9 +47,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from .config import Config, read_config
 from .dkimcheck import DkimCheck, TxtLookup

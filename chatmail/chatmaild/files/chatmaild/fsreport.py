@@ -22,9 +22,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
 from chatmaild.config import Config, read_config
 from chatmaild.dictproxy_fs import write_atomic
@@ -104,8 +104,12 @@ class Report:
             "min_login_age": self.min_login_age,
             "mdir": self.mdir,
             "size_buckets": [
-                {"min_size": size, "bytes": summed, "count": self.bucket_counts[size],
-                 "percent": _percent(summed, self.size_messages)}
+                {
+                    "min_size": size,
+                    "bytes": summed,
+                    "count": self.bucket_counts[size],
+                    "percent": _percent(summed, self.size_messages),
+                }
                 for size, summed in self.buckets.items()
             ],
             "logins": {
@@ -209,21 +213,40 @@ def prometheus_text(report: dict) -> str:
         lines.extend(f"{name}{labels} {value}" for labels, value in samples)
 
     logins = report["logins"]
-    gauge("chatmail_storage_bytes", "Mailbox storage in bytes.", [
-        ('{kind="messages"}', report["size_messages"]),
-        ('{kind="extra"}', report["size_extra"]),
-        ('{kind="total"}', report["size_total"]),
-    ])
+    gauge(
+        "chatmail_storage_bytes",
+        "Mailbox storage in bytes.",
+        [
+            ('{kind="messages"}', report["size_messages"]),
+            ('{kind="extra"}', report["size_extra"]),
+            ('{kind="total"}', report["size_total"]),
+        ],
+    )
     buckets = report["size_buckets"]
-    gauge("chatmail_messages_bytes", "Sum of message bytes >= min_size.",
-          [(f'{{min_size="{b["min_size"]}"}}', b["bytes"]) for b in buckets])
-    gauge("chatmail_messages_count", "Number of messages >= min_size.",
-          [(f'{{min_size="{b["min_size"]}"}}', b["count"]) for b in buckets])
-    gauge("chatmail_accounts", "Number of accounts with a recorded login.", [
-        ('{kind="all"}', logins["all"]), ('{kind="ci"}', logins["ci"]), ('{kind="user"}', logins["nonci"]),
-    ])
-    gauge("chatmail_accounts_active", "Non-CI accounts active within N days.",
-          [(f'{{days="{w["days"]}"}}', w["count"]) for w in logins["active"]])
+    gauge(
+        "chatmail_messages_bytes",
+        "Sum of message bytes >= min_size.",
+        [(f'{{min_size="{b["min_size"]}"}}', b["bytes"]) for b in buckets],
+    )
+    gauge(
+        "chatmail_messages_count",
+        "Number of messages >= min_size.",
+        [(f'{{min_size="{b["min_size"]}"}}', b["count"]) for b in buckets],
+    )
+    gauge(
+        "chatmail_accounts",
+        "Number of accounts with a recorded login.",
+        [
+            ('{kind="all"}', logins["all"]),
+            ('{kind="ci"}', logins["ci"]),
+            ('{kind="user"}', logins["nonci"]),
+        ],
+    )
+    gauge(
+        "chatmail_accounts_active",
+        "Non-CI accounts active within N days.",
+        [(f'{{days="{w["days"]}"}}', w["count"]) for w in logins["active"]],
+    )
     gauge("chatmail_mailboxes", "Mailbox directories.", [("", report["mailboxes"])])
     gauge("chatmail_fsreport_duration_seconds", "Time the report took.", [("", report["duration_s"])])
     return "\n".join(lines) + "\n"
@@ -243,13 +266,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("ini", nargs="?", default=DEFAULT_INI, help=f"chatmail.ini (default {DEFAULT_INI})")
     parser.add_argument("--days", type=float, default=0, help="pretend the clock is DAYS days later")
     parser.add_argument(
-        "--min-login-age", type=int, default=0, help="size buckets only count mailboxes whose last login is this many days old"
+        "--min-login-age",
+        type=int,
+        default=0,
+        help="size buckets only count mailboxes whose last login is this many days old",
     )
-    parser.add_argument("--mdir", choices=sorted(MESSAGE_DIRS), help="size buckets only count messages in this kind of dir")
+    parser.add_argument(
+        "--mdir", choices=sorted(MESSAGE_DIRS), help="size buckets only count messages in this kind of dir"
+    )
     parser.add_argument("--maxnum", type=int, default=None, help="examine at most N mailboxes")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
-        "--textfile", metavar="PATH", help=f"also write a Prometheus textfile to PATH (a directory: PATH/{TEXTFILE_NAME})"
+        "--textfile",
+        metavar="PATH",
+        help=f"also write a Prometheus textfile to PATH (a directory: PATH/{TEXTFILE_NAME})",
     )
     args = parser.parse_args(argv)
     config = read_config(args.ini)

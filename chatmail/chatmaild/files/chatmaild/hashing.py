@@ -62,7 +62,7 @@ def verify_password(password: str, stored: str) -> bool:
     """True if ``password`` matches a stored ``{SHA512-CRYPT}$6$...`` value."""
     if not stored.startswith(SCHEME + "$6$"):
         return False
-    hashed = stored[len(SCHEME):]
+    hashed = stored[len(SCHEME) :]
     try:
         candidate = crypt(password, hashed)
     except ValueError:

@@ -39,7 +39,7 @@ class LastLoginDict(DictProxy):
         if not key.startswith(KEY_PREFIX):
             log.warning("lastlogin: refusing set of %r", key)
             return False
-        addr = key[len(KEY_PREFIX):]
+        addr = key[len(KEY_PREFIX) :]
         if "@" not in addr:
             return True  # not an account (e.g. a master user); nothing to track
         try:

@@ -48,9 +48,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from stat import S_ISREG
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 MESSAGE_DIRS = frozenset(("cur", "new", "tmp"))
 PASSWORD = "password"
@@ -141,9 +142,7 @@ def _scan_message_dir(path: str, mdir: str, trust_name_time: bool, out: list[Mes
         append(Message(file_path, mdir, st.st_mtime if when is None else when, st.st_size if size is None else size))
 
 
-def _scan_folder(
-    path: str, is_inbox: bool, messages: list[Message], extras: list[ExtraFile] | None
-) -> None:
+def _scan_folder(path: str, is_inbox: bool, messages: list[Message], extras: list[ExtraFile] | None) -> None:
     try:
         entries = os.scandir(path)
     except (FileNotFoundError, NotADirectoryError):

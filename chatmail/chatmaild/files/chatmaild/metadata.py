@@ -51,8 +51,14 @@ def read_appversions(path: Path) -> str | None:
 class MetadataDict(DictProxy):
     name = "chatmail-metadata"
 
-    def __init__(self, config: Config, tokens: TokenStore, notifier: Notifier, turn_secret: Path = SECRET_PATH,
-                 appversions: Path = APPVERSIONS_PATH):
+    def __init__(
+        self,
+        config: Config,
+        tokens: TokenStore,
+        notifier: Notifier,
+        turn_secret: Path = SECRET_PATH,
+        appversions: Path = APPVERSIONS_PATH,
+    ):
         self.config = config
         self.tokens = tokens
         self.notifier = notifier
@@ -89,7 +95,7 @@ class MetadataDict(DictProxy):
             except ValueError:
                 return None
         if namespace == "shared" and name.startswith(SERVER_ENTRY):
-            answer = self.server_entries.get(name[len(SERVER_ENTRY):])
+            answer = self.server_entries.get(name[len(SERVER_ENTRY) :])
             if answer is not None:
                 return answer()
         log.info("lookup of unknown metadata key %r", key[:120])

@@ -256,7 +256,7 @@ def _split(data: bytes, start: int, boundary: str) -> tuple[list[Part] | None, t
         if part_start is not None:
             parts.append(_make_part(data, part_start, _line_break_before(data, line_start)))
         else:
-            preamble = data[start:_line_break_before(data, line_start)] if line_start > start else b""
+            preamble = data[start : _line_break_before(data, line_start)] if line_start > start else b""
         if close:  # the rest is epilogue
             return (parts or None), (preamble, data[line_end:])
         part_start = line_end
@@ -314,13 +314,15 @@ PAYLOAD_TYPE = "application/octet-stream"
 # The only text a preamble or epilogue may hold besides blank lines: what
 # common OpenPGP/MIME clients write for readers without MIME support.
 # Anything else there would be cleartext the recipient's client may show.
-FIXED_OUTSIDE_LINES = frozenset({
-    b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)",  # Thunderbird, Enigmail
-    b"This is an OpenPGP/MIME encrypted message (RFC 2440 and 3156)",  # older Enigmail
-    b"This is an OpenPGP/MIME encrypted message",
-    b"This is a multi-part message in MIME format.",
-    b"This is a MIME-formatted message.",
-})
+FIXED_OUTSIDE_LINES = frozenset(
+    {
+        b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)",  # Thunderbird, Enigmail
+        b"This is an OpenPGP/MIME encrypted message (RFC 2440 and 3156)",  # older Enigmail
+        b"This is an OpenPGP/MIME encrypted message",
+        b"This is a multi-part message in MIME format.",
+        b"This is a MIME-formatted message.",
+    }
+)
 
 SECUREJOIN_REQUESTS = ("vc-request", "vg-request")
 SECUREJOIN_BODIES = tuple(b"secure-join: " + r.encode() for r in SECUREJOIN_REQUESTS)

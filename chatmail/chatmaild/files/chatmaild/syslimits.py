@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .config import Config, size_bytes
 
@@ -86,7 +86,9 @@ class SystemLimits:
             return f"available memory {_mb(memory)} below min_available_memory {cfg.min_available_memory}"
         disk = self._read("free disk", lambda: self.disk(cfg.mailboxes_dir))
         if disk is not None and disk < self.min_disk:
-            return f"free disk under {cfg.mailboxes_dir} {_mb(disk)} below min_free_disk_space {cfg.min_free_disk_space}"
+            return (
+                f"free disk under {cfg.mailboxes_dir} {_mb(disk)} below min_free_disk_space {cfg.min_free_disk_space}"
+            )
         return None
 
     @staticmethod
