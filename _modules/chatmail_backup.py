@@ -490,17 +490,19 @@ def _owners_missing(items: list[dict[str, str]]) -> list[str]:
 
 def _install_stage() -> None:
     """The formula's install stage: packages and the users that own the data, nothing started."""
-    ret = __salt__["state.apply"]("chatmail", pillar={"chatmail": {"stages": ["install"]}})
+    _apply_or_raise({"stages": ["install"]}, "the install stage (which makes the users owning the data) failed")
+
+
+def _apply_or_raise(pillar: dict[str, Any], what: str, hint: str = "") -> None:
+    """``state.apply chatmail`` with ``pillar`` merged in; CommandExecutionError naming the failed states."""
+    ret = __salt__["state.apply"]("chatmail", pillar={"chatmail": pillar})
     failed = [
         f"{v.get('__id__', k)}: {v.get('comment')}"
         for k, v in (ret.items() if isinstance(ret, dict) else [])
         if isinstance(v, dict) and v.get("result") is False
     ]
     if failed or not isinstance(ret, dict):
-        raise CommandExecutionError(
-            "the install stage (which makes the users owning the data) failed: "
-            + ("; ".join(failed) if failed else str(ret))
-        )
+        raise CommandExecutionError(f"{what}: {'; '.join(failed) or ret}{hint}")
 
 
 def _chown_tree(path: str, user: str, group: str) -> None:
@@ -703,16 +705,7 @@ def _mail_off(s: dict[str, Any]) -> str:
     """Stop mail on this relay through the formula (disable_mail); how it went."""
     if _opt("chatmail.backup_root") != "/":
         return "skipped (not the live system)"
-    ret = __salt__["state.apply"]("chatmail", pillar={"chatmail": {"disable_mail": True}})
-    failed = [
-        f"{v.get('__id__', k)}: {v.get('comment')}"
-        for k, v in (ret.items() if isinstance(ret, dict) else [])
-        if isinstance(v, dict) and v.get("result") is False
-    ]
-    if failed or not isinstance(ret, dict):
-        raise CommandExecutionError(
-            f"disabling mail failed: {'; '.join(failed) or ret}; to take mail again: {MAIL_ON_AGAIN}"
-        )
+    _apply_or_raise({"disable_mail": True}, "disabling mail failed", f"; to take mail again: {MAIL_ON_AGAIN}")
     return "disabled"
 
 

@@ -122,16 +122,9 @@ zone:
         conf.write_text(self.config())
         self._write_zone()
         subprocess.run(["nsd-checkconf", str(conf)], check=True, capture_output=True)
-        log = open(self.workdir / "nsd.out", "ab")
-        self.process = subprocess.Popen(
-            ["nsd", "-d", "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            preexec_fn=None if self.persistent else lifecycle.die_with_parent,
+        self.process = lifecycle.start_daemon(
+            ["nsd", "-d", "-c", str(conf)], self.workdir / "nsd.out", self.workdir / "server.pid", self.persistent
         )
-        (self.workdir / "server.pid").write_text(str(self.process.pid))
         if not self.persistent:
             self._handle = lifecycle.register("nsd", self.stop)
         self._wait_for_serial()

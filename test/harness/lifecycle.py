@@ -80,6 +80,24 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def start_daemon(cmd: list[str], log_path, pid_path, persistent: bool):
+    """Start a harness daemon (nsd, tinyproxy) in the foreground of its own session, logging
+    to ``log_path``; it dies with this process unless ``persistent`` (deploy-local keeps it)."""
+    import subprocess
+
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        preexec_fn=None if persistent else die_with_parent,
+    )
+    pid_path.write_text(str(process.pid))
+    return process
+
+
 def stop_process(process, group: int | None = None, grace: float = 5) -> None:
     """Stop a daemon the harness started: SIGTERM (to process group ``group`` when the
     daemon forks, as nsd does), then SIGKILL if it is still there after ``grace`` seconds."""

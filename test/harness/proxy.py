@@ -71,16 +71,12 @@ class Proxy:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "tinyproxy.conf"
         conf.write_text(self.config())
-        log = open(self.workdir / "tinyproxy.log", "ab")
-        self.process = subprocess.Popen(
+        self.process = lifecycle.start_daemon(
             ["tinyproxy", "-d", "-c", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            preexec_fn=None if self.persistent else lifecycle.die_with_parent,
+            self.workdir / "tinyproxy.log",
+            self.workdir / "tinyproxy.pid",
+            self.persistent,
         )
-        (self.workdir / "tinyproxy.pid").write_text(str(self.process.pid))
         if not self.persistent:
             self._handle = lifecycle.register("tinyproxy", self.stop)
         _wait_for_port(self.address, self.port, self.process)
