@@ -69,6 +69,10 @@ RELEASES = {
 RENDERED = {"debian12": list(PILLARS), "debian12-arm64": ["everything"]}
 # grains that differ between hosts and say nothing about the release
 HOST = {"id": "render-test", "pythonexecutable": "/usr/bin/python3"}
+# the version marker names the checkout's commit (and its uncommitted diff): it changes with
+# every commit, so the snapshot holds a placeholder (test_version_marker.py tests the marker)
+VERSION_MARKER = ("chatmail-version-marker-file-managed", "/etc/chatmail-version")
+VERSION_PLACEHOLDER = "<the formula's version>\n"
 
 
 def slug(name: str) -> str:
@@ -90,6 +94,11 @@ def rendered(release: str, tmp: Path) -> dict[str, str]:
         for body in r.states.values():
             for args in body.values():
                 args.pop("order", None)
+        for args in r.states.get(VERSION_MARKER[0], {}).values():
+            if "contents" in args:
+                args["contents"] = VERSION_PLACEHOLDER
+        if VERSION_MARKER[1] in r.files:
+            r.files[VERSION_MARKER[1]] = VERSION_PLACEHOLDER
         text = json.dumps(r.states, sort_keys=True, indent=1).replace(str(tmp / str(i)), "<tmp>")
         out[f"{slug(name)}/states.json"] = text + "\n"
         for path, content in r.files.items():
