@@ -66,9 +66,9 @@ def service_params(d: Path) -> dict[str, dict[str, str]]:
     """postconf -P: {"service/type": {param: value}}."""
     out: dict[str, dict[str, str]] = {}
     for line in run("postconf", "-c", str(d), "-P").splitlines():
-        key, _, value = line.partition(" = ")
+        key, _, value = line.partition(" =")  # an empty value has no blank after "="
         service, type_, param = key.rsplit("/", 2)
-        out.setdefault(f"{service}/{type_}", {})[param] = value
+        out.setdefault(f"{service}/{type_}", {})[param] = value.removeprefix(" ")
     return out
 
 
@@ -125,6 +125,30 @@ def test_master_cf_mail_paths(rendered, tmp_path, variant, filter_out, reinject,
     assert params[incoming]["cleanup_service_name"] == "inclean"
     assert params["authclean/unix"]["header_checks"] == "regexp:/etc/postfix/submission_header_cleanup"
     assert params["inclean/unix"]["header_checks"] == "regexp:/etc/postfix/incoming_header_cleanup"
+
+
+@pytest.mark.parametrize("variant", ["default", "ports"])
+def test_every_smtpd_has_its_own_relay_restrictions_ending_in_reject(rendered, tmp_path, variant):
+    """No smtpd falls back to main.cf's smtpd_relay_restrictions (upstream 1.12)."""
+    d = confdir(rendered(variant), tmp_path)
+    rows = [line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()]
+    smtpds = sorted(f"{r[0]}/{r[1]}" for r in rows if r[7] == "smtpd")
+    reinject, reinject_in = (10025, 10026) if variant == "default" else (11025, 11026)
+    outgoing, incoming = f"127.0.0.1:{reinject}/inet", f"127.0.0.1:{reinject_in}/inet"
+    assert smtpds == sorted([outgoing, incoming, "smtp/inet", "smtps/inet", "submission/inet"])
+    params = service_params(d)
+    relay = {s: params[s]["smtpd_relay_restrictions"].split(",") for s in smtpds}
+    for service in smtpds:
+        assert relay[service][-1] == "reject", service
+        assert params[service]["smtpd_recipient_restrictions"] == "", service
+    # port 25: mail for mail_domain only, whoever connects (nginx and filtermail are on loopback too)
+    assert relay["smtp/inet"] == ["permit_auth_destination", "reject"]
+    # reinject ports: loopback only; the incoming one also only for mail_domain
+    assert relay[outgoing] == ["permit_mynetworks", "reject"]
+    assert relay[incoming] == ["reject_unauth_destination", "permit_mynetworks", "reject"]
+    for public in ("submission/inet", "smtps/inet"):
+        assert relay[public] == ["permit_sasl_authenticated", "reject"]
+        assert params[public]["smtpd_sasl_auth_enable"] == "yes"
 
 
 def test_master_cf_services_and_limits(rendered, tmp_path):
