@@ -141,11 +141,11 @@ def test_quota_warning_runs_quota_expiry(rendered, tmp_path):
         with open(path, "wb") as f:
             f.truncate(1)  # the ,S= size is what counts, as for Dovecot's maildir quota
         os.utime(path, (old + seq, old + seq))
-    (tmp_path / "chatmail.ini").write_text(f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {tmp_path / 'mail'}\nmax_mailbox_size = 1G\n")
-    local = [
-        {f"PYTHONPATH={lib}": f"PYTHONPATH={REPO / 'chatmail/chatmaild/files'}", ini: str(tmp_path / "chatmail.ini")}.get(a, a)
-        for a in command
-    ]
+    (tmp_path / "chatmail.ini").write_text(
+        f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {tmp_path / 'mail'}\nmax_mailbox_size = 1G\n"
+    )
+    here = {f"PYTHONPATH={lib}": f"PYTHONPATH={REPO / 'chatmail/chatmaild/files'}", ini: str(tmp_path / "chatmail.ini")}
+    local = [here.get(a, a) for a in command]
     proc = subprocess.run([*local, f"full@{DOMAIN}"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name.split(".")[0] for p in (box / "cur").iterdir()) == [str(int(old) + seq) for seq in range(2, 9)]

@@ -72,6 +72,12 @@ def service_params(d: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def master_rows(d: Path) -> list[list[str]]:
+    """postconf -Mf: the service lines of master.cf, split into their fields."""
+    lines = run("postconf", "-c", str(d), "-Mf").splitlines()
+    return [line.split() for line in lines if line and not line[0].isspace()]
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_pair_passes_postfix_check(rendered, variant, tmp_path):
     d = confdir(rendered(variant), tmp_path)
@@ -131,7 +137,7 @@ def test_master_cf_mail_paths(rendered, tmp_path, variant, filter_out, reinject,
 def test_every_smtpd_has_its_own_relay_restrictions_ending_in_reject(rendered, tmp_path, variant):
     """No smtpd falls back to main.cf's smtpd_relay_restrictions (upstream 1.12)."""
     d = confdir(rendered(variant), tmp_path)
-    rows = [line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()]
+    rows = master_rows(d)
     smtpds = sorted(f"{r[0]}/{r[1]}" for r in rows if r[7] == "smtpd")
     reinject, reinject_in = (10025, 10026) if variant == "default" else (11025, 11026)
     outgoing, incoming = f"127.0.0.1:{reinject}/inet", f"127.0.0.1:{reinject_in}/inet"
@@ -153,7 +159,7 @@ def test_every_smtpd_has_its_own_relay_restrictions_ending_in_reject(rendered, t
 
 def test_master_cf_services_and_limits(rendered, tmp_path):
     d = confdir(rendered("default"), tmp_path)
-    rows = [line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()]
+    rows = master_rows(d)
     by_name = {f"{r[0]}/{r[1]}": r for r in rows}
     assert by_name["submission/inet"][6] == by_name["smtps/inet"][6] == "1000"  # max_smtp_connections
     assert by_name["127.0.0.1:10025/inet"][4] == "n"  # not chrooted: reaches opendkim socket path as is

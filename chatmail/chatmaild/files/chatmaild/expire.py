@@ -260,9 +260,7 @@ def expire_to_target(
         now = time.time()
     target = int(size_bytes(config.max_mailbox_size) * target_percent / 100)
     path = os.path.join(config.mailboxes_dir, address)
-    messages = sorted(
-        (m for m in scan_mailbox(path).messages if m.mdir != "tmp"), key=lambda m: (m.time, m.path)
-    )
+    messages = sorted((m for m in scan_mailbox(path).messages if m.mdir != "tmp"), key=lambda m: (m.time, m.path))
     size = sum(m.size for m in messages)
     result = {"mailbox": path, "target_bytes": target, "bytes_before": size}
     expirer = Expirer(Cutoffs(now, now, now, now), remove, log)
