@@ -319,13 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     log = _stderr if args.verbose else None
     if args.mailbox is not None:
         result = expire_to_target(config, args.mailbox, args.target_percent, remove=args.remove, log=log)
-        verb = "Removed" if args.remove else "Would remove"
-        print(
-            json.dumps(result)
-            if args.json
-            else f"{verb} {result['files_removed']} message files of {result['mailbox']}: "
-            f"{result['bytes_before']} -> {result['bytes_after']} bytes (target {result['target_bytes']})"
-        )
+        if args.json:
+            print(json.dumps(result))
+        else:  # to stderr, which is Dovecot's log when Dovecot runs it; stdout is its socket
+            verb = "Removed" if args.remove else "Would remove"
+            _stderr(
+                f"{verb} {result['files_removed']} message files of {result['mailbox']}: "
+                f"{result['bytes_before']} -> {result['bytes_after']} bytes (target {result['target_bytes']})"
+            )
         return 1 if result["errors"] else 0
     result = run_expire(config, remove=args.remove, days=args.days, maxnum=args.maxnum, log=log)
     if args.json:
