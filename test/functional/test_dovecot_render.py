@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from saltrender import REPO, Rendered, render
 
 pytestmark = pytest.mark.skipif(shutil.which("doveconf") is None, reason="needs Debian's dovecot-core")
@@ -23,7 +24,12 @@ DOMAIN = "chat.example.org"
 VARIANTS = {
     "default": {"mail_domain": DOMAIN},
     "compress_ipv4_nomail": {"mail_domain": DOMAIN, "imap_compress": True, "disable_ipv6": True, "disable_mail": True},
-    "rawlog_chatmail": {"mail_domain": DOMAIN, "imap_rawlog": True, "dovecot_source": "chatmail", "max_mailbox_size": "1G"},
+    "rawlog_chatmail": {
+        "mail_domain": DOMAIN,
+        "imap_rawlog": True,
+        "dovecot_source": "chatmail",
+        "max_mailbox_size": "1G",
+    },
 }
 
 
@@ -174,7 +180,11 @@ def test_host_settings(rendered):
 
 def test_debian_packages_by_default(rendered):
     r = rendered("default")
-    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == [
+        "dovecot-core",
+        "dovecot-imapd",
+        "dovecot-lmtpd",
+    ]
     assert "chatmail-dovecot-apt-pin-file-absent" in r.states
     service = r.state("chatmail-dovecot-service-running")
     assert service["watch"] == [{"sls": "chatmail.dovecot.config"}]
@@ -183,7 +193,9 @@ def test_debian_packages_by_default(rendered):
 
 def test_chatmail_build_is_hash_pinned_and_apt_pinned(rendered):
     r = rendered("rawlog_chatmail")
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip())
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+        subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+    )
     if arch is None:
         pytest.skip("no chatmail build for this architecture")
     sources = r.state("chatmail-dovecot-packages-pkg-installed")["sources"]

@@ -13,10 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from harness.imagetools import wrap
 from saltrender import REPO, Rendered, render
 
-pytestmark = pytest.mark.skipif(shutil.which("postconf") is None, reason="needs Debian's postfix (apt-get install postfix)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("postconf") is None, reason="needs Debian's postfix (apt-get install postfix)"
+)
 
 DOMAIN = "chat.example.org"
 VARIANTS = {
@@ -59,7 +62,10 @@ def run(*cmd: str) -> str:
 
 
 def main_cf(d: Path) -> dict[str, str]:
-    return dict(line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "") for line in run("postconf", "-c", str(d), "-n").splitlines())
+    return dict(
+        line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "")
+        for line in run("postconf", "-c", str(d), "-n").splitlines()
+    )
 
 
 def service_params(d: Path) -> dict[str, dict[str, str]]:
@@ -218,7 +224,10 @@ def test_states_validate_before_replacing_and_order(rendered):
         assert args["check_cmd"].startswith("/usr/local/sbin/chatmail-postfix-check ")
     master_reqs = r.state("chatmail-postfix-master-cf-file-managed")["require"]
     assert {"file": "chatmail-postfix-main-cf-file-managed"} in master_reqs
-    assert r.state("chatmail-postfix-restart-dropin-file-managed")["name"] == "/etc/systemd/system/postfix@.service.d/10_restart.conf"
+    assert (
+        r.state("chatmail-postfix-restart-dropin-file-managed")["name"]
+        == "/etc/systemd/system/postfix@.service.d/10_restart.conf"
+    )
     assert "Restart=always" in r.files["/etc/systemd/system/postfix@.service.d/10_restart.conf"]
     assert r.state("chatmail-postfix-opendkim-group-present")["addusers"] == ["postfix"]
     service = r.state("chatmail-postfix-service-running")

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from test_mailstore import DAY, DOMAIN, MAILBOXES, NOT_MAILBOXES, NOW, all_files, dovecot_name, seed_store, write_file
 
 from chatmaild.config import read_config
 from chatmaild.expire import expire_to_target, run_expire
+from test_mailstore import DAY, DOMAIN, MAILBOXES, NOT_MAILBOXES, NOW, all_files, dovecot_name, seed_store, write_file
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
 INACTIVE = f"inactive@{DOMAIN}"
@@ -101,7 +101,9 @@ def test_days_offset_ages_the_store(seeded):
 def test_settings_come_from_the_config(tmp_path):
     root = tmp_path / "mb"
     seed_store(root)
-    _, config = make_config(tmp_path, root, delete_mails_after=60, delete_large_after=40, delete_inactive_users_after=400)
+    _, config = make_config(
+        tmp_path, root, delete_mails_after=60, delete_large_after=40, delete_inactive_users_after=400
+    )
     result = run_expire(config, now=NOW)
     assert result["files_removed"] == 0 and result["mailboxes_removed"] == 0
 

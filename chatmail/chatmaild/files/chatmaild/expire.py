@@ -39,9 +39,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterable
 
 from chatmaild.config import Config, read_config, size_bytes
 from chatmaild.mailstore import DAY, DEFAULT_INI, Mailbox, Message, iter_mailboxes, reference_time, scan_mailbox
@@ -61,7 +61,7 @@ class Cutoffs:
     large: float
 
     @classmethod
-    def from_config(cls, config: Config, now: float) -> "Cutoffs":
+    def from_config(cls, config: Config, now: float) -> Cutoffs:
         return cls(
             now=now,
             inactive=now - int(config.delete_inactive_users_after) * DAY,
@@ -117,9 +117,7 @@ class Expirer:
         self.cutoffs = cutoffs
         self.remove = remove
         self.log = log
-        self.stats = ExpireStats(
-            dry_run=not remove, now=datetime.fromtimestamp(cutoffs.now, timezone.utc).isoformat()
-        )
+        self.stats = ExpireStats(dry_run=not remove, now=datetime.fromtimestamp(cutoffs.now, timezone.utc).isoformat())
 
     def _note(self, text: str) -> None:
         if self.log is not None:
