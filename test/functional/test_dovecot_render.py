@@ -8,8 +8,10 @@ pin); the container harness covers installation.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +125,36 @@ def test_rawlog(rendered, tmp_path, variant, rawlog):
 
 def test_quota_follows_max_mailbox_size(rendered, tmp_path):
     assert "quota_rule = *:storage=1G" in doveconf(rendered("rawlog_chatmail"), tmp_path, "plugin")
+
+
+def test_quota_warning_runs_quota_expiry(rendered, tmp_path):
+    """Past 75 % Dovecot runs the service's command with the address appended;
+    that command, pointed at a seeded store, shrinks the mailbox to 70 %."""
+    r = rendered("rawlog_chatmail")  # max_mailbox_size 1G
+    assert "quota_warning = storage=75%% quota-warning %u" in doveconf(r, tmp_path, "plugin")
+    service = doveconf(r, tmp_path, "service/quota-warning")
+    assert "user = vmail" in service and "unix_listener quota-warning" in service and "mode = 0600" in service
+    program, *command = setting(r, tmp_path, "service/quota-warning/executable").split()
+    assert program == "script"  # Dovecot's helper: runs the command, the client's arguments appended
+    lib, ini = "/usr/local/lib/chatmaild", "/usr/local/lib/chatmaild/chatmail.ini"
+    assert f"PYTHONPATH={lib}" in command and ini in command
+    box = tmp_path / "mail" / f"full@{DOMAIN}"
+    old = time.time() - 10 * 86400
+    sizes = [100 * 1024**2] * 9  # 900M of 1G; 70 % is 716.8M: the two oldest go
+    for seq, size in enumerate(sizes):
+        path = box / "cur" / f"{int(old) + seq}.M{seq}P1.relay,S={size},W={size}:2,S"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(1)  # the ,S= size is what counts, as for Dovecot's maildir quota
+        os.utime(path, (old + seq, old + seq))
+    (tmp_path / "chatmail.ini").write_text(
+        f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {tmp_path / 'mail'}\nmax_mailbox_size = 1G\n"
+    )
+    here = {f"PYTHONPATH={lib}": f"PYTHONPATH={REPO / 'chatmail/chatmaild/files'}", ini: str(tmp_path / "chatmail.ini")}
+    local = [here.get(a, a) for a in command]
+    proc = subprocess.run([*local, f"full@{DOMAIN}"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name.split(".")[0] for p in (box / "cur").iterdir()) == [str(int(old) + seq) for seq in range(2, 9)]
 
 
 def test_auth_conf_and_push_hook():

@@ -72,10 +72,16 @@ def service_params(d: Path) -> dict[str, dict[str, str]]:
     """postconf -P: {"service/type": {param: value}}."""
     out: dict[str, dict[str, str]] = {}
     for line in run("postconf", "-c", str(d), "-P").splitlines():
-        key, _, value = line.partition(" = ")
+        key, _, value = line.partition(" =")  # an empty value has no blank after "="
         service, type_, param = key.rsplit("/", 2)
-        out.setdefault(f"{service}/{type_}", {})[param] = value
+        out.setdefault(f"{service}/{type_}", {})[param] = value.removeprefix(" ")
     return out
+
+
+def master_rows(d: Path) -> list[list[str]]:
+    """postconf -Mf: the service lines of master.cf, split into their fields."""
+    lines = run("postconf", "-c", str(d), "-Mf").splitlines()
+    return [line.split() for line in lines if line and not line[0].isspace()]
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -133,11 +139,34 @@ def test_master_cf_mail_paths(rendered, tmp_path, variant, filter_out, reinject,
     assert params["inclean/unix"]["header_checks"] == "regexp:/etc/postfix/incoming_header_cleanup"
 
 
+@pytest.mark.parametrize("variant", ["default", "ports"])
+def test_every_smtpd_has_its_own_relay_restrictions_ending_in_reject(rendered, tmp_path, variant):
+    """No smtpd falls back to main.cf's smtpd_relay_restrictions (upstream 1.12)."""
+    d = confdir(rendered(variant), tmp_path)
+    rows = master_rows(d)
+    smtpds = sorted(f"{r[0]}/{r[1]}" for r in rows if r[7] == "smtpd")
+    reinject, reinject_in = (10025, 10026) if variant == "default" else (11025, 11026)
+    outgoing, incoming = f"127.0.0.1:{reinject}/inet", f"127.0.0.1:{reinject_in}/inet"
+    public = ("submission/inet", "smtps/inet", "127.0.0.1:8465/inet")  # 8465: 443's SMTP clients, via nginx
+    assert smtpds == sorted([outgoing, incoming, "smtp/inet", *public])
+    params = service_params(d)
+    relay = {s: params[s]["smtpd_relay_restrictions"].split(",") for s in smtpds}
+    for service in smtpds:
+        assert relay[service][-1] == "reject", service
+        assert params[service]["smtpd_recipient_restrictions"] == "", service
+    # port 25: mail for mail_domain only, whoever connects (nginx and filtermail are on loopback too)
+    assert relay["smtp/inet"] == ["permit_auth_destination", "reject"]
+    # reinject ports: loopback only; the incoming one also only for mail_domain
+    assert relay[outgoing] == ["permit_mynetworks", "reject"]
+    assert relay[incoming] == ["reject_unauth_destination", "permit_mynetworks", "reject"]
+    for service in public:
+        assert relay[service] == ["permit_sasl_authenticated", "reject"]
+        assert params[service]["smtpd_sasl_auth_enable"] == "yes"
+
+
 def test_master_cf_services_and_limits(rendered, tmp_path):
     d = confdir(rendered("default"), tmp_path)
-    rows = [
-        line.split() for line in run("postconf", "-c", str(d), "-Mf").splitlines() if line and not line[0].isspace()
-    ]
+    rows = master_rows(d)
     by_name = {f"{r[0]}/{r[1]}": r for r in rows}
     assert by_name["submission/inet"][6] == by_name["smtps/inet"][6] == "1000"  # max_smtp_connections
     assert by_name["127.0.0.1:10025/inet"][4] == "n"  # not chrooted: reaches opendkim socket path as is

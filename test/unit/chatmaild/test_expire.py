@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from chatmaild.config import read_config
-from chatmaild.expire import run_expire
-from test_mailstore import DOMAIN, MAILBOXES, NOT_MAILBOXES, NOW, all_files, dovecot_name, seed_store, write_file
+from chatmaild.expire import expire_to_target, run_expire
+from test_mailstore import DAY, DOMAIN, MAILBOXES, NOT_MAILBOXES, NOW, all_files, dovecot_name, seed_store, write_file
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
 INACTIVE = f"inactive@{DOMAIN}"
@@ -165,3 +165,73 @@ def test_days_offset_spares_a_mailbox_dir_being_created_right_now(tmp_path):
     _, config = make_config(tmp_path, root)
     result = run_expire(config, remove=True, days=30)
     assert result["empty_mailboxes_removed"] == 0 and (root / f"new@{DOMAIN}").is_dir()
+
+
+KB = 1024
+
+
+def full_mailbox(tmp_path, now: float, ages_days: list[float], size: int = 10 * KB, folder: str = ""):
+    """A mailbox of 100K quota holding one message per age, oldest first in ``ages_days``."""
+    root = tmp_path / "mail"
+    box = root / f"full@{DOMAIN}"
+    write_file(box / "password", 5, now)
+    write_file(box / "maildirsize", 20, now)
+    paths = []
+    for seq, age in enumerate(ages_days):
+        when = int(now - age * DAY)
+        mdir = "new" if seq % 2 else "cur"
+        paths.append(box / folder / mdir / dovecot_name(when, seq, size, mdir))
+        write_file(paths[-1], size, when)
+    ini, config = make_config(tmp_path, root, max_mailbox_size="100K")
+    return box, paths, ini, config
+
+
+def test_quota_expiry_removes_the_oldest_down_to_the_target(tmp_path):
+    now = NOW.timestamp()
+    # 9 x 10K = 90K of 100K; 70 % is 71680 bytes: the two oldest go, wherever they sit
+    box, paths, _, config = full_mailbox(tmp_path, now, [9, 2, 8, 3, 7, 4, 6, 5, 3.5])
+    write_file(box / "tmp" / dovecot_name(int(now - 20 * DAY), 99, 0, "tmp"), 50 * KB, now - 20 * DAY)
+    result = expire_to_target(config, f"full@{DOMAIN}", 70, now=now)
+    assert result["files_removed"] == 2 and all(p.exists() for p in paths)  # dry run
+    result = expire_to_target(config, f"full@{DOMAIN}", 70, remove=True, now=now)
+    assert result["bytes_before"] == 90 * KB and result["bytes_after"] == 70 * KB == result["target_bytes"]
+    assert [p.exists() for p in paths] == [False, True, False, True, True, True, True, True, True]
+    assert not (box / "maildirsize").exists()  # Dovecot recounts
+    assert (box / "tmp").is_dir() and any((box / "tmp").iterdir())  # tmp/ is not quota and not touched
+    # at the target nothing more goes
+    assert expire_to_target(config, f"full@{DOMAIN}", 70, remove=True, now=now)["files_removed"] == 0
+
+
+def test_quota_expiry_counts_subfolders_and_keeps_the_last_day(tmp_path):
+    now = NOW.timestamp()
+    box, paths, _, config = full_mailbox(tmp_path, now, [3, 2, 0.9, 0.5, 0.1, 0.05, 0.01, 0, 0], folder=".DeltaChat")
+    result = expire_to_target(config, f"full@{DOMAIN}", 70, remove=True, now=now)
+    # only the two messages older than a day may go, though 7 x 10K is still above the target
+    assert result["files_removed"] == 2 and result["bytes_after"] == 70 * KB
+    assert [p.exists() for p in paths] == [False, False] + [True] * 7
+    result = expire_to_target(config, f"full@{DOMAIN}", 50, remove=True, now=now)
+    assert result["files_removed"] == 0 and result["bytes_after"] == 70 * KB > result["target_bytes"]
+
+
+def test_quota_expiry_cli_as_dovecot_runs_it(tmp_path):
+    now = datetime.now(timezone.utc).timestamp()
+    box, paths, ini, _ = full_mailbox(tmp_path, now, [5, 4, 3, 2, 1.5, 1.2, 1.1, 1.05, 0])
+    proc = run_cli(str(ini), "--remove", "--target-percent", "70", "--mailbox", f"full@{DOMAIN}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # Dovecot's script service: stdout is the socket, stderr its log
+    assert proc.stderr.startswith(f"Removed 2 message files of {box}: 92160 -> 71680 bytes")
+    assert [p.exists() for p in paths] == [False, False] + [True] * 7
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mailbox", "../etc"], "expected a mailbox address"),
+        (["--mailbox", f"a/b@{DOMAIN}"], "expected a mailbox address"),
+        (["--mailbox", f"x@{DOMAIN}", "--target-percent", "170"], "expected a percentage between 0 and 100"),
+    ],
+)
+def test_quota_expiry_cli_refuses_bad_arguments(tmp_path, args, message):
+    ini, _ = make_config(tmp_path, tmp_path / "mail")
+    proc = run_cli(str(ini), "--remove", *args)
+    assert proc.returncode == 2 and message in proc.stderr

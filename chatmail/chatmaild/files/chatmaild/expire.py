@@ -20,6 +20,15 @@ A mailbox without a password file is never removed by rule 1 (it may be
 one that doveauth is creating right now, or one an operator blocked the
 documented way by editing the hash), but its messages still expire; if
 it is an empty directory older than a day, it is removed.
+
+Quota-driven expiry (``--mailbox ADDR --target-percent 70``, upstream 1.12):
+Dovecot's ``quota_warning`` runs it when a mailbox passes 75 % of
+``max_mailbox_size``, so a full mailbox frees space at once instead of
+refusing deliveries until the daily run.  The oldest messages go until the
+mailbox holds at most the target share of ``max_mailbox_size``; messages
+younger than a day stay (as upstream: a full mailbox's refusals are what
+tells its owner's devices that something is wrong), and ``maildirsize``
+goes as in rule 4.
 """
 
 from __future__ import annotations
@@ -34,11 +43,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from chatmaild.config import Config, read_config
-from chatmaild.mailstore import DAY, DEFAULT_INI, Mailbox, Message, iter_mailboxes, reference_time
+from chatmaild.config import Config, read_config, size_bytes
+from chatmaild.mailstore import DAY, DEFAULT_INI, Mailbox, Message, iter_mailboxes, reference_time, scan_mailbox
 
 LARGE_MESSAGE = 200000  # bytes; rule 3 applies to messages larger than this
 EMPTY_MAILBOX_GRACE = DAY  # an empty mailbox dir younger than this may be mid-creation
+QUOTA_KEEP_RECENT = DAY  # quota-driven expiry never removes messages younger than this
 
 
 @dataclass(frozen=True)
@@ -229,6 +239,61 @@ def run_expire(
     return result
 
 
+def expire_to_target(
+    config: Config,
+    address: str,
+    target_percent: float,
+    remove: bool = False,
+    log: Callable[[str], None] | None = None,
+    now: float | None = None,
+) -> dict:
+    """Remove the oldest messages of one mailbox until it holds at most
+    ``target_percent`` of ``max_mailbox_size`` (see the module docstring).
+
+    Counts what Dovecot's maildir quota counts: the messages in cur/ and
+    new/ of every folder, by their ``,S=`` size.  ``now`` (a timestamp)
+    replaces the clock (tests).
+    """
+    if now is None:
+        now = time.time()
+    target = int(size_bytes(config.max_mailbox_size) * target_percent / 100)
+    path = os.path.join(config.mailboxes_dir, address)
+    messages = sorted((m for m in scan_mailbox(path).messages if m.mdir != "tmp"), key=lambda m: (m.time, m.path))
+    size = sum(m.size for m in messages)
+    result = {"mailbox": path, "target_bytes": target, "bytes_before": size}
+    expirer = Expirer(Cutoffs(now, now, now, now), remove, log)
+    for message in messages:
+        if size <= target or message.time > now - QUOTA_KEEP_RECENT:
+            break
+        if expirer._remove_message(message):
+            size -= message.size
+    if expirer.stats.files_removed and remove:
+        try:
+            os.unlink(os.path.join(path, "maildirsize"))
+        except FileNotFoundError:
+            pass
+    result.update(bytes_after=size, files_removed=expirer.stats.files_removed, errors=expirer.stats.errors)
+    return result
+
+
+def mailbox_address(text: str) -> str:
+    """argparse type of --mailbox: one entry of the mailbox directory."""
+    if "@" not in text or "/" in text or text.startswith("."):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a mailbox address such as user@example.org")
+    return text
+
+
+def target_percent(text: str) -> float:
+    """argparse type of --target-percent."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a percentage between 0 and 100")
+    return value
+
+
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
@@ -241,11 +306,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remove", action="store_true", help="really remove (default: dry run)")
     parser.add_argument("-v", dest="verbose", action="store_true", help="log every mailbox and removal to stderr")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument(
+        "--mailbox", type=mailbox_address, metavar="ADDR", help="only shrink this mailbox to --target-percent"
+    )
+    parser.add_argument(
+        "--target-percent", type=target_percent, default=70, metavar="P", help="of max_mailbox_size (default 70)"
+    )
     args = parser.parse_args(argv)
     config = read_config(args.ini)
-    result = run_expire(
-        config, remove=args.remove, days=args.days, maxnum=args.maxnum, log=_stderr if args.verbose else None
-    )
+    log = _stderr if args.verbose else None
+    if args.mailbox is not None:
+        result = expire_to_target(config, args.mailbox, args.target_percent, remove=args.remove, log=log)
+        if args.json:
+            print(json.dumps(result))
+        else:  # to stderr, which is Dovecot's log when Dovecot runs it; stdout is its socket
+            verb = "Removed" if args.remove else "Would remove"
+            _stderr(
+                f"{verb} {result['files_removed']} message files of {result['mailbox']}: "
+                f"{result['bytes_before']} -> {result['bytes_after']} bytes (target {result['target_bytes']})"
+            )
+        return 1 if result["errors"] else 0
+    result = run_expire(config, remove=args.remove, days=args.days, maxnum=args.maxnum, log=log)
     if args.json:
         print(json.dumps(result))
     else:
