@@ -23,9 +23,14 @@ chatmail-journald-persistent-logs-file-absent:
 
 {%-   if "activate" in chatmail.stages %}
 
+{#- a journald restart inside a container now and then fails once
+    ("control process exited"); the next attempt works #}
 chatmail-journald-service-running:
   service.running:
     - name: systemd-journald
+    - retry:
+        attempts: 3
+        interval: 2
     - watch:
       - file: chatmail-journald-retention-file-managed
 {%-   endif %}
