@@ -16,6 +16,7 @@ sys.path.insert(0, str(CHATMAILD_SRC))
 def pytest_configure(config):
     config.addinivalue_line("markers", "system: boots systemd containers (needs root, slow)")
     config.addinivalue_line("markers", "e2e: drives a real Delta Chat client against a container relay")
+    config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
 
 
 @pytest.fixture(scope="session")

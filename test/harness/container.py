@@ -5,7 +5,8 @@ over the shared read-only base, a veth end on the harness bridge with a
 static address (systemd-networkd, no default route), the test DNS as
 resolver and the proxy for apt/pip.  The repo is bind-mounted read-only at
 /srv/formula and the Salt venv at its own path, so ``<venv>/bin/salt-call``
-runs inside on the container's Python 3.11.
+runs inside on the container's Python 3.11 (a release with another Python
+gets a venv built inside its image, ``venv``/``venv_mount``: image.salt_venv).
 
 Commands run inside through ``nsenter -t <init pid> -a systemd-run --wait
 --pipe`` (no machined on this host): a clean environment, real exit codes.
@@ -39,7 +40,7 @@ NOISE = ("var/log", "var/cache/salt", "var/lib/systemd", "var/tmp", "tmp", "run"
 class Container:
     def __init__(self, name: str, image: Path, bridge, address: str, *, dns_address: str | None = None,
                  proxy_url: str | None = None, state_dir: Path | None = None, persistent: bool = False,
-                 formula: Path = REPO):
+                 formula: Path = REPO, venv: Path = VENV, venv_mount: str | None = None):
         self.name = name
         self.image = Path(image)
         self.bridge = bridge
@@ -48,6 +49,8 @@ class Container:
         self.proxy_url = proxy_url
         self.persistent = persistent
         self.formula = Path(formula)  # the repo, or a snapshot of it (see snapshot_formula)
+        self.venv = Path(venv)
+        self.venv_mount = venv_mount or str(self.venv)  # where inside; its shebangs name it
         # the machine name also names the host's veth end: unique per bridge
         self.machine = f"{name}-{bridge.name}"
         self.state_dir = Path(state_dir) if state_dir else Path(
@@ -80,7 +83,7 @@ class Container:
             *(f"--tmpfs={FORMULA_MOUNT}/{hidden}:mode=0555" for hidden in HIDDEN_IN_FORMULA
               if (self.formula / hidden).is_dir()),
         ]
-        cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
+        cmd.append(f"--bind-ro={self.venv}:{self.venv_mount}")  # the path its shebangs name
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                         start_new_session=True, env=_clean_env(),
                                         preexec_fn=None if self.persistent else lifecycle.die_with_parent)
@@ -116,7 +119,7 @@ class Container:
         self.timings["stop"] = time.monotonic() - started
 
     @classmethod
-    def attach(cls, state_dir: Path, image: Path) -> "Container | None":
+    def attach(cls, state_dir: Path, image: Path, **venv) -> "Container | None":
         """A handle on a persistent container started by an earlier process, if it still runs."""
         from .network import Bridge
 
@@ -125,7 +128,7 @@ class Container:
         except (OSError, ValueError):
             return None
         container = cls(state["name"], image, Bridge.from_dict(state["bridge"]), state["address"],
-                        state_dir=Path(state_dir), persistent=True)
+                        state_dir=Path(state_dir), persistent=True, **venv)
         container.machine = state["machine"]
         container.nspawn_pid, container.init_pid = state["nspawn_pid"], state["init_pid"]
         if not (_alive(container.nspawn_pid) and _alive(container.init_pid)):
@@ -207,7 +210,7 @@ class Container:
         """``salt-call --local --out=json <args>`` inside; pillar ``chatmail`` set first if given."""
         if pillar is not None:
             self.write_pillar(pillar)
-        proc = self.run([str(VENV / "bin/salt-call"), "--local", "--out=json", "--retcode-passthrough",
+        proc = self.run([f"{self.venv_mount}/bin/salt-call", "--local", "--out=json", "--retcode-passthrough",
                          "--log-level=quiet", *args], check=False, timeout=timeout)
         try:
             data = json.loads(proc.stdout) if proc.stdout.strip() else {}
@@ -264,7 +267,7 @@ class Container:
             if path.is_symlink():
                 path.unlink()
             path.write_text(text)
-        for mount in (FORMULA_MOUNT, str(VENV)):
+        for mount in (FORMULA_MOUNT, self.venv_mount):
             (self.root / mount.lstrip("/")).mkdir(parents=True, exist_ok=True)
 
     def _find_init(self, timeout: float) -> int:

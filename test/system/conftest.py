@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness package
 
 from harness import Container, Lab  # noqa: E402
+from harness.image import DEFAULT_RELEASE  # noqa: E402
 
 TOOLS = ("systemd-nspawn", "debootstrap", "tinyproxy", "nsd", "nsenter", "ip")
 
@@ -70,12 +71,13 @@ def relay(lab) -> RelayFactory:
     forwarded to the test DNS) updated with ``pillar``; nothing is applied
     (``container.apply(container.pillar)`` does that).  ``domain`` must lie
     in the test zone (``*.test``); it gets A and MX records like the name.
+    ``release`` picks the Debian release ("12" or "13") of the container.
     Module-scoped: call it from a module-scoped fixture and share the relay.
     """
     booted: list[Container] = []
 
-    def boot(name: str, domain: str | None = None, **pillar) -> Container:
-        container = lab.boot(name)
+    def boot(name: str, domain: str | None = None, release: str = DEFAULT_RELEASE, **pillar) -> Container:
+        container = lab.boot(name, release=release)
         booted.append(container)
         if domain:
             lab.dns.a(domain, container.address)
