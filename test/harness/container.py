@@ -49,6 +49,7 @@ class Container:
         self.proxy_url = proxy_url
         self.persistent = persistent
         self.formula = Path(formula)  # the repo, or a snapshot of it (see snapshot_formula)
+        self.release = "12"  # the Debian release of ``image`` (Lab.boot sets it)
         self.venv = Path(venv)
         self.venv_mount = venv_mount or str(self.venv)  # where inside; its shebangs name it
         # the machine name also names the host's veth end: unique per bridge

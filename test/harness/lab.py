@@ -79,6 +79,7 @@ class Lab:
         venv = container_venv(str(release), image, log=self.log)
         container = Container(name, image, self.bridge, address or self.bridge.next_address(),
                               proxy_url=self.proxy.url, state_dir=state_dir, formula=self.formula, **venv)
+        container.release = str(release)
         self.containers.append(container)
         container.start()
         self.dns.a(name, container.address)

@@ -99,3 +99,24 @@ def test_mail_between_two_accounts(live, domain):
     received = mc.wait_for_messages(recipient)
     assert len(received) == 1
     assert mc.parse(received[0])["From"] == sender.addr
+
+
+def test_postfix_master_is_supervised(live):
+    """postfix.service runs the master in the foreground: a killed master comes back (Debian 13 has no postfix@-)."""
+    assert live.run(["systemctl", "is-active", "postfix"]).stdout.strip() == "active"
+    pid = live.run(["systemctl", "show", "-p", "MainPID", "--value", "postfix"]).stdout.strip()
+    assert pid != "0"
+    live.run(["kill", "-9", pid])
+    for _ in range(100):
+        now = live.run(["systemctl", "show", "-p", "MainPID", "--value", "postfix"]).stdout.strip()
+        if now not in ("0", pid):
+            break
+        live.run(["sleep", "0.1"])
+    assert now not in ("0", pid)
+    for _ in range(50):  # the new master opens its listeners a moment after it starts
+        try:
+            assert mc.smtp(live.address).noop()[0] == 250
+            return
+        except ConnectionRefusedError:
+            live.run(["sleep", "0.1"])
+    pytest.fail("Postfix did not listen on 465 again within 5 s of its master's restart")
