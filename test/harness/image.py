@@ -188,7 +188,7 @@ def _prune(keep: Path) -> None:
 # path it was built at, which its scripts' shebangs name).  Release 12
 # containers use the host's .venv (same Python 3.11).
 SALT_VENV_MOUNT = "/opt/salt-venv"
-SALT_VENV_RECIPE = "1"
+SALT_VENV_RECIPE = "2"
 REQUIREMENTS = HERE.parent / "requirements.txt"
 
 
@@ -229,7 +229,9 @@ def salt_venv(image: Path, log=print) -> Path:
                         # they stay in this throwaway overlay, not in the image or the venv
                         ["apt-get", "install", "-qq", "-y", "--no-install-recommends", "python3-venv",
                          "python3-dev", "gcc", "libc6-dev"],
-                        ["python3", "-m", "venv", SALT_VENV_MOUNT],
+                        # as scripts/bootstrap builds .venv: the formula's modules use
+                        # Debian's libraries (python3-dnspython) from the image
+                        ["python3", "-m", "venv", "--system-site-packages", SALT_VENV_MOUNT],
                         [f"{SALT_VENV_MOUNT}/bin/pip", "install", "-q", "--no-cache-dir", pin]):
                 proc = subprocess.run(["chroot", str(root), *cmd], capture_output=True, text=True, env=env)
                 if proc.returncode != 0:
