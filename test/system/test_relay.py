@@ -39,7 +39,7 @@ RELAY_SERVICES = (
 )
 MAIL_SERVICES = ("postfix", "postfix@-", "dovecot")
 # Dovecot's journal line for an IMAP login, per Debian release (2.3, 2.4)
-LOGIN_LINE = {"12": "imap-login: Login", "13": "imap-login: Info: Logged in"}
+LOGIN_LINE = {"12": "imap-login: Login", "13": "imap-login: Logged in"}
 
 
 def on_release(box, units) -> list[str]:
