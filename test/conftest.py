@@ -14,9 +14,12 @@ sys.path.insert(0, str(CHATMAILD_SRC))
 
 
 def pytest_addoption(parser):
-    parser.addoption("--relay-release", default="12",
-                     help="Debian release(s) of the system tests' relay containers: 12, 13, or a list like "
-                          "12,13 that the relays of a module take in turn (the first 12, the second 13, ...)")
+    parser.addoption(
+        "--relay-release",
+        default="12",
+        help="Debian release(s) of the system tests' relay containers: 12, 13, or a list like "
+        "12,13 that the relays of a module take in turn (the first 12, the second 13, ...)",
+    )
 
 
 def pytest_configure(config):

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from saltrender import REPO, Rendered, render
 
 pytestmark = pytest.mark.skipif(shutil.which("doveconf") is None, reason="needs Debian's dovecot-core")
@@ -21,7 +22,12 @@ DOMAIN = "chat.example.org"
 VARIANTS = {
     "default": {"mail_domain": DOMAIN},
     "compress_ipv4_nomail": {"mail_domain": DOMAIN, "imap_compress": True, "disable_ipv6": True, "disable_mail": True},
-    "rawlog_chatmail": {"mail_domain": DOMAIN, "imap_rawlog": True, "dovecot_source": "chatmail", "max_mailbox_size": "1G"},
+    "rawlog_chatmail": {
+        "mail_domain": DOMAIN,
+        "imap_rawlog": True,
+        "dovecot_source": "chatmail",
+        "max_mailbox_size": "1G",
+    },
 }
 
 
@@ -142,7 +148,11 @@ def test_host_settings(rendered):
 
 def test_debian_packages_by_default(rendered):
     r = rendered("default")
-    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == [
+        "dovecot-core",
+        "dovecot-imapd",
+        "dovecot-lmtpd",
+    ]
     assert "chatmail-dovecot-apt-pin-file-absent" in r.states
     service = r.state("chatmail-dovecot-service-running")
     assert service["watch"] == [{"sls": "chatmail.dovecot.config"}]
@@ -151,7 +161,9 @@ def test_debian_packages_by_default(rendered):
 
 def test_chatmail_build_is_hash_pinned_and_apt_pinned(rendered):
     r = rendered("rawlog_chatmail")
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip())
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+        subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+    )
     if arch is None:
         pytest.skip("no chatmail build for this architecture")
     sources = r.state("chatmail-dovecot-packages-pkg-installed")["sources"]
@@ -174,15 +186,26 @@ def test_disable_mail_stops_dovecot(rendered):
 # -- Debian 13: Dovecot 2.4's dialect (this host's doveconf is 2.3, so only the
 #    text is checked here; test/system/test_debian13.py runs it on Debian 13) --
 
-DEBIAN_13 = {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "oscodename": "trixie",
-             "osmajorrelease": 13}
+DEBIAN_13 = {
+    "os": "Debian",
+    "os_family": "Debian",
+    "osfinger": "Debian-13",
+    "oscodename": "trixie",
+    "osmajorrelease": 13,
+}
 
 
 @pytest.fixture(scope="module")
 def rendered13(tmp_path_factory):
-    return {compress: render("chatmail.dovecot", {"mail_domain": DOMAIN, "imap_compress": compress},
-                             tmp_path_factory.mktemp(f"debian13-{compress}"), grains=DEBIAN_13)
-            for compress in (False, True)}
+    return {
+        compress: render(
+            "chatmail.dovecot",
+            {"mail_domain": DOMAIN, "imap_compress": compress},
+            tmp_path_factory.mktemp(f"debian13-{compress}"),
+            grains=DEBIAN_13,
+        )
+        for compress in (False, True)
+    }
 
 
 def test_debian13_gets_the_24_dialect_and_lua_accounts(rendered13):

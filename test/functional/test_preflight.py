@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from saltrender import SALT_CALL, minion_dir
 from freeports import free_port
+from saltrender import SALT_CALL, minion_dir
 
 DOMAIN = "chat.example.org"
 
@@ -97,13 +97,16 @@ def test_port_conflicts_module_function_lists_the_holder(salt_loaders, port, lis
     assert "filtermail-incoming.service" in conflict["expected"]
 
 
-def apply_sls(tmp_path, pillar: dict, *extra: str, sls: str = "chatmail.preflight",
-              grains: dict | None = None) -> tuple[int, dict[str, dict]]:
+def apply_sls(
+    tmp_path, pillar: dict, *extra: str, sls: str = "chatmail.preflight", grains: dict | None = None
+) -> tuple[int, dict[str, dict]]:
     """Exit code and {state id: result} of applying ``sls``."""
     conf = minion_dir(tmp_path, pillar, grains=grains)
     proc = subprocess.run(
         [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.sls", sls, *extra],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     results = json.loads(proc.stdout)["local"]
     return proc.returncode, {ret["__id__"]: ret for ret in results.values()}
@@ -119,8 +122,13 @@ def test_sls_applies_the_state_and_fails_hard(tmp_path, port, listener):
     assert dry["result"] is False and f"port {port}" in dry["comment"] and dry["changes"] == {}
 
 
-DEBIAN_11 = {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-11", "oscodename": "bullseye",
-             "osmajorrelease": 11}
+DEBIAN_11 = {
+    "os": "Debian",
+    "os_family": "Debian",
+    "osfinger": "Debian-11",
+    "oscodename": "bullseye",
+    "osmajorrelease": 11,
+}
 SUPPORTED = "supported: Debian-12 (bookworm), Debian-13 (trixie)"
 
 
@@ -134,21 +142,28 @@ def test_unsupported_release_stops_the_whole_run_before_anything(tmp_path, mode)
     code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN}, *mode, sls="chatmail", grains=DEBIAN_11)
     first = rets["chatmail-preflight-platform-supported"]
     assert code != 0 and first["result"] is False and first["changes"] == {}
-    assert first["comment"] == f"platform Debian-11 is not supported by the chatmail formula; {SUPPORTED}. Nothing was changed."
+    assert (
+        first["comment"]
+        == f"platform Debian-11 is not supported by the chatmail formula; {SUPPORTED}. Nothing was changed."
+    )
     if not mode:
         assert [sid for sid, ret in rets.items() if ret["result"] is not False] == []
         assert not any(ret["changes"] for ret in rets.values())
 
 
 def test_supported_release_passes(tmp_path):
-    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-12"})
+    code, rets = apply_sls(
+        tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-12"}
+    )
     ret = rets["chatmail-preflight-platform-supported"]
     assert ret["result"] is True and ret["changes"] == {}
     assert ret["comment"] == "Debian-12 (bookworm) is supported"
 
 
 def test_debian_13_passes(tmp_path):
-    code, rets = apply_sls(tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-13"})
+    code, rets = apply_sls(
+        tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-13"}
+    )
     ret = rets["chatmail-preflight-platform-supported"]
     assert ret["result"] is True and ret["changes"] == {}
     assert ret["comment"] == "Debian-13 (trixie) is supported"

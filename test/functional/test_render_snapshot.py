@@ -48,12 +48,30 @@ PILLARS = {
 }
 # the grains that select per-release values, per release and architecture
 RELEASES = {
-    "debian12": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "oscodename": "bookworm",
-                 "osmajorrelease": 12, "osarch": "amd64"},
-    "debian12-arm64": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "oscodename": "bookworm",
-                       "osmajorrelease": 12, "osarch": "arm64"},
-    "debian13": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "oscodename": "trixie",
-                 "osmajorrelease": 13, "osarch": "amd64"},
+    "debian12": {
+        "os": "Debian",
+        "os_family": "Debian",
+        "osfinger": "Debian-12",
+        "oscodename": "bookworm",
+        "osmajorrelease": 12,
+        "osarch": "amd64",
+    },
+    "debian12-arm64": {
+        "os": "Debian",
+        "os_family": "Debian",
+        "osfinger": "Debian-12",
+        "oscodename": "bookworm",
+        "osmajorrelease": 12,
+        "osarch": "arm64",
+    },
+    "debian13": {
+        "os": "Debian",
+        "os_family": "Debian",
+        "osfinger": "Debian-13",
+        "oscodename": "trixie",
+        "osmajorrelease": 13,
+        "osarch": "amd64",
+    },
 }
 # per release: the pillars rendered (arm64 differs only in the pinned downloads)
 RENDERED = {"debian12": list(PILLARS), "debian12-arm64": ["everything"], "debian13": ["defaults", "everything"]}
@@ -74,8 +92,9 @@ def rendered(release: str, tmp: Path) -> dict[str, str]:
     """
     out = {}
     for i, name in enumerate(RENDERED[release]):
-        r = render("chatmail", PILLARS[name], tmp / str(i), grains={**RELEASES[release], **HOST},
-                   timeout=600)  # the whole relay: ~20 s alone, minutes on a loaded host
+        r = render(
+            "chatmail", PILLARS[name], tmp / str(i), grains={**RELEASES[release], **HOST}, timeout=600
+        )  # the whole relay: ~20 s alone, minutes on a loaded host
         for body in r.states.values():
             for args in body.values():
                 args.pop("order", None)

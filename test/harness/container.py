@@ -33,14 +33,37 @@ MINION_CONF = Path(__file__).resolve().parent / "minion.conf"
 FORMULA_MOUNT = "/srv/formula"
 HIDDEN_IN_FORMULA = (".venv", ".git")
 # paths that change by themselves in a running container (see written_files)
-NOISE = ("var/log", "var/cache/salt", "var/lib/systemd", "var/tmp", "tmp", "run", "srv/pillar",
-         "var/cache/ldconfig", "etc/machine-id", "var/lib/dbus", "root/.cache")
+NOISE = (
+    "var/log",
+    "var/cache/salt",
+    "var/lib/systemd",
+    "var/tmp",
+    "tmp",
+    "run",
+    "srv/pillar",
+    "var/cache/ldconfig",
+    "etc/machine-id",
+    "var/lib/dbus",
+    "root/.cache",
+)
 
 
 class Container:
-    def __init__(self, name: str, image: Path, bridge, address: str, *, dns_address: str | None = None,
-                 proxy_url: str | None = None, state_dir: Path | None = None, persistent: bool = False,
-                 formula: Path = REPO, venv: Path = VENV, venv_mount: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        image: Path,
+        bridge,
+        address: str,
+        *,
+        dns_address: str | None = None,
+        proxy_url: str | None = None,
+        state_dir: Path | None = None,
+        persistent: bool = False,
+        formula: Path = REPO,
+        venv: Path = VENV,
+        venv_mount: str | None = None,
+    ):
         self.name = name
         self.image = Path(image)
         self.bridge = bridge
@@ -54,8 +77,9 @@ class Container:
         self.venv_mount = venv_mount or str(self.venv)  # where inside; its shebangs name it
         # the machine name also names the host's veth end: unique per bridge
         self.machine = f"{name}-{bridge.name}"
-        self.state_dir = Path(state_dir) if state_dir else Path(
-            tempfile.mkdtemp(prefix=f"{name}-", dir=_mkdir(STATE_ROOT)))
+        self.state_dir = (
+            Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix=f"{name}-", dir=_mkdir(STATE_ROOT)))
+        )
         self.root = self.state_dir / "root"
         self.process: subprocess.Popen | None = None
         self.nspawn_pid: int | None = None
@@ -65,7 +89,7 @@ class Container:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self, timeout: float = 90) -> "Container":
+    def start(self, timeout: float = 90) -> Container:
         """Mount the overlay, write the per-container files, boot, wait for systemd."""
         started = time.monotonic()
         if not self.persistent:
@@ -74,20 +98,40 @@ class Container:
         self._write_config_files()
         log = open(self.state_dir / "console.log", "ab")
         cmd = [
-            "systemd-nspawn", "-D", str(self.root), "--boot", "--register=no", "--keep-unit",
-            "-M", self.machine, f"--hostname={self.name}", f"--network-bridge={self.bridge.name}",
-            "--console=passive", "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+            "systemd-nspawn",
+            "-D",
+            str(self.root),
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            "-M",
+            self.machine,
+            f"--hostname={self.name}",
+            f"--network-bridge={self.bridge.name}",
+            "--console=passive",
+            "--resolv-conf=off",
+            "--timezone=off",
+            "--link-journal=no",
             f"--bind-ro={self.formula}:{FORMULA_MOUNT}",
             # Salt's local fileserver walks all of file_roots on every listing
             # (fileserver_list_cache_time 0): hiding the venv and .git there
             # makes a state.apply ~5x faster
-            *(f"--tmpfs={FORMULA_MOUNT}/{hidden}:mode=0555" for hidden in HIDDEN_IN_FORMULA
-              if (self.formula / hidden).is_dir()),
+            *(
+                f"--tmpfs={FORMULA_MOUNT}/{hidden}:mode=0555"
+                for hidden in HIDDEN_IN_FORMULA
+                if (self.formula / hidden).is_dir()
+            ),
         ]
         cmd.append(f"--bind-ro={self.venv}:{self.venv_mount}")  # the path its shebangs name
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        start_new_session=True, env=_clean_env(),
-                                        preexec_fn=None if self.persistent else lifecycle.die_with_parent)
+        self.process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env=_clean_env(),
+            preexec_fn=None if self.persistent else lifecycle.die_with_parent,
+        )
         self.nspawn_pid = self.process.pid
         self.init_pid = self._find_init(timeout)
         self._save_state()
@@ -120,7 +164,7 @@ class Container:
         self.timings["stop"] = time.monotonic() - started
 
     @classmethod
-    def attach(cls, state_dir: Path, image: Path, **venv) -> "Container | None":
+    def attach(cls, state_dir: Path, image: Path, **venv) -> Container | None:
         """A handle on a persistent container started by an earlier process, if it still runs."""
         from .network import Bridge
 
@@ -128,15 +172,22 @@ class Container:
             state = json.loads((Path(state_dir) / "state.json").read_text())
         except (OSError, ValueError):
             return None
-        container = cls(state["name"], image, Bridge.from_dict(state["bridge"]), state["address"],
-                        state_dir=Path(state_dir), persistent=True, **venv)
+        container = cls(
+            state["name"],
+            image,
+            Bridge.from_dict(state["bridge"]),
+            state["address"],
+            state_dir=Path(state_dir),
+            persistent=True,
+            **venv,
+        )
         container.machine = state["machine"]
         container.nspawn_pid, container.init_pid = state["nspawn_pid"], state["init_pid"]
         if not (_alive(container.nspawn_pid) and _alive(container.init_pid)):
             return None
         return container
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         return self.start() if self.init_pid is None else self
 
     def __exit__(self, *exc) -> None:
@@ -144,19 +195,42 @@ class Container:
 
     # -- running things inside ---------------------------------------------------
 
-    def run(self, cmd: list[str] | str, check: bool = True, input: str | bytes | None = None,
-            env: dict[str, str] | None = None, timeout: float = 600, text: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        cmd: list[str] | str,
+        check: bool = True,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess:
         """Run ``cmd`` inside (a list, or a string for ``sh -c``) and return its result."""
         argv = ["sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        wrapper = ["nsenter", "-t", str(self.init_pid), "-a", "systemd-run", "--wait", "--pipe", "-q",
-                   "--collect", "--service-type=exec", f"--property=RuntimeMaxSec={int(timeout)}"]
+        wrapper = [
+            "nsenter",
+            "-t",
+            str(self.init_pid),
+            "-a",
+            "systemd-run",
+            "--wait",
+            "--pipe",
+            "-q",
+            "--collect",
+            "--service-type=exec",
+            f"--property=RuntimeMaxSec={int(timeout)}",
+        ]
         for key, value in (env or {}).items():
             wrapper.append(f"--setenv={key}={value}")
         if isinstance(input, str) and not text:
             input = input.encode()
         proc = subprocess.run(
-            [*wrapper, "--", *argv], input=input, capture_output=True, text=text, env=_clean_env(),
-            stdin=None if input is not None else subprocess.DEVNULL, timeout=timeout + 10,
+            [*wrapper, "--", *argv],
+            input=input,
+            capture_output=True,
+            text=text,
+            env=_clean_env(),
+            stdin=None if input is not None else subprocess.DEVNULL,
+            timeout=timeout + 10,
         )
         result = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:
@@ -207,19 +281,29 @@ class Container:
         self.write_file("/srv/pillar/top.sls", "base:\n  '*':\n    - chatmail\n")
         self.write_file("/srv/pillar/chatmail.sls", json.dumps({"chatmail": pillar or {}}, indent=1) + "\n", "0600")
 
-    def salt_call(self, *args: str, pillar: dict | None = None, timeout: float = 900) -> "SaltResult":
+    def salt_call(self, *args: str, pillar: dict | None = None, timeout: float = 900) -> SaltResult:
         """``salt-call --local --out=json <args>`` inside; pillar ``chatmail`` set first if given."""
         if pillar is not None:
             self.write_pillar(pillar)
-        proc = self.run([f"{self.venv_mount}/bin/salt-call", "--local", "--out=json", "--retcode-passthrough",
-                         "--log-level=quiet", *args], check=False, timeout=timeout)
+        proc = self.run(
+            [
+                f"{self.venv_mount}/bin/salt-call",
+                "--local",
+                "--out=json",
+                "--retcode-passthrough",
+                "--log-level=quiet",
+                *args,
+            ],
+            check=False,
+            timeout=timeout,
+        )
         try:
             data = json.loads(proc.stdout) if proc.stdout.strip() else {}
         except json.JSONDecodeError:
             data = {"local": [proc.stdout]}
         return SaltResult(data, proc.returncode, proc.stderr)
 
-    def apply(self, pillar: dict | None = None, *args: str, test: bool = False) -> "SaltResult":
+    def apply(self, pillar: dict | None = None, *args: str, test: bool = False) -> SaltResult:
         """``state.apply chatmail`` with ``pillar`` (and ``test=True``)."""
         extra = ["test=True"] if test else []
         return self.salt_call("state.apply", "chatmail", *args, *extra, pillar=pillar)
@@ -231,9 +315,19 @@ class Container:
         for d in (upper, work, self.root):
             d.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(self.root):
-            subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                            f"lowerdir={self.image},upperdir={upper},workdir={work}", str(self.root)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "mount",
+                    "-t",
+                    "overlay",
+                    "overlay",
+                    "-o",
+                    f"lowerdir={self.image},upperdir={upper},workdir={work}",
+                    str(self.root),
+                ],
+                check=True,
+                capture_output=True,
+            )
 
     def _unmount_overlay(self) -> None:
         for _ in range(50):
@@ -249,19 +343,19 @@ class Container:
         files = {
             "etc/resolv.conf": resolv_conf(self.dns_address),
             "etc/hostname": f"{self.name}\n",
-            "etc/systemd/network/05-host0.network.d/address.conf":
-                f"[Network]\nAddress={self.address}/{self.bridge.prefixlen}\n",
+            "etc/systemd/network/05-host0.network.d/address.conf": f"[Network]\nAddress={self.address}/{self.bridge.prefixlen}\n",
             "etc/salt/minion.d/chatmail.conf": MINION_CONF.read_text() + f"id: {self.name}\n",
             "etc/hosts": f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n{self.address} {self.name}\n",
         }
         if self.proxy_url:
             files["etc/apt/apt.conf.d/80proxy"] = (
-                f'Acquire::http::Proxy "{self.proxy_url}";\nAcquire::https::Proxy "{self.proxy_url}";\n')
-            files["etc/pip.conf"] = (
-                f"[global]\nproxy = {self.proxy_url}\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+                f'Acquire::http::Proxy "{self.proxy_url}";\nAcquire::https::Proxy "{self.proxy_url}";\n'
+            )
+            files["etc/pip.conf"] = f"[global]\nproxy = {self.proxy_url}\ncert = /etc/ssl/certs/ca-certificates.crt\n"
             files["etc/environment"] = (
                 f"http_proxy={self.proxy_url}\nhttps_proxy={self.proxy_url}\n"
-                f"HTTP_PROXY={self.proxy_url}\nHTTPS_PROXY={self.proxy_url}\nno_proxy=localhost,127.0.0.1,.test\n")
+                f"HTTP_PROXY={self.proxy_url}\nHTTPS_PROXY={self.proxy_url}\nno_proxy=localhost,127.0.0.1,.test\n"
+            )
         for rel, text in files.items():
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,8 +404,9 @@ class Container:
         units = [u for u in units if "." in u and not u.startswith(("loaded", "failed"))]
         parts = []
         for unit in units:
-            journal = self.run(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-monotonic"],
-                               check=False).stdout
+            journal = self.run(
+                ["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-monotonic"], check=False
+            ).stdout
             parts.append(f"--- {self.name}: {unit}\n{journal}")
         return "\n".join(parts)
 
@@ -322,9 +417,16 @@ class Container:
             return ""
 
     def _save_state(self) -> None:
-        state = {"name": self.name, "machine": self.machine, "address": self.address,
-                 "nspawn_pid": self.nspawn_pid, "init_pid": self.init_pid, "root": str(self.root),
-                 "bridge": self.bridge.to_dict(), "owner": os.getpid()}
+        state = {
+            "name": self.name,
+            "machine": self.machine,
+            "address": self.address,
+            "nspawn_pid": self.nspawn_pid,
+            "init_pid": self.init_pid,
+            "root": str(self.root),
+            "bridge": self.bridge.to_dict(),
+            "owner": os.getpid(),
+        }
         (self.state_dir / "state.json").write_text(json.dumps(state, indent=1))
 
 
@@ -364,8 +466,11 @@ def failed_states(result: SaltResult) -> list[str]:
 
 def changed_states(result: SaltResult) -> list[str]:
     """State ids that changed something (or, with test=True, would: result None)."""
-    return [state.get("__id__", key) for key, state in result.states.items()
-            if state.get("changes") or state.get("result") is None]
+    return [
+        state.get("__id__", key)
+        for key, state in result.states.items()
+        if state.get("changes") or state.get("result") is None
+    ]
 
 
 def snapshot_formula(target: Path) -> Path:
@@ -439,4 +544,3 @@ def _mkdir(path: Path) -> Path:
 
 def _clean_env() -> dict[str, str]:
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-

@@ -34,8 +34,14 @@ RECIPE = "3"
 
 # what every container needs to boot and be driven by the harness
 CORE_PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "iproute2", "python3", "ca-certificates",
-    "procps", "less",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "python3",
+    "ca-certificates",
+    "procps",
+    "less",
 )
 
 
@@ -47,9 +53,11 @@ PROVIDERS = {"13": ("python3-cffi-backend",)}
 
 def sources(suite: str) -> str:
     """The image's apt sources.list for ``suite``."""
-    return (f"deb {MIRROR} {suite} main\n"
-            f"deb {MIRROR} {suite}-updates main\n"
-            f"deb http://deb.debian.org/debian-security {suite}-security main\n")
+    return (
+        f"deb {MIRROR} {suite} main\n"
+        f"deb {MIRROR} {suite}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {suite}-security main\n"
+    )
 
 
 # files written into the image after debootstrap: path -> content
@@ -167,8 +175,13 @@ def build(root: Path, packages: list[str], suite: str) -> None:
 
 
 def _chroot(root: Path, *cmd: str, check: bool = True) -> None:
-    subprocess.run(["chroot", str(root), *cmd], check=check, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL if not check else None, env=_clean_env())
+    subprocess.run(
+        ["chroot", str(root), *cmd],
+        check=check,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if not check else None,
+        env=_clean_env(),
+    )
 
 
 def _clean_env() -> dict[str, str]:
@@ -217,22 +230,35 @@ def salt_venv(image: Path, log=print) -> Path:
         root, upper, work = tmp / "root", tmp / "upper", tmp / "work"
         for d in (root, upper, work):
             d.mkdir()
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={image},upperdir={upper},workdir={work}", str(root)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={image},upperdir={upper},workdir={work}", str(root)],
+            check=True,
+            capture_output=True,
+        )
         try:
             # the image's resolv.conf points nowhere (set per container)
             (root / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
             env = {**_clean_env(), "DEBIAN_FRONTEND": "noninteractive"}
-            for cmd in (["apt-get", "update", "-qq"],
-                        # gcc and the headers: Salt's timelib has no wheel for Python 3.13;
-                        # they stay in this throwaway overlay, not in the image or the venv
-                        ["apt-get", "install", "-qq", "-y", "--no-install-recommends", "python3-venv",
-                         "python3-dev", "gcc", "libc6-dev"],
-                        # as scripts/bootstrap builds .venv: the formula's modules use
-                        # Debian's libraries (python3-dnspython) from the image
-                        ["python3", "-m", "venv", "--system-site-packages", SALT_VENV_MOUNT],
-                        [f"{SALT_VENV_MOUNT}/bin/pip", "install", "-q", "--no-cache-dir", pin]):
+            for cmd in (
+                ["apt-get", "update", "-qq"],
+                # gcc and the headers: Salt's timelib has no wheel for Python 3.13;
+                # they stay in this throwaway overlay, not in the image or the venv
+                [
+                    "apt-get",
+                    "install",
+                    "-qq",
+                    "-y",
+                    "--no-install-recommends",
+                    "python3-venv",
+                    "python3-dev",
+                    "gcc",
+                    "libc6-dev",
+                ],
+                # as scripts/bootstrap builds .venv: the formula's modules use
+                # Debian's libraries (python3-dnspython) from the image
+                ["python3", "-m", "venv", "--system-site-packages", SALT_VENV_MOUNT],
+                [f"{SALT_VENV_MOUNT}/bin/pip", "install", "-q", "--no-cache-dir", pin],
+            ):
                 proc = subprocess.run(["chroot", str(root), *cmd], capture_output=True, text=True, env=env)
                 if proc.returncode != 0:
                     raise RuntimeError(f"Salt venv: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")

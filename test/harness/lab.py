@@ -53,7 +53,7 @@ class Lab:
         self.session: Path | None = None
         self.formula: Path | None = None
 
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         t0 = time.monotonic()
         self.image = base_image(log=self.log)
         t1 = time.monotonic()
@@ -77,8 +77,16 @@ class Lab:
         state_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.session))
         image = self.image if str(release) == DEFAULT_RELEASE else base_image(log=self.log, release=str(release))
         venv = container_venv(str(release), image, log=self.log)
-        container = Container(name, image, self.bridge, address or self.bridge.next_address(),
-                              proxy_url=self.proxy.url, state_dir=state_dir, formula=self.formula, **venv)
+        container = Container(
+            name,
+            image,
+            self.bridge,
+            address or self.bridge.next_address(),
+            proxy_url=self.proxy.url,
+            state_dir=state_dir,
+            formula=self.formula,
+            **venv,
+        )
         container.release = str(release)
         self.containers.append(container)
         container.start()

@@ -40,8 +40,11 @@ def up(domain: str, release: str = DEFAULT_RELEASE) -> int:
     state = _load()
     running = state.get("release", DEFAULT_RELEASE)
     if Container.attach(HOME / "container", Path("/")) is not None and running != release:
-        print(f"deploy-local: the running container is Debian {running}; "
-              f"scripts/deploy-local --stop first to switch to Debian {release}", file=sys.stderr)
+        print(
+            f"deploy-local: the running container is Debian {running}; "
+            f"scripts/deploy-local --stop first to switch to Debian {release}",
+            file=sys.stderr,
+        )
         return 2
     image = base_image(release=release)
     venv = container_venv(release, image)
@@ -55,8 +58,16 @@ def up(domain: str, release: str = DEFAULT_RELEASE) -> int:
     container = Container.attach(HOME / "container", image, **venv)
     if container is None:
         _cleanup_container_dir()
-        container = Container(NAME, image, bridge, bridge.next_address(), proxy_url=proxy.url,
-                              state_dir=HOME / "container", persistent=True, **venv)
+        container = Container(
+            NAME,
+            image,
+            bridge,
+            bridge.next_address(),
+            proxy_url=proxy.url,
+            state_dir=HOME / "container",
+            persistent=True,
+            **venv,
+        )
         print(f"deploy-local: booting {NAME} ...")
         container.start()
 
@@ -67,9 +78,17 @@ def up(domain: str, release: str = DEFAULT_RELEASE) -> int:
     dns.mx(domain, domain)
     for sub in ("mta-sts", "www"):
         dns.a(f"{sub}.{domain}", container.address)
-    _save({"domain": domain, "release": release, "proxy_pid": proxy_pid, "dns_pid": dns.process.pid,
-           "bridge": bridge.to_dict(),
-           "address": container.address, "init_pid": container.init_pid})
+    _save(
+        {
+            "domain": domain,
+            "release": release,
+            "proxy_pid": proxy_pid,
+            "dns_pid": dns.process.pid,
+            "bridge": bridge.to_dict(),
+            "address": container.address,
+            "init_pid": container.init_pid,
+        }
+    )
 
     pillar = relay_pillar(domain, zone=domain, dns_address=bridge.address)
     print(f"deploy-local: applying the formula for {domain} ...")
@@ -77,8 +96,10 @@ def up(domain: str, release: str = DEFAULT_RELEASE) -> int:
     failed = failed_states(result)
     for line in failed:
         print(f"  FAILED {line[:500]}")
-    print(f"deploy-local: {len(changed_states(result))} states changed, {len(failed)} failed "
-          f"({time.monotonic() - t0:.0f} s)")
+    print(
+        f"deploy-local: {len(changed_states(result))} states changed, {len(failed)} failed "
+        f"({time.monotonic() - t0:.0f} s)"
+    )
     _print_access(container, domain, bridge.address)
     return 1 if failed or result.retcode else 0
 
@@ -156,8 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deploy-local", description=__doc__.split("\n\n")[0])
     parser.add_argument("--domain", default=None, help=f"mail domain of the relay (default {DEFAULT_DOMAIN})")
     parser.add_argument("--stop", action="store_true", help="tear the container, bridge, proxy and DNS down")
-    parser.add_argument("--release", choices=sorted(RELEASES), default=None,
-                        help=f"Debian release of the container (default: the running one, else {DEFAULT_RELEASE})")
+    parser.add_argument(
+        "--release",
+        choices=sorted(RELEASES),
+        default=None,
+        help=f"Debian release of the container (default: the running one, else {DEFAULT_RELEASE})",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (systemd-nspawn, bridges, mounts)")

@@ -51,8 +51,9 @@ def require_converged(box, result, width: int = 1500):
     states and the journal of the units that failed."""
     failed = failed_states(result)
     if failed or result.retcode:
-        pytest.fail(f"{box.name} did not converge:\n" + "\n".join(f[:width] for f in failed)
-                    + "\n" + box.failed_units_log())
+        pytest.fail(
+            f"{box.name} did not converge:\n" + "\n".join(f[:width] for f in failed) + "\n" + box.failed_units_log()
+        )
     return box
 
 

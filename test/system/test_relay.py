@@ -16,7 +16,6 @@ from __future__ import annotations
 import smtplib
 import threading
 import time
-
 from pathlib import Path
 
 import pytest
@@ -34,8 +33,19 @@ SEND_LIMIT = 5
 
 # every long-running service of a relay with tls_mode self_signed and no local iroh relay
 RELAY_SERVICES = (
-    "chatmail-metadata", "doveauth", "dovecot", "fcgiwrap", "filtermail", "filtermail-incoming",
-    "lastlogin", "nginx", "opendkim", "postfix@-", "systemd-journald", "coturn", "unbound",
+    "chatmail-metadata",
+    "doveauth",
+    "dovecot",
+    "fcgiwrap",
+    "filtermail",
+    "filtermail-incoming",
+    "lastlogin",
+    "nginx",
+    "opendkim",
+    "postfix@-",
+    "systemd-journald",
+    "coturn",
+    "unbound",
 )
 MAIL_SERVICES = ("postfix", "postfix@-", "dovecot")
 # Dovecot's journal line for an IMAP login, per Debian release (2.3, 2.4)
@@ -47,6 +57,7 @@ def on_release(box, units) -> list[str]:
     (Debian 13 has no postfix@-: postfix.service runs it, listed once)."""
     unit = POSTFIX_UNIT[box.release]
     return list(dict.fromkeys(unit if u == "postfix@-" else u for u in units))
+
 
 # each daemon's own configuration checker, run on the live configuration
 CHECKERS = {
@@ -397,8 +408,10 @@ def register_device(box, domain: str, token: str) -> mc.Account:
 
 def pending_pushes(box, domain: str) -> list[list[str]]:
     """The notifier's queue: one ``[addr, start, token]`` per push not yet delivered."""
-    out = box.run(f"for f in /home/vmail/mail/{domain}/pending_notifications/*; do "
-                  "[ -f \"$f\" ] && cat \"$f\" && echo && echo .; done").stdout
+    out = box.run(
+        f"for f in /home/vmail/mail/{domain}/pending_notifications/*; do "
+        '[ -f "$f" ] && cat "$f" && echo && echo .; done'
+    ).stdout
     return [entry.strip("\n").split("\n", 2) for entry in out.split("\n.\n") if entry.strip()]
 
 
