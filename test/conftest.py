@@ -13,9 +13,19 @@ CHATMAILD_SRC = REPO / "chatmail" / "chatmaild" / "files"
 sys.path.insert(0, str(CHATMAILD_SRC))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--relay-release",
+        default="12",
+        help="Debian release(s) of the system tests' relay containers: 12, 13, or a list like "
+        "12,13 that the relays of a module take in turn (the first 12, the second 13, ...)",
+    )
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "system: boots systemd containers (needs root, slow)")
     config.addinivalue_line("markers", "e2e: drives a real Delta Chat client against a container relay")
+    config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 {#- Dovecot configuration: one dovecot.conf replaces Debian's whole conf
-    tree (validated with doveconf before it goes live), the dict auth
-    config, the push hook, and the host settings Dovecot wants. #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+    tree (validated with doveconf before it goes live), the account lookup
+    (2.3: dict auth config; 2.4: auth.lua, as 2.4 has no dict passdb), the
+    push hook, and the host settings Dovecot wants.  params.dovecot picks
+    the dialect's template and files. #}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
@@ -11,7 +13,7 @@ include:
 chatmail-dovecot-conf-file-managed:
   file.managed:
     - name: /etc/dovecot/dovecot.conf
-    - source: {{ files_switch("dovecot", "dovecot.conf.j2", "chatmail-dovecot-conf-file-managed") }}
+    - source: {{ files_switch("dovecot", params.dovecot.template, "chatmail-dovecot-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
@@ -22,7 +24,7 @@ chatmail-dovecot-conf-file-managed:
     - require:
       - sls: chatmail.dovecot.package
 
-{%- for name in ("auth.conf", "push_notification.lua") %}
+{%- for name in params.dovecot.files %}
 
 chatmail-dovecot-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed:
   file.managed:

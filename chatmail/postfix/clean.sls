@@ -5,13 +5,13 @@
     does when it is missing: Postfix always needs one, and the formula
     checks a new main.cf against the live master.cf when it builds the
     relay again.  Mail still queued stays in /var/spool/postfix. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/clean.jinja" import cleaned, service_dead_id %}
 {%- set debian_master_cf = "/usr/share/postfix/master.cf.dist" %}
 {{ cleaned("postfix",
     after=["chatmail.selfheal.clean"],
     units=["postfix"],
-    unit_files=["/etc/systemd/system/postfix@.service.d/10_restart.conf"],
+    unit_files=[params.postfix.dropin_dir ~ "/10_restart.conf"],
     paths=["/etc/postfix/main.cf", "/etc/postfix/login_map", "/etc/postfix/submission_header_cleanup",
            "/etc/postfix/incoming_header_cleanup",
            "/usr/local/sbin/chatmail-postfix-check", "/usr/local/sbin/chatmail-flush-queue"]) }}

@@ -1,7 +1,7 @@
 {#- Postfix configuration.  main.cf and master.cf are validated before they
     replace the live files (see files/chatmail-postfix-check); the two
     regexp tables are static and checked by the functional tests. #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- if "configure" in chatmail.stages %}
 
@@ -57,8 +57,8 @@ chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
 
 chatmail-postfix-restart-dropin-file-managed:
   file.managed:
-    - name: /etc/systemd/system/postfix@.service.d/10_restart.conf
-    - source: {{ files_switch("postfix", "10_restart.conf", "chatmail-postfix-restart-dropin-file-managed") }}
+    - name: {{ params.postfix.dropin_dir }}/10_restart.conf
+    - source: {{ files_switch("postfix", params.postfix.dropin, "chatmail-postfix-restart-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"

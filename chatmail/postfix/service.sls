@@ -1,7 +1,7 @@
 {#- Postfix runs after Dovecot (which creates private/auth and
     private/dovecot-lmtp) and the chatmaild services (filtermail ports).
     disable_mail stops and disables it (design.md §8.5). #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "activate" in chatmail.stages %}
 
 include:
@@ -37,14 +37,14 @@ chatmail-postfix-service-running:
 chatmail-postfix-service-restarted-if-stale:
   chatmail_service.restarted_if_stale:
     - name: postfix
-    - unit: postfix@-
+    - unit: {{ params.postfix.unit }}
     - configs:
       - /etc/postfix/main.cf
       - /etc/postfix/master.cf
       - /etc/postfix/login_map
       - /etc/postfix/submission_header_cleanup
       - /etc/postfix/incoming_header_cleanup
-      - /etc/systemd/system/postfix@.service.d
+      - {{ params.postfix.dropin_dir }}
     - require:
       - service: chatmail-postfix-service-running
 {%- endif %}

@@ -213,3 +213,45 @@ def test_disable_mail_stops_dovecot(rendered):
     r = rendered("compress_ipv4_nomail")
     assert "chatmail-dovecot-service-running" not in r.states
     assert r.state("chatmail-dovecot-service-dead")["enable"] is False
+
+
+# -- Debian 13: Dovecot 2.4's dialect (this host's doveconf is 2.3, so only the
+#    text is checked here; test/system/test_debian13.py runs it on Debian 13) --
+
+DEBIAN_13 = {
+    "os": "Debian",
+    "os_family": "Debian",
+    "osfinger": "Debian-13",
+    "oscodename": "trixie",
+    "osmajorrelease": 13,
+}
+
+
+@pytest.fixture(scope="module")
+def rendered13(tmp_path_factory):
+    return {
+        compress: render(
+            "chatmail.dovecot",
+            {"mail_domain": DOMAIN, "imap_compress": compress},
+            tmp_path_factory.mktemp(f"debian13-{compress}"),
+            grains=DEBIAN_13,
+        )
+        for compress in (False, True)
+    }
+
+
+def test_debian13_gets_the_24_dialect_and_lua_accounts(rendered13):
+    r = rendered13[False]
+    text = r.files["/etc/dovecot/dovecot.conf"]
+    assert text.splitlines()[5:7] == ["dovecot_config_version = 2.4.0", "dovecot_storage_version = 2.4.0"]
+    assert "driver = lua" in text and "driver = dict" not in text
+    assert "/etc/dovecot/auth.lua" in r.files and "/etc/dovecot/auth.conf" not in r.files
+    assert "/run/doveauth/doveauth.socket" in r.files["/etc/dovecot/auth.lua"]
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"][-2:] == ["dovecot-auth-lua", "lua-socket"]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_debian13_hibernation_iff_not_compress(rendered13, compress):
+    text = rendered13[compress].files["/etc/dovecot/dovecot.conf"]
+    assert ('"COMPRESS=DEFLATE" = no' in text) is not compress
+    assert ("imap_hibernate_timeout = 30s" in text) is not compress

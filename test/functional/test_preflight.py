@@ -129,7 +129,7 @@ DEBIAN_11 = {
     "oscodename": "bullseye",
     "osmajorrelease": 11,
 }
-SUPPORTED = "supported: Debian-12 (bookworm)"
+SUPPORTED = "supported: Debian-12 (bookworm), Debian-13 (trixie)"
 
 
 @pytest.mark.parametrize("mode", [(), ("test=True",)], ids=["apply", "test"])
@@ -160,11 +160,10 @@ def test_supported_release_passes(tmp_path):
     assert ret["comment"] == "Debian-12 (bookworm) is supported"
 
 
-def test_debian_13_is_refused_until_its_dovecot_dialect_exists(tmp_path):
-    """Debian 13's Dovecot 2.4 does not start with the 2.3 config the templates write."""
+def test_debian_13_passes(tmp_path):
     code, rets = apply_sls(
         tmp_path, {"mail_domain": DOMAIN}, "test=True", grains={**DEBIAN_11, "osfinger": "Debian-13"}
     )
     ret = rets["chatmail-preflight-platform-supported"]
-    assert code != 0 and ret["result"] is False
-    assert ret["comment"].startswith(f"platform Debian-13 is not supported by the chatmail formula; {SUPPORTED}.")
+    assert ret["result"] is True and ret["changes"] == {}
+    assert ret["comment"] == "Debian-13 (trixie) is supported"

@@ -64,9 +64,17 @@ RELEASES = {
         "osmajorrelease": 12,
         "osarch": "arm64",
     },
+    "debian13": {
+        "os": "Debian",
+        "os_family": "Debian",
+        "osfinger": "Debian-13",
+        "oscodename": "trixie",
+        "osmajorrelease": 13,
+        "osarch": "amd64",
+    },
 }
 # per release: the pillars rendered (arm64 differs only in the pinned downloads)
-RENDERED = {"debian12": list(PILLARS), "debian12-arm64": ["everything"]}
+RENDERED = {"debian12": list(PILLARS), "debian12-arm64": ["everything"], "debian13": ["defaults", "everything"]}
 # grains that differ between hosts and say nothing about the release
 HOST = {"id": "render-test", "pythonexecutable": "/usr/bin/python3"}
 # the version marker names the checkout's commit (and its uncommitted diff): it changes with

@@ -5,7 +5,8 @@ over the shared read-only base, a veth end on the harness bridge with a
 static address (systemd-networkd, no default route), the test DNS as
 resolver and the proxy for apt/pip.  The repo is bind-mounted read-only at
 /srv/formula and the Salt venv at its own path, so ``<venv>/bin/salt-call``
-runs inside on the container's Python 3.11.
+runs inside on the container's Python 3.11 (a release with another Python
+gets a venv built inside its image, ``venv``/``venv_mount``: image.salt_venv).
 
 Commands run inside through ``nsenter -t <init pid> -a systemd-run --wait
 --pipe`` (no machined on this host): a clean environment, real exit codes.
@@ -60,6 +61,8 @@ class Container:
         state_dir: Path | None = None,
         persistent: bool = False,
         formula: Path = REPO,
+        venv: Path = VENV,
+        venv_mount: str | None = None,
     ):
         self.name = name
         self.image = Path(image)
@@ -69,6 +72,9 @@ class Container:
         self.proxy_url = proxy_url
         self.persistent = persistent
         self.formula = Path(formula)  # the repo, or a snapshot of it (see snapshot_formula)
+        self.release = "12"  # the Debian release of ``image`` (Lab.boot sets it)
+        self.venv = Path(venv)
+        self.venv_mount = venv_mount or str(self.venv)  # where inside; its shebangs name it
         # the machine name also names the host's veth end: unique per bridge
         self.machine = f"{name}-{bridge.name}"
         self.state_dir = (
@@ -116,7 +122,7 @@ class Container:
                 if (self.formula / hidden).is_dir()
             ),
         ]
-        cmd.append(f"--bind-ro={VENV}")  # same absolute path inside: salt-call's shebang works
+        cmd.append(f"--bind-ro={self.venv}:{self.venv_mount}")  # the path its shebangs name
         self.process = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -158,7 +164,7 @@ class Container:
         self.timings["stop"] = time.monotonic() - started
 
     @classmethod
-    def attach(cls, state_dir: Path, image: Path) -> Container | None:
+    def attach(cls, state_dir: Path, image: Path, **venv) -> Container | None:
         """A handle on a persistent container started by an earlier process, if it still runs."""
         from .network import Bridge
 
@@ -173,6 +179,7 @@ class Container:
             state["address"],
             state_dir=Path(state_dir),
             persistent=True,
+            **venv,
         )
         container.machine = state["machine"]
         container.nspawn_pid, container.init_pid = state["nspawn_pid"], state["init_pid"]
@@ -279,7 +286,14 @@ class Container:
         if pillar is not None:
             self.write_pillar(pillar)
         proc = self.run(
-            [str(VENV / "bin/salt-call"), "--local", "--out=json", "--retcode-passthrough", "--log-level=quiet", *args],
+            [
+                f"{self.venv_mount}/bin/salt-call",
+                "--local",
+                "--out=json",
+                "--retcode-passthrough",
+                "--log-level=quiet",
+                *args,
+            ],
             check=False,
             timeout=timeout,
         )
@@ -348,7 +362,7 @@ class Container:
             if path.is_symlink():
                 path.unlink()
             path.write_text(text)
-        for mount in (FORMULA_MOUNT, str(VENV)):
+        for mount in (FORMULA_MOUNT, self.venv_mount):
             (self.root / mount.lstrip("/")).mkdir(parents=True, exist_ok=True)
 
     def _find_init(self, timeout: float) -> int:

@@ -208,6 +208,89 @@ def _prune(keep: Path) -> None:
             shutil.rmtree(item, ignore_errors=True)
 
 
+# The Salt venv of a release whose Python differs from the host's (13:
+# Python 3.13): built once inside that release's base image, cached next
+# to it as salt-venv-<key>/ and bound read-only at SALT_VENV_MOUNT (the
+# path it was built at, which its scripts' shebangs name).  Release 12
+# containers use the host's .venv (same Python 3.11).
+SALT_VENV_MOUNT = "/opt/salt-venv"
+SALT_VENV_RECIPE = "2"
+REQUIREMENTS = HERE.parent / "requirements.txt"
+
+
+def salt_pin(path: Path = REQUIREMENTS) -> str:
+    """The ``salt==<version>`` line of test/requirements.txt (the host venv's Salt)."""
+    for line in path.read_text().splitlines():
+        if line.strip().startswith("salt=="):
+            return line.strip()
+    raise RuntimeError(f"{path} pins no salt== version")
+
+
+def salt_venv(image: Path, log=print) -> Path:
+    """The cached Salt venv built inside base ``image``, built first if needed."""
+    pin = salt_pin()
+    key = hashlib.sha256(f"{SALT_VENV_RECIPE} {Path(image).name} {pin}\n".encode()).hexdigest()
+    target = CACHE / f"salt-venv-{key}"
+    if (target / "bin/salt-call").exists():
+        return target
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "bin/salt-call").exists():
+            return target
+        started = time.monotonic()
+        log(f"harness: building the Salt venv ({pin}) in {Path(image).name}")
+        tmp = Path(tempfile.mkdtemp(prefix=".build-venv-", dir=CACHE))
+        root, upper, work = tmp / "root", tmp / "upper", tmp / "work"
+        for d in (root, upper, work):
+            d.mkdir()
+        subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={image},upperdir={upper},workdir={work}", str(root)],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            # the image's resolv.conf points nowhere (set per container)
+            (root / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
+            env = {**_clean_env(), "DEBIAN_FRONTEND": "noninteractive"}
+            for cmd in (
+                ["apt-get", "update", "-qq"],
+                # gcc and the headers: Salt's timelib has no wheel for Python 3.13;
+                # they stay in this throwaway overlay, not in the image or the venv
+                [
+                    "apt-get",
+                    "install",
+                    "-qq",
+                    "-y",
+                    "--no-install-recommends",
+                    "python3-venv",
+                    "python3-dev",
+                    "gcc",
+                    "libc6-dev",
+                ],
+                # as scripts/bootstrap builds .venv: the formula's modules use
+                # Debian's libraries (python3-dnspython) from the image
+                ["python3", "-m", "venv", "--system-site-packages", SALT_VENV_MOUNT],
+                [f"{SALT_VENV_MOUNT}/bin/pip", "install", "-q", "--no-cache-dir", pin],
+            ):
+                proc = subprocess.run(["chroot", str(root), *cmd], capture_output=True, text=True, env=env)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"Salt venv: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+            os.rename(upper / SALT_VENV_MOUNT.lstrip("/"), target)
+        finally:
+            subprocess.run(["umount", str(root)], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        log(f"harness: Salt venv built in {time.monotonic() - started:.0f} s")
+    return target
+
+
+def container_venv(release: str, image: Path, log=print) -> dict:
+    """Container() keywords for the Salt venv of ``release``: none for the
+    default (the host's .venv), else the venv built inside ``image``."""
+    if str(release) == DEFAULT_RELEASE:
+        return {}
+    return {"venv": salt_venv(image, log=log), "venv_mount": SALT_VENV_MOUNT}
+
+
 if __name__ == "__main__":
     import sys
 

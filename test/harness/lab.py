@@ -18,7 +18,7 @@ from pathlib import Path
 from . import lifecycle
 from .container import Container, snapshot_formula
 from .dns import TestDNS
-from .image import base_image
+from .image import DEFAULT_RELEASE, base_image, container_venv
 from .network import Bridge, create_bridge
 from .proxy import Proxy
 from .stale import remove_stale_sessions, session_dir
@@ -69,21 +69,29 @@ class Lab:
         self.timings.update(image=t1 - t0, network=t2 - t1)
         return self
 
-    def boot(self, name: str, address: str | None = None, image: Path | None = None) -> Container:
-        """A started container ``name`` whose domain ``<name>.test`` resolves to it.
+    def boot(
+        self, name: str, address: str | None = None, image: Path | None = None, release: str = DEFAULT_RELEASE
+    ) -> Container:
+        """A started container ``name`` of Debian ``release`` whose domain ``<name>.test`` resolves to it.
 
-        ``image`` is the base image unless given (e.g. ``image.core_image()``).
-        """
+        ``image`` is the release's base image unless given (e.g. ``image.core_image()``).
+        Another release than the default boots its own base image with the
+        Salt venv built inside it (its Python is not the host's)."""
         state_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.session))
+        if image is None:
+            image = self.image if str(release) == DEFAULT_RELEASE else base_image(log=self.log, release=str(release))
+        venv = container_venv(str(release), image, log=self.log)
         container = Container(
             name,
-            image or self.image,
+            image,
             self.bridge,
             address or self.bridge.next_address(),
             proxy_url=self.proxy.url,
             state_dir=state_dir,
             formula=self.formula,
+            **venv,
         )
+        container.release = str(release)
         self.containers.append(container)
         container.start()
         self.dns.a(name, container.address)

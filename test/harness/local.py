@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .container import Container, changed_states, failed_states
 from .dns import TestDNS
-from .image import DEFAULT_RELEASE, RELEASES, base_image
+from .image import DEFAULT_RELEASE, RELEASES, base_image, container_venv
 from .lab import relay_pillar
 from .network import create_bridge, find_bridge
 from .proxy import Proxy
@@ -34,19 +34,28 @@ BRIDGE = "cmlocal0"
 DEFAULT_DOMAIN = "chatmail-local.test"
 
 
-def up(domain: str) -> int:
+def up(domain: str, release: str = DEFAULT_RELEASE) -> int:
     t0 = time.monotonic()
     HOME.mkdir(parents=True, exist_ok=True)
-    image = base_image()
-    bridge = find_bridge(BRIDGE) or create_bridge(name=BRIDGE, persistent=True)
     state = _load()
+    running = state.get("release", DEFAULT_RELEASE)
+    if Container.attach(HOME / "container", Path("/")) is not None and running != release:
+        print(
+            f"deploy-local: the running container is Debian {running}; "
+            f"scripts/deploy-local --stop first to switch to Debian {release}",
+            file=sys.stderr,
+        )
+        return 2
+    image = base_image(release=release)
+    venv = container_venv(release, image)
+    bridge = find_bridge(BRIDGE) or create_bridge(name=BRIDGE, persistent=True)
 
     proxy_pid = state.get("proxy_pid")
     proxy = Proxy(bridge.address, str(bridge.network), workdir=HOME / "proxy", persistent=True)
     if not _running(proxy_pid, "tinyproxy"):
         proxy_pid = proxy.start().process.pid
 
-    container = Container.attach(HOME / "container", image)
+    container = Container.attach(HOME / "container", image, **venv)
     if container is None:
         _cleanup_container_dir()
         container = Container(
@@ -57,6 +66,7 @@ def up(domain: str) -> int:
             proxy_url=proxy.url,
             state_dir=HOME / "container",
             persistent=True,
+            **venv,
         )
         print(f"deploy-local: booting {NAME} ...")
         container.start()
@@ -71,6 +81,7 @@ def up(domain: str) -> int:
     _save(
         {
             "domain": domain,
+            "release": release,
             "proxy_pid": proxy_pid,
             "dns_pid": dns.process.pid,
             "bridge": bridge.to_dict(),
@@ -169,23 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--release",
         choices=sorted(RELEASES),
-        default=DEFAULT_RELEASE,
-        help=f"Debian release of the container (default {DEFAULT_RELEASE}; 13 is not supported yet)",
+        default=None,
+        help=f"Debian release of the container (default: the running one, else {DEFAULT_RELEASE})",
     )
     args = parser.parse_args(argv)
-    if args.release != DEFAULT_RELEASE:
-        # the formula's preflight refuses Debian 13 until the Dovecot 2.4 dialect
-        # exists, and the host's Salt venv (Python 3.11) does not run on it
-        parser.error(
-            f"--release {args.release}: Debian {args.release} is not supported yet "
-            f"(docs/parameters.md); supported: {DEFAULT_RELEASE}"
-        )
     if os.geteuid() != 0:
         parser.error("needs root (systemd-nspawn, bridges, mounts)")
     if args.stop:
         return down()
     domain = args.domain or _load().get("domain") or DEFAULT_DOMAIN
-    return up(domain.rstrip(".").lower())
+    release = args.release or _load().get("release") or DEFAULT_RELEASE
+    return up(domain.rstrip(".").lower(), release)
 
 
 if __name__ == "__main__":

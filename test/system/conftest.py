@@ -78,7 +78,7 @@ RelayFactory = Callable[..., Container]
 
 
 @pytest.fixture(scope="module")
-def relay(lab) -> RelayFactory:
+def relay(lab, request) -> RelayFactory:
     """A factory: ``relay(name, domain=None, **pillar)`` boots a container.
 
     The container gets ``.pillar``: the default relay pillar (mail_domain
@@ -86,12 +86,15 @@ def relay(lab) -> RelayFactory:
     forwarded to the test DNS) updated with ``pillar``; nothing is applied
     (``container.apply(container.pillar)`` does that).  ``domain`` must lie
     in the test zone (``*.test``); it gets A and MX records like the name.
+    ``release`` picks the Debian release ("12" or "13") of the container;
+    by default the relays take the releases of ``--relay-release`` in turn.
     Module-scoped: call it from a module-scoped fixture and share the relay.
     """
     booted: list[Container] = []
+    releases = request.config.getoption("--relay-release").split(",")
 
-    def boot(name: str, domain: str | None = None, **pillar) -> Container:
-        container = lab.boot(name)
+    def boot(name: str, domain: str | None = None, release: str | None = None, **pillar) -> Container:
+        container = lab.boot(name, release=release or releases[len(booted) % len(releases)])
         booted.append(container)
         if domain:
             lab.dns.a(domain, container.address)

@@ -23,6 +23,8 @@ import pytest
 from harness import failed_states
 
 CERT = "/etc/ssl/certs/mailserver.pem"
+# the unit of Postfix's master per Debian release (chatmail/parameters: postfix.unit)
+POSTFIX_UNIT = {"12": "postfix@-", "13": "postfix"}
 
 
 def apply_all(boxes) -> dict[str, list[str]]:
@@ -83,7 +85,7 @@ def trust_each_other(boxes) -> None:
         box.run(["update-ca-certificates"])
         # Debian copies the CA store into Postfix's chroot when postfix@- starts
         # (configure-instance.sh); a reload would not see the new certificates
-        box.run(["systemctl", "restart", "postfix@-"])
+        box.run(["systemctl", "restart", POSTFIX_UNIT[box.release]])
 
 
 def publish_zone(lab, box) -> None:

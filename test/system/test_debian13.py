@@ -1,0 +1,122 @@
+"""A Debian 13 (trixie) relay: Debian's own Dovecot 2.4, Postfix 3.10, Python 3.13.
+
+The subset of test_relay.py that shows the formula makes a relay of a bare
+Debian 13 container: converge, a zero-change re-apply, accounts created on
+first login (Dovecot 2.4's Lua passdb/userdb asking doveauth) and mail
+between two accounts over SMTP and IMAP.  Select it with ``-m debian13``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import mailclient as mc
+from harness import changed_states, failed_states
+from relays import require_converged
+from test_relay import reapply_on_same_tree, tree_state
+
+pytestmark = [pytest.mark.system, pytest.mark.debian13]
+
+
+@pytest.fixture(scope="module")
+def box(relay):
+    return relay("trixie1", release="13")
+
+
+@pytest.fixture(scope="module")
+def applied(box):
+    result = box.apply(box.pillar)
+    result.tree = tree_state()
+    return result
+
+
+@pytest.fixture(scope="module")
+def live(box, applied):
+    return require_converged(box, applied, width=600)
+
+
+@pytest.fixture(scope="module")
+def domain(box) -> str:
+    return box.pillar["mail_domain"]
+
+
+def test_container_is_debian13_with_dovecot24(box):
+    assert box.read_file("/etc/debian_version").startswith("13.")
+    assert box.run(["dovecot", "--version"]).stdout.startswith("2.4.")
+
+
+def test_first_apply_converges(box, applied):
+    assert failed_states(applied) == []
+    assert applied.retcode == 0
+
+
+def test_second_apply_changes_nothing(live, applied):
+    again = reapply_on_same_tree(live, live.pillar, applied.tree)
+    assert failed_states(again) == []
+    changes = {s["__id__"]: str(s.get("changes"))[:300] for s in again.states.values() if s.get("changes")}
+    assert changed_states(again) == [], changes
+
+
+def test_capabilities_announce_chatmail_push_and_metadata(live):
+    conn = mc.imap(live.address)
+    try:
+        assert {"XCHATMAIL", "XDELTAPUSH"} <= set(conn.capabilities)
+        acc = mc.new_account(live.address, live.pillar["mail_domain"])
+        conn.login(acc.addr, acc.password)
+        caps = set(conn.capability()[1][0].decode().split())
+        assert {"METADATA", "QUOTA", "XCHATMAIL", "XDELTAPUSH"} <= caps
+        assert "COMPRESS=DEFLATE" not in caps  # imap_compress off: hibernation instead
+    finally:
+        conn.logout()
+
+
+def test_first_login_creates_the_account_and_checks_the_password(live, domain):
+    acc = mc.new_account(live.address, domain)
+    home = f"/home/vmail/mail/{domain}/{acc.addr}"
+    assert not live.exists(home)
+    acc.imap().logout()
+    assert live.read_file(f"{home}/password").startswith("{SHA512-CRYPT}$6$")
+    acc.imap().logout()  # the same password again
+    with pytest.raises(mc.imaplib.IMAP4.error):
+        mc.Account(acc.host, acc.addr, acc.password + "x").imap()
+    with pytest.raises(mc.smtplib.SMTPAuthenticationError):
+        mc.Account(acc.host, acc.addr, acc.password + "x").smtp()
+
+
+def test_quota_is_the_configured_mailbox_size(live, domain):
+    conn = mc.created_account(live.address, domain).imap()
+    try:
+        typ, data = conn.getquotaroot("INBOX")
+        assert typ == "OK"
+        assert b'"User quota" (STORAGE 0 512000)' in data[1]
+    finally:
+        conn.logout()
+
+
+def test_mail_between_two_accounts(live, domain):
+    sender, recipient = mc.created_account(live.address, domain), mc.created_account(live.address, domain)
+    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
+    received = mc.wait_for_messages(recipient)
+    assert len(received) == 1
+    assert mc.parse(received[0])["From"] == sender.addr
+
+
+def test_postfix_master_is_supervised(live):
+    """postfix.service runs the master in the foreground: a killed master comes back (Debian 13 has no postfix@-)."""
+    assert live.run(["systemctl", "is-active", "postfix"]).stdout.strip() == "active"
+    pid = live.run(["systemctl", "show", "-p", "MainPID", "--value", "postfix"]).stdout.strip()
+    assert pid != "0"
+    live.run(["kill", "-9", pid])
+    for _ in range(100):
+        now = live.run(["systemctl", "show", "-p", "MainPID", "--value", "postfix"]).stdout.strip()
+        if now not in ("0", pid):
+            break
+        live.run(["sleep", "0.1"])
+    assert now not in ("0", pid)
+    for _ in range(50):  # the new master opens its listeners a moment after it starts
+        try:
+            assert mc.smtp(live.address).noop()[0] == 250
+            return
+        except ConnectionRefusedError:
+            live.run(["sleep", "0.1"])
+    pytest.fail("Postfix did not listen on 465 again within 5 s of its master's restart")
