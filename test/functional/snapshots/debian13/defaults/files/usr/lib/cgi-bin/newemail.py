@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""CGI script behind ``https://D/new``: suggests a fresh address and password (spec 5.7).
+"""CGI script behind ``https://D/new``: suggests a fresh address and password (design.md §5.7).
 
 It creates nothing: the account comes into existence at its first login
 (doveauth).  Both parts come from ``secrets`` (a CSPRNG) because whoever
