@@ -182,3 +182,15 @@ def render(
         raise RuntimeError(f"salt-call failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     data = json.loads(proc.stdout)["local"]
     return Rendered(states=data["states"], files=data["files"], root=tmp)
+
+
+def self_signed_cert(dirpath: Path, domain: str, days: int, alt_names: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """(cert.pem, key.pem) in ``dirpath``: a P-256 self-signed certificate for ``domain``, as the relay's TLS
+    tests need it (openssl req, the same call the relay's self_signed mode makes)."""
+    cert, key = dirpath / "cert.pem", dirpath / "key.pem"
+    cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    cmd += ["-days", str(days), "-subj", f"/CN={domain}", "-keyout", str(key), "-out", str(cert)]
+    if alt_names:
+        cmd += ["-addext", "subjectAltName=" + ",".join(f"DNS:{name}" for name in alt_names)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return cert, key

@@ -19,7 +19,7 @@ import pytest
 
 from freeports import free_ports
 from harness.imagetools import system_path
-from saltrender import REPO, render
+from saltrender import REPO, render, self_signed_cert
 
 D = "chat.example.org"
 CONF = "/etc/nginx/nginx.conf"
@@ -30,32 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def self_signed(dirpath: Path) -> tuple[Path, Path]:
-    cert, key = dirpath / "cert.pem", dirpath / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={D}",
-            "-addext",
-            f"subjectAltName=DNS:{D},DNS:www.{D}",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed_cert(dirpath, D, days=2, alt_names=(D, f"www.{D}"))
 
 
 def pillar(certdir: Path, **extra):

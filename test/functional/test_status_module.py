@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from freeports import free_port
+from saltrender import self_signed_cert
 
 DOMAIN = "chat.example.org"
 KEYS = {
@@ -34,29 +35,7 @@ KEYS = {
 
 @pytest.fixture
 def relay_files(tmp_path) -> dict:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "30",
-            "-subj",
-            f"/CN={DOMAIN}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    cert, key = self_signed_cert(tmp_path, DOMAIN, days=30)
     mail = tmp_path / "mail"
     for user in ("a1", "b2", "c3"):
         box = mail / f"{user}@{DOMAIN}" / "cur"
