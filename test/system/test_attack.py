@@ -334,17 +334,26 @@ def test_smtp_smuggling_with_bare_newlines_is_not_a_second_message(live, domain)
 
 
 def https_raw(host: str, server_name: str, request: bytes) -> tuple[int, bytes]:
-    """Send ``request`` byte for byte over TLS to 443 (SNI ``server_name``); (status, whole response)."""
+    """Send ``request`` byte for byte over TLS to 443 (SNI ``server_name``); (status, whole response).
+
+    A server may answer and close before a huge request is sent: what it
+    answered still counts; status 0 means it closed without an answer.
+    """
     check_target(host)
+    data = b""
     with socket.create_connection((host, 443), timeout=30) as raw:
         with mc.tls_context("http/1.1").wrap_socket(raw, server_hostname=server_name) as tls:
-            tls.sendall(request)
-            data = b""
-            while chunk := tls.recv(65536):
-                data += chunk
+            try:
+                tls.sendall(request)
+            except (ssl.SSLError, OSError):
+                pass
+            try:
+                while chunk := tls.recv(65536):
+                    data += chunk
+            except (ssl.SSLError, OSError):
+                pass
     status = re.match(rb"HTTP/1\.[01] (\d{3})", data)
-    assert status, data[:200]
-    return int(status.group(1)), data
+    return (int(status.group(1)) if status else 0), data
 
 
 TRAVERSALS = [
@@ -382,12 +391,14 @@ def test_odd_methods_and_huge_headers_are_refused_and_the_site_keeps_serving(liv
         "200 headers of 4 KiB": request("GET", "/", "".join(f"X-{i}: {'b' * 4000}\r\n" for i in range(200))),
         "a 16 KiB path": request("GET", "/" + "c" * 16384),
     }
-    assert answers == {
-        "TRACE": 405,
-        "PUT index.html": 405,
-        "DELETE index.html": 405,
-        "a 64 KiB header": 400,
-        "200 headers of 4 KiB": 400,
-        "a 16 KiB path": 414,
+    # nginx answers 400 (or 414 for the path); to an 800 kB head it may also just close (0): both refuse it
+    refused = {
+        "TRACE": {405},
+        "PUT index.html": {405},
+        "DELETE index.html": {405},
+        "a 64 KiB header": {400},
+        "200 headers of 4 KiB": {400, 0},
+        "a 16 KiB path": {414},
     }
+    assert {k: v for k, v in answers.items() if v not in refused[k]} == {}, answers
     assert request("GET") == 200
