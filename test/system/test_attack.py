@@ -11,6 +11,7 @@ refused where is in docs/security.md.
 from __future__ import annotations
 
 import imaplib
+import random
 import re
 import smtplib
 import socket
@@ -219,12 +220,22 @@ def submit(sender: mc.Account, recipients: list[str], data: bytes) -> tuple[int,
     return 250, b""
 
 
+def nested(sender: str, recipient: str, depth: int) -> bytes:
+    """A cleartext part at the bottom of ``depth`` nested multipart/mixed parts."""
+    head = f'From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: [...]\r\nContent-Type: multipart/mixed; boundary="n0"\r\n\r\n'
+    body = "".join(f'--n{i}\r\nContent-Type: multipart/mixed; boundary="n{i + 1}"\r\n\r\n' for i in range(depth))
+    return (head + body + f"--n{depth}\r\nContent-Type: text/plain\r\n\r\nmeet me at noon\r\n").encode()
+
+
 def test_shapes_that_smuggle_cleartext_are_refused(live, domain):
     sender = mc.created_account(live.address, domain)
     recipient = mc.created_account(live.address, domain)
     rcpt = [recipient.addr]
     good = mc.encrypted(sender.addr, rcpt, seed=1)
     boundary = b"b00000001_encrypted"
+    from_line = f"From: <{sender.addr}>".encode()
+    assert good.startswith(from_line)
+    cm, rng = mc.mailcorpus, random.Random(1)
     shapes = {
         "two From headers": (good.replace(b"To: ", f"From: <{recipient.addr}>\r\nTo: ".encode(), 1), 550),
         "preamble text": (good.replace(b"\r\n\r\n--" + boundary, b"\r\n\r\nmeet me at noon\r\n--" + boundary, 1), 523),
@@ -235,6 +246,19 @@ def test_shapes_that_smuggle_cleartext_are_refused(live, domain):
         ),
         "text inside the armor": (good.replace(b"\r\n-----END", "\r\nвстреча в полдень\r\n-----END".encode(), 1), 523),
         "cleartext": (mc.plain(sender.addr, rcpt), 523),
+        "From with two mailboxes": (good.replace(from_line, from_line + f", <{recipient.addr}>".encode(), 1), 500),
+        "From as a group": (good.replace(from_line, b"From: us: " + from_line[6:] + b";", 1), 500),
+        "armor around random bytes": (
+            cm.encrypted(sender.addr, rcpt, seed=2, armored=cm.armor(rng.randbytes(1500))),
+            523,
+        ),
+        "no encrypted data packet": (cm.encrypted(sender.addr, rcpt, seed=3, payload=cm.pkesk(rng)), 523),
+        "a literal (cleartext) packet": (
+            cm.encrypted(sender.addr, rcpt, seed=4, payload=cm.packet(11, cm.literal_body(b"meet me at noon"))),
+            523,
+        ),
+        "NUL inside the armor": (good.replace(b"\r\n-----END", b"\r\n\x00\x00\r\n-----END", 1), 523),
+        "60 nested multiparts": (nested(sender.addr, recipient.addr, 60), 523),
     }
     answers = {name: submit(sender, rcpt, data)[0] for name, (data, _) in shapes.items()}
     assert answers == {name: code for name, (_, code) in shapes.items()}
@@ -402,3 +426,49 @@ def test_odd_methods_and_huge_headers_are_refused_and_the_site_keeps_serving(liv
     }
     assert {k: v for k, v in answers.items() if v not in refused[k]} == {}, answers
     assert request("GET") == 200
+
+
+# -- open relay, envelope forgery, banners ---------------------------------------------
+
+# (port, recipient): no login, so nothing may be taken but mail for local users on 25
+NO_LOGIN = [(25, "foreign")] + [(port, where) for port in (465, 587, 443) for where in ("local", "foreign")]
+
+
+@pytest.mark.parametrize(("port", "where"), NO_LOGIN)
+def test_no_mail_is_taken_without_login_except_for_local_users_on_25(live, domain, port, where):
+    recipient = mc.created_account(live.address, domain).addr if where == "local" else "victim@other.example"
+    sender = f"someone@{domain}" if port != 25 else "someone@outside.example"
+    with mc.smtp(live.address, port) as conn:
+        conn.ehlo()
+        conn.mail(sender)
+        code, text = conn.rcpt(recipient)
+    assert code >= 500, (code, text)
+
+
+def test_envelope_sender_other_than_the_login_is_refused(live, domain):
+    sender, victim = mc.created_account(live.address, domain), mc.created_account(live.address, domain)
+    with sender.smtp() as conn:
+        codes = [conn.mail(victim.addr)[0], conn.rcpt(sender.addr)[0]]
+    assert 553 in codes, codes
+
+
+def test_banners_and_error_pages_name_no_version(live, domain):
+    version = re.compile(rb"\d+\.\d+\.\d+|\d+\.\d+\)|nginx/")
+    check_target(live.address)
+    banners = {}
+    for port in (25, 587):
+        with socket.create_connection((live.address, port), timeout=30) as raw:
+            banners[port] = raw.makefile("rb").readline()
+    with socket.create_connection((live.address, 465), timeout=30) as raw, mc.tls_context().wrap_socket(raw) as tls:
+        banners[465] = tls.makefile("rb").readline()
+    with socket.create_connection((live.address, 143), timeout=30) as raw:
+        banners[143] = raw.makefile("rb").readline()
+    with socket.create_connection((live.address, 993), timeout=30) as raw, mc.tls_context().wrap_socket(raw) as tls:
+        banners[993] = tls.makefile("rb").readline()
+    status, page = https_raw(
+        live.address, domain, f"GET /nonexistent HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode()
+    )
+    assert status == 404
+    banners[443] = page
+    assert all(banners.values()), banners
+    assert {port: text for port, text in banners.items() if version.search(text)} == {}
