@@ -247,7 +247,10 @@ def test_shapes_that_smuggle_cleartext_are_refused(live, domain):
         "text inside the armor": (good.replace(b"\r\n-----END", "\r\nвстреча в полдень\r\n-----END".encode(), 1), 523),
         "cleartext": (mc.plain(sender.addr, rcpt), 523),
         "From with two mailboxes": (good.replace(from_line, from_line + f", <{recipient.addr}>".encode(), 1), 500),
-        "From as a group": (good.replace(from_line, b"From: us: " + from_line[6:] + b";", 1), 500),
+        "From as a group": (
+            good.replace(from_line, b"From: us: " + from_line[6:] + f", <{recipient.addr}>;".encode(), 1),
+            500,
+        ),
         "armor around random bytes": (
             cm.encrypted(sender.addr, rcpt, seed=2, armored=cm.armor(rng.randbytes(1500))),
             523,
