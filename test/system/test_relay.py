@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import browser
-import mailclient as mc
-from dcclient import ClientNamespace
 from harness import changed_states, failed_states
-from relays import POSTFIX_UNIT, require_converged
-from webpage import accessibility_problems, page_facts
+from support import browser
+from support import mailclient as mc
+from support.dcclient import ClientNamespace
+from support.relays import POSTFIX_UNIT, require_converged
+from support.webpage import accessibility_problems, page_facts
 
 REPO = Path(__file__).resolve().parents[2]
 FORMULA_DIRS = ("chatmail", "_modules", "_states", "_utils")

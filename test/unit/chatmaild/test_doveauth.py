@@ -11,7 +11,7 @@ import pytest
 
 from chatmaild.doveauth import AuthDict, split_key_fields
 from chatmaild.hashing import hash_password, sha512_crypt, verify_password
-from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
+from support.dicts import DictClient, assert_survives_garbage, running, wait_connect
 
 ADDR = "abcdefghi@chat.example.org"
 PASSWORD = "secret-password-1"
@@ -286,7 +286,7 @@ def passdb_from(client: DictClient, addr: str, source: str, password: str = PASS
 
 @pytest.fixture
 def budget_auth(tmp_path, nocreate):
-    from dict_fixtures import make_config
+    from support.dicts import make_config
 
     proxy = AuthDict(make_config(tmp_path, account_creations_per_hour=2), nocreate_path=nocreate)
     with running(proxy) as path:
@@ -326,7 +326,7 @@ def test_creation_budget_refusals_cost_nothing(budget_auth):
 
 
 def test_creation_budget_slides(tmp_path, nocreate):
-    from dict_fixtures import make_config
+    from support.dicts import make_config
 
     now = [1000.0]
     proxy = AuthDict(make_config(tmp_path, account_creations_per_hour=1), nocreate_path=nocreate)

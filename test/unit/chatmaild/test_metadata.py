@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_turncreds import openssl_hmac_sha1_base64
 
 from chatmaild.config import validate
 from chatmaild.metadata import MetadataDict
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
-from dict_fixtures import DictClient, assert_survives_garbage, make_config, running
-from test_turncreds import openssl_hmac_sha1_base64
+from support.dicts import DictClient, assert_survives_garbage, make_config, running
 
 ADDR = "abcdefghi@chat.example.org"
 GUID = "0123456789abcdef0123456789abcdef"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+from test_doveauth import ADDR, PASSWORD, entry, passdb
 
 from chatmaild.doveauth import AuthDict
 from chatmaild.syslimits import SystemLimits, available_memory, free_disk, load_1m
-from dict_fixtures import DictClient, make_config, running
-from test_doveauth import ADDR, PASSWORD, entry, passdb
+from support.dicts import DictClient, make_config, running
 
 MB = 1024 * 1024
 NEW = "zyxwvutsr@chat.example.org"

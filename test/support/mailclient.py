@@ -22,15 +22,12 @@ import secrets
 import smtplib
 import ssl
 import string
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness import check_target
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "chatmaild"))
-import mailcorpus  # noqa: E402
+from . import mailcorpus
 
 TIMEOUT = 20
 # IMAP commands imaplib does not know (RFC 5464)
