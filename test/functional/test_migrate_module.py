@@ -10,7 +10,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from test_backup_module import MAILBOXES, PILLAR, put, seed, tree
+
+from support.relayfiles import MAILBOXES, PILLAR, put, seed, tree
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync not installed")
 

@@ -5,8 +5,8 @@ passes the address through :func:`harness.check_target` before it opens
 a socket.  Relays in tests use self-signed certificates, so TLS here checks
 nothing (the point is to speak the real protocols, not to test PKI).
 
-Messages come from the filtermail corpus builder (test/unit/chatmaild/
-mailcorpus.py): OpenPGP-shaped mail with real packet framing and armor,
+Messages come from the filtermail corpus builder (support.mailcorpus):
+OpenPGP-shaped mail with real packet framing and armor,
 which the relay's filter accepts like a Delta Chat message.
 """
 

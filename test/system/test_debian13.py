@@ -9,11 +9,10 @@ between two accounts over SMTP and IMAP.  Select it with ``-m debian13``.
 from __future__ import annotations
 
 import pytest
-from test_relay import reapply_on_same_tree, tree_state
 
 from harness import changed_states, failed_states
 from support import mailclient as mc
-from support.relays import require_converged
+from support.relays import reapply_on_same_tree, require_converged, tree_state
 
 pytestmark = [pytest.mark.system, pytest.mark.debian13]
 

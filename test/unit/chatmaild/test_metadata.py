@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from test_turncreds import openssl_hmac_sha1_base64
 
-from chatmaild.config import validate
+from chatmail_config import validate
 from chatmaild.metadata import MetadataDict
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
-from support.dicts import DictClient, assert_survives_garbage, make_config, running
+from support.dicts import DictClient, assert_survives_garbage, make_config, openssl_hmac_sha1_base64, running
 
 ADDR = "abcdefghi@chat.example.org"
 GUID = "0123456789abcdef0123456789abcdef"

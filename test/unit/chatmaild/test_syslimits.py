@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from test_doveauth import ADDR, PASSWORD, entry, passdb
 
 from chatmaild.doveauth import AuthDict
 from chatmaild.syslimits import SystemLimits, available_memory, free_disk, load_1m
-from support.dicts import DictClient, make_config, running
+from support.dicts import ADDR, PASSWORD, DictClient, entry, make_config, passdb, running
 
 MB = 1024 * 1024
 NEW = "zyxwvutsr@chat.example.org"
