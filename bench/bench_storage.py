@@ -22,10 +22,10 @@ jobs decide from the names where they can (chatmaild.mailstore, docs/design.md
 
 Usage::
 
-    .venv/bin/python bench/bench_storage.py                 # hot 100k files
-    .venv/bin/python bench/bench_storage.py --cold          # and cold 1M files
-    .venv/bin/python bench/bench_storage.py --per-mailbox 100 --cold   # fuller mailboxes
-    .venv/bin/python bench/bench_storage.py --clean         # remove the cached stores
+    scripts/bench storage                          # hot 100k files
+    scripts/bench storage --cold                   # and cold 1M files (root)
+    scripts/bench storage --per-mailbox 100 --cold # fuller mailboxes
+    scripts/bench storage --clean                  # remove the cached stores
 """
 
 from __future__ import annotations
@@ -42,13 +42,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "chatmail" / "chatmaild" / "files"))
-
-from chatmaild.config import Config, validate  # noqa: E402
-from chatmaild.expire import run_expire  # noqa: E402
-from chatmaild.fsreport import run_fsreport  # noqa: E402
-from reference import print_reference  # noqa: E402
+from chatmaild.config import Config, validate
+from chatmaild.expire import run_expire
+from chatmaild.fsreport import run_fsreport
+from reference import print_reference
 
 BASE = Path("/var/tmp/chatmail-bench-store")
 DOMAIN = "bench.example.org"

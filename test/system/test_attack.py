@@ -21,9 +21,9 @@ import threading
 
 import pytest
 
-import mailclient as mc
 from harness import check_target
-from relays import require_converged
+from support import mailclient as mc
+from support.relays import require_converged
 
 pytestmark = pytest.mark.system
 

@@ -9,7 +9,7 @@ MIME/OpenPGP classifier.
 
 CI runs the seeded short slice (profile ``ci``: derandomized, so every run
 tries the same examples, no example database).  The long run is
-``bench/fuzz.py --properties N``, which runs this module with N examples
+``scripts/bench fuzz --properties N``, which runs this module with N examples
 per property (profile ``long``, random).
 """
 
@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-import mailcorpus as mc
-import test_filtermail_check as reference
 from chatmaild import accountrules
 from chatmaild.config import MAX_LOCAL_PART, SettingsError, parse_ini, render_ini, validate
 from chatmaild.mimecheck import FIXED_OUTSIDE_LINES, Mail, is_encrypted
+from support import mailcorpus as mc
+from support import mimereference as reference
 
 settings.register_profile(
     "ci", derandomize=True, database=None, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -197,7 +197,9 @@ def test_every_well_formed_encrypted_message_is_encrypted_both_ways(sender, reci
 def test_any_text_outside_the_parts_makes_a_message_cleartext(text, where):
     data = mc.encrypted(seed=5)
     if where == "preamble":
-        data = reference.with_preamble(data, text.encode() + b"\r\n", b"\r\n\r\n--b00000005_encrypted\r\n")
+        first = b"\r\n\r\n--b00000005_encrypted\r\n"
+        assert first in data
+        data = data.replace(first, b"\r\n\r\n" + text.encode() + b"\r\n" + first[2:], 1)
     else:
         data += text.encode() + b"\r\n"
     assert not is_encrypted(Mail(data), incoming=False)
