@@ -263,9 +263,16 @@ def test_shapes_that_smuggle_cleartext_are_refused(live, domain):
         "NUL inside the armor": (good.replace(b"\r\n-----END", b"\r\n\x00\x00\r\n-----END", 1), 523),
         "60 nested multiparts": (nested(sender.addr, recipient.addr, 60), 523),
     }
-    answers = {name: submit(sender, rcpt, data)[0] for name, (data, _) in shapes.items()}
+    # the send rate limit allows a burst of 10 per sender: the second half comes from another
+    # account (same address length, so its bytes replace the first one's in place)
+    other = mc.created_account(live.address, domain)
+    assert len(other.addr) == len(sender.addr)
+    answers = {}
+    for i, (name, (data, _)) in enumerate(shapes.items()):
+        who = sender if i < len(shapes) // 2 else other
+        answers[name] = submit(who, rcpt, data.replace(sender.addr.encode(), who.addr.encode()))[0]
     assert answers == {name: code for name, (_, code) in shapes.items()}
-    assert submit(sender, rcpt, good)[0] == 250  # the real thing still goes through
+    assert submit(other, rcpt, good.replace(sender.addr.encode(), other.addr.encode()))[0] == 250  # the real thing
     assert len(mc.wait_for_messages(recipient, 1)) == 1
 
 
