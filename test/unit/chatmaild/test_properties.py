@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) of the rules hostile input meets first.
 
-Where the mutation fuzzer (test/fuzzing.py) starts from valid inputs and
+Where the mutation fuzzer (test/support/fuzzing.py) starts from valid inputs and
 breaks them byte by byte, these generate inputs from a description of what
 is valid and state what must hold for every one: the address and password
 rules, the chatmail.ini parser that both the services and the pillar
