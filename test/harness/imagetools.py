@@ -41,6 +41,7 @@ TOOLS = (
     "postconf",
     "postmap",
     "doveconf",
+    "dovecot",
     "opendkim",
     "opendkim-genkey",
     "opendkim-testkey",
