@@ -14,9 +14,9 @@ Hot page cache only (dropping caches would disturb everything else on the host).
 
 Usage::
 
-    scripts/bench storage                 # 100k mailboxes / 1M files
-    scripts/bench storage --scale 0.1     # 10k / 100k
-    scripts/bench storage --clean         # remove the cached store
+    scripts/bench storage              # 100k mailboxes / 1M files
+    scripts/bench storage --scale 0.1  # 10k / 100k
+    scripts/bench storage --clean      # remove the cached store
 """
 
 from __future__ import annotations
