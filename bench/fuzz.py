@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fuzz every parser hostile input reaches; prints inputs, crashes, hangs per target.
 
-    scripts/bench fuzz                      # 100,000 inputs per target
+    scripts/bench fuzz  # 100,000 inputs per target
     scripts/bench fuzz -n 5000 -t mime,rules --seed 7
     scripts/bench fuzz --properties 100000   # hypothesis: N examples per property
 
