@@ -107,6 +107,26 @@ def test_main_cf_values(rendered, tmp_path):
     assert conf["disable_mime_input_processing"] == "yes"
 
 
+@pytest.mark.parametrize(
+    "nexthop, level",
+    [("[192.0.2.7]", "encrypt"), ("_chat.example.net", "encrypt"), ("nauta.cu", "may"), ("gmail.com", None)],
+)
+def test_outbound_tls_policy(rendered, tmp_path, nexthop, level):
+    """verify for every peer (main.cf); unverified but mandatory TLS for IP-only and "_" relays
+    (self-signed by design), opportunistic only for nauta.cu: Postfix's own lookup of the map."""
+    d = confdir(rendered("default"), tmp_path)
+    conf = main_cf(d)
+    assert conf["smtp_tls_security_level"] == "verify"
+    table = run("postconf", "-c", str(d), "-xh", "smtp_tls_policy_maps").strip()
+    proc = subprocess.run(["postmap", "-c", str(d), "-q", nexthop, table], capture_output=True, text=True)
+    assert proc.stdout.strip() == (level or ""), proc.stderr
+
+
+def test_ipv4_is_preferred_for_outbound_smtp(rendered, tmp_path):
+    """A peer with A and AAAA is tried over IPv4 first (a broken IPv6 route costs 30 s per try)."""
+    assert main_cf(confdir(rendered("default"), tmp_path))["smtp_address_preference"] == "ipv4"
+
+
 def test_disable_ipv6_and_message_size(rendered, tmp_path):
     assert main_cf(confdir(rendered("ipv4_nomail"), tmp_path / "a"))["inet_protocols"] == "ipv4"
     assert main_cf(confdir(rendered("ports"), tmp_path / "b"))["message_size_limit"] == "1048576"
