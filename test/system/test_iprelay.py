@@ -1,0 +1,120 @@
+"""An IP-only relay (upstream 1.12): mail_domain is the container's IPv4 address, no DNS at all.
+
+The relay's addresses are ``user@[IP]``, its certificate is self-signed for
+the IP, nothing is DKIM-signed.  The website hands a browser a dclogin:
+link and its QR code; two real Delta Chat clients (deltachat-rpc-server in
+a namespace whose only link is the test bridge, no default route, no DNS)
+log in with those codes and exchange an end-to-end encrypted message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import ssl
+
+import pytest
+
+from dcclient import ClientNamespace, DeltaChatClient, wait_for
+from harness import changed_states
+from harness.guard import check_target
+from mailclient import tls_context
+from relays import require_converged
+
+pytestmark = [pytest.mark.system, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def box(relay):
+    box = relay("iprelay")
+    box.pillar["mail_domain"] = box.address
+    box.pillar.pop("tls_mode", None)  # an IP means self-signed, as upstream
+    return require_converged(box, box.apply(box.pillar))
+
+
+def https(box, method: str, path: str, accept: str = "") -> tuple[int, dict[str, str], str]:
+    """A request to the relay's website by its IP (no SNI, as a browser sends for an IP)."""
+    conn = http.client.HTTPSConnection(check_target(box.address), 443, timeout=30, context=tls_context())
+    try:
+        headers = {"Content-Length": "0"} if method == "POST" else {}
+        if accept:
+            headers["Accept"] = accept
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        conn.close()
+
+
+def dclogin(box) -> str:
+    status, _, body = https(box, "POST", "/new")
+    assert status == 200, body
+    creds = json.loads(body)
+    assert creds["email"].endswith(f"@[{box.address}]")
+    return creds["dclogin_url"]
+
+
+def test_certificate_is_for_the_ip(box):
+    pem = ssl.get_server_certificate((check_target(box.address), 443))
+    text = box.run(["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=pem).stdout
+    assert f"IP Address:{box.address}" in text, text
+
+
+def test_web_page_gives_a_browser_a_dclogin_link_and_qr_code(box):
+    status, _, index = https(box, "GET", "/")
+    assert status == 200 and 'form method="post" action="/new"' in index and box.address in index
+    # what the form's button gets (a browser asks for text/html)
+    status, headers, page = https(box, "POST", "/new", accept="text/html,*/*;q=0.8")
+    assert status == 200 and headers["Content-Type"].startswith("text/html"), page[:300]
+    link = re.search(r'href="(dclogin:[^"]+)"', page)
+    assert link and f"ih={box.address}" in link.group(1) and "ic=3" in link.group(1)
+    assert "<svg" in page, "no QR code on the page"
+
+
+@pytest.fixture(scope="module")
+def dc(box, lab):
+    with ClientNamespace(lab.bridge, {}) as namespace, DeltaChatClient(namespace) as deltachat:
+        yield deltachat
+
+
+def account_from_qr(dc, box):
+    account = dc.add_account()
+    account.add_transport_from_qr(dclogin(box))
+    assert account.is_configured()
+    account.bring_online()
+    return account
+
+
+def test_delta_chat_profiles_from_dclogin_codes_exchange_encrypted_mail(dc, box):
+    alice, bob = account_from_qr(dc, box), account_from_qr(dc, box)
+    literal = f"@[{box.address}]"
+    assert alice.get_config("addr").endswith(literal) and bob.get_config("addr").endswith(literal)
+    chat = alice.create_chat(bob)
+    chat.send_text("hello over an IP")
+    event = wait_for(
+        bob,
+        lambda e: e.kind == "IncomingMsg" and bob.get_message_by_id(e.msg_id).get_snapshot().text == "hello over an IP",
+    )
+    message = bob.get_message_by_id(event.msg_id).get_snapshot()
+    assert message.show_padlock, "the message was not end-to-end encrypted"
+    chat_back = bob.create_chat(alice)
+    chat_back.send_text("hello back")
+    wait_for(
+        alice,
+        lambda e: e.kind == "IncomingMsg" and alice.get_message_by_id(e.msg_id).get_snapshot().text == "hello back",
+    )
+    # nothing is DKIM-signed: there is no DNS to publish a key in
+    stored = box.run(
+        ["find", f"/home/vmail/mail/{box.address}", "-regex", r".*/\(new\|cur\)/[^/]*", "-type", "f",
+         "-exec", "cat", "{}", "+"]
+    )
+    )
+    assert "BEGIN PGP MESSAGE" in stored.stdout
+    assert "hello over an IP" not in stored.stdout  # end-to-end encrypted on the relay too
+    assert "DKIM-Signature" not in stored.stdout
+
+
+def test_second_apply_changes_nothing(box):
+    result = require_converged(box, box.apply(box.pillar))
+    assert changed_states(result) == []
