@@ -106,9 +106,18 @@ def test_delta_chat_profiles_from_dclogin_codes_exchange_encrypted_mail(dc, box)
     )
     # nothing is DKIM-signed: there is no DNS to publish a key in
     stored = box.run(
-        ["find", f"/home/vmail/mail/{box.address}", "-regex", r".*/\(new\|cur\)/[^/]*", "-type", "f",
-         "-exec", "cat", "{}", "+"]
-    )
+        [
+            "find",
+            f"/home/vmail/mail/{box.address}",
+            "-regex",
+            r".*/\(new\|cur\)/[^/]*",
+            "-type",
+            "f",
+            "-exec",
+            "cat",
+            "{}",
+            "+",
+        ]
     )
     assert "BEGIN PGP MESSAGE" in stored.stdout
     assert "hello over an IP" not in stored.stdout  # end-to-end encrypted on the relay too
