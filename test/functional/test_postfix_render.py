@@ -33,6 +33,7 @@ VARIANTS = {
         "postfix_reinject_port_incoming": 11026,
         "max_message_size": 1048576,
     },
+    "ip_relay": {"mail_domain": "192.0.2.7"},
 }
 CHECK_SCRIPT = REPO / "chatmail/postfix/files/chatmail-postfix-check"
 
@@ -263,3 +264,16 @@ def test_disable_mail_stops_postfix(rendered):
     assert "chatmail-postfix-service-running" not in r.states
     dead = r.state("chatmail-postfix-service-dead")
     assert dead["name"] == "postfix" and dead["enable"] is False
+
+
+def test_an_ip_only_relay_delivers_its_address_literal_to_dovecot(rendered, tmp_path):
+    """user@[192.0.2.7] is local mail (a literal cannot be a virtual domain); nothing is DKIM-signed."""
+    d = confdir(rendered("ip_relay"), tmp_path)
+    run("postfix", "-c", str(d), "check")
+    conf = main_cf(d)
+    assert conf["mydestination"] == "[192.0.2.7]" and conf["myorigin"] == "[192.0.2.7]"
+    assert conf["local_transport"] == "lmtp:unix:private/dovecot-lmtp" and conf["local_recipient_maps"] == ""
+    assert conf["myhostname"] == "7.2.0.192.in-addr.arpa"
+    assert "non_smtpd_milters" not in conf and not conf.get("virtual_mailbox_domains")
+    assert not any("milters" in p for params in service_params(d).values() for p in params)
+    assert "smtpd_milters" in service_params(confdir(rendered("default"), tmp_path / "d"))["127.0.0.1:10025/inet"]
