@@ -133,3 +133,23 @@ def test_a_domain_relay_answers_as_before(tmp_path):
     ini.write_text("[params]\nmail_domain = chat.example.org\n")
     headers, body = run_cgi(ini, accept="text/html")
     assert headers["Content-Type"] == "application/json" and "dclogin_url" not in json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("<abcdefghi@[192.0.2.7]>", "abcdefghi@[192.0.2.7]"),
+        ("Alice <abcdefghi@[192.0.2.7]>", "abcdefghi@[192.0.2.7]"),
+        ("abcdefghi@[192.0.2.7]", "abcdefghi@[192.0.2.7]"),
+        ("<bob@chat.example.org>", "bob@chat.example.org"),
+        # what strict parsing is for: two addresses, one hidden; still nothing
+        ("abcdefghi@[192.0.2.7])<bob@chat.example.org>", ""),
+        ("<a@[192.0.2.7]>, <b@[192.0.2.8]>", ""),
+        ("<abcdefghi@[example.org]>", ""),
+    ],
+)
+def test_from_header_with_an_address_literal(value, expected):
+    """The stdlib's strict parser refuses user@[IP]; the filters must still see the sender."""
+    from chatmaild.mimecheck import header_address
+
+    assert header_address(value) == expected
