@@ -16,11 +16,12 @@ import ssl
 
 import pytest
 
-from dcclient import ClientNamespace, DeltaChatClient, wait_for
+import mailclient as mc
+from dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
 from harness import changed_states
 from harness.guard import check_target
 from mailclient import tls_context
-from relays import require_converged
+from relays import publish_zone, require_converged, trust_each_other
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 
@@ -122,6 +123,38 @@ def test_delta_chat_profiles_from_dclogin_codes_exchange_encrypted_mail(dc, box)
     assert "BEGIN PGP MESSAGE" in stored.stdout
     assert "hello over an IP" not in stored.stdout  # end-to-end encrypted on the relay too
     assert "DKIM-Signature" not in stored.stdout
+
+
+@pytest.fixture(scope="module")
+def peer(relay, lab, box):
+    """A relay with a domain (and DKIM) on the same bridge: the two mail each other over port 25."""
+    peer = relay("ippeer")
+    require_converged(peer, peer.apply(peer.pillar))
+    trust_each_other([peer, box])  # the IP relay verifies the peer's certificate; the peer only encrypts
+    publish_zone(lab, peer)
+    return peer
+
+
+def incoming(account, text: str):
+    return lambda e: e.kind == "IncomingMsg" and account.get_message_by_id(e.msg_id).get_snapshot().text == text
+
+
+def test_mail_between_an_ip_only_relay_and_a_domain_relay(dc, box, peer):
+    """Out: unsigned, accepted by the peer because it comes from the IP itself; in: DKIM-signed."""
+    alice = account_from_qr(dc, box)
+    creds = mc.new_account_from_web(peer.address, peer.pillar["mail_domain"])
+    carol = dc.add_account()
+    carol.add_or_update_transport(transport(creds.addr, creds.password, peer.address))
+    carol.bring_online()
+    chat = alice.create_chat(carol)
+    chat.send_text("from an IP")
+    event = wait_for(carol, incoming(carol, "from an IP"))
+    assert carol.get_message_by_id(event.msg_id).get_snapshot().show_padlock
+    carol.create_chat(alice).send_text("to an IP")
+    event = wait_for(alice, incoming(alice, "to an IP"))
+    assert alice.get_message_by_id(event.msg_id).get_snapshot().show_padlock
+    journal = peer.run(["journalctl", "-u", "filtermail-incoming", "--no-pager", "-q"], check=False).stdout
+    assert f"accepted without DKIM from the IP-only relay [{box.address}]" in journal
 
 
 def test_second_apply_changes_nothing(box):
