@@ -158,5 +158,6 @@ def test_mail_between_an_ip_only_relay_and_a_domain_relay(dc, box, peer):
 
 
 def test_second_apply_changes_nothing(box):
-    result = require_converged(box, box.apply(box.pillar))
+    result = box.apply(box.pillar)
+    require_converged(box, result)
     assert changed_states(result) == []

@@ -63,5 +63,6 @@ def test_unbound_resolvconf_is_disabled(box):
 
 
 def test_second_apply_changes_nothing(box):
-    result = require_converged(box, box.apply(box.pillar))
+    result = box.apply(box.pillar)
+    require_converged(box, result)
     assert changed_states(result) == []
