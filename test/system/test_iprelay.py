@@ -63,6 +63,8 @@ def test_certificate_is_for_the_ip(box):
 
 
 def test_web_page_gives_a_browser_a_dclogin_link_and_qr_code(box):
+    status, headers, _ = https(box, "GET", "/new")
+    assert status == 303 and headers["Location"].endswith("/")  # not dcaccount:, which cannot work here
     status, _, index = https(box, "GET", "/")
     assert status == 200 and 'form method="post" action="/new"' in index and box.address in index
     # what the form's button gets (a browser asks for text/html)
