@@ -479,9 +479,7 @@ def _config(tmp: Path, **extra):
 
     # the host's load must not decide the verdicts (doveauth refuses new accounts above max_load_1m)
     limits = {"max_load_1m": 10000, "min_available_memory": "0", "min_free_disk_space": "0"}
-    return Config(
-        validate({"mail_domain": "chat.example.org", "mailboxes_dir": str(tmp / "mail"), **limits, **extra})
-    )
+    return Config(validate({"mail_domain": "chat.example.org", "mailboxes_dir": str(tmp / "mail"), **limits, **extra}))
 
 
 SENTINEL = "sentinel1@chat.example.org"
