@@ -28,7 +28,7 @@ Prints p50 / p99 latency per message and the CPU time per message of sender
 and receiver (user + system; the proxy's own CPU is not counted) for each
 round-trip time.
 
-usage: bench/bench_mxdeliv.py [--messages 100] [--rtt-ms 0,20,80] [--size 6000]
+usage: scripts/bench mxdeliv [--messages 100] [--rtt-ms 0,20,80] [--size 6000]
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))
-
-from freeports import free_ports  # noqa: E402
+from support.freeports import free_ports
 
 HOST = "127.0.0.1"
 SMTP_PORT, HTTPS_PORT, SMTP_VIA, HTTPS_VIA = free_ports(4)

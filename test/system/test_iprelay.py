@@ -16,12 +16,12 @@ import ssl
 
 import pytest
 
-import mailclient as mc
-from dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
 from harness import changed_states
 from harness.guard import check_target
-from mailclient import tls_context
-from relays import publish_zone, require_converged, trust_each_other
+from support import mailclient as mc
+from support.dcclient import ClientNamespace, DeltaChatClient, transport, wait_for
+from support.mailclient import tls_context
+from support.relays import publish_zone, require_converged, trust_each_other
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 

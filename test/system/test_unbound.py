@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from harness import changed_states
-from relays import require_converged
+from support.relays import require_converged
 
 pytestmark = pytest.mark.system
 
