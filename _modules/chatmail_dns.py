@@ -192,6 +192,10 @@ def dns_zone(
     """
     s = __salt__["chatmail.settings"](pillar)
     domain = s["mail_domain"]
+    if s["ip_relay"]:
+        # upstream 1.12 (`cmdeploy dns` warns instead of checking): no name, so nothing to publish
+        note = f"{domain} is an IP-only relay: it has no domain, so there are no DNS records to publish"
+        return {"domain": domain, "records": [], "zone": "", "mta_sts_id": None, "notes": [note]}
     apex = domain + "."
     notes: list[str] = []
     records: list[dict[str, str]] = []

@@ -343,8 +343,9 @@ def _upstream_tls_modes(s: dict[str, Any], raw: dict[str, Any], source: str) -> 
     """Upstream's way of choosing the certificate, mapped onto tls_mode.
 
     Upstream has no tls_mode: ``tls_external_cert_and_key`` means external,
-    a mail_domain starting with ``_`` means self-signed (no CA issues a
-    certificate for such a name), anything else ACME.  An explicit tls_mode
+    a mail_domain starting with ``_`` or an IPv4 address (an IP-only relay)
+    means self-signed (no CA issues a certificate for such a name), anything
+    else ACME.  An explicit tls_mode
     that says otherwise is a contradiction, not something to guess about.
     """
     problems = []
@@ -363,13 +364,14 @@ def _upstream_tls_modes(s: dict[str, Any], raw: dict[str, Any], source: str) -> 
                 )
         s["tls_mode"] = "external"
         s["tls_cert_file"], s["tls_key_file"] = pair
-    elif s["mail_domain"].startswith("_"):
+    elif s["mail_domain"].startswith("_") or relay.ip_relay(s["mail_domain"]):
+        what = "an IP address" if relay.ip_relay(s["mail_domain"]) else "a name starting with '_'"
         if "tls_mode" not in raw:
             s["tls_mode"] = "self_signed"
         elif s["tls_mode"] == "acme":
             problems.append(
-                f"{source}:tls_mode: got 'acme' for {s['mail_domain']!r}; no CA issues certificates for a "
-                "name starting with '_'; expected self_signed or external (or leave tls_mode out)"
+                f"{source}:tls_mode: got 'acme' for {s['mail_domain']!r}; no CA issues certificates for "
+                f"{what}; expected self_signed or external (or leave tls_mode out)"
             )
     return problems
 

@@ -61,7 +61,7 @@ chatmail-tls-self-signed-cmd-run:
         mkdir -p {{ salt["file.dirname"](chatmail.tls_key_path) }} {{ salt["file.dirname"](chatmail.tls_cert_path) }} &&
         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 36500
         -subj "/CN={{ chatmail.mail_domain }}"
-        -addext "subjectAltName=DNS:{{ tls.names | join(",DNS:") }}"
+        -addext "subjectAltName={{ tls.subject_alt_names }}"
         -addext "basicConstraints=critical,CA:FALSE"
         -addext "extendedKeyUsage=serverAuth"
         -keyout {{ chatmail.tls_key_path }} -out {{ chatmail.tls_cert_path }} 2>&1 &&

@@ -3,6 +3,7 @@
     resolver: no public fallback, so a relay never leaks lookups elsewhere
     and a broken resolver shows up at once instead of being masked. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/unbound/ipv6.jinja" import unbound_ipv6 with context %}
 {%- if "activate" in chatmail.stages %}
 
 include:
@@ -28,6 +29,18 @@ chatmail-unbound-service-restarted-if-stale:
       - service: chatmail-unbound-service-running
 {%- endif %}
 
+{#- Debian's unbound-resolvconf.service hands unbound to resolvconf as the
+    host's resolver whenever resolvconf is installed (an operator's choice
+    or a dependency): resolv.conf would become resolvconf's symlink again.
+    The formula's static file is the only source, so the unit is stopped
+    and disabled (as upstream 1.12). #}
+chatmail-unbound-resolvconf-service-dead:
+  service.dead:
+    - name: unbound-resolvconf
+    - enable: false
+    - require:
+      - service: chatmail-unbound-service-running
+
 {#- the host's own resolv.conf (a file or systemd-resolved's symlink) is
     kept once, so chatmail.unbound.clean can give the host its DNS back #}
 chatmail-unbound-resolv-conf-original-cmd-run:
@@ -47,7 +60,7 @@ chatmail-unbound-resolv-conf-file-managed:
     - contents: |
         # managed by the chatmail formula: the local unbound resolver
         nameserver 127.0.0.1
-{%- if not chatmail.disable_ipv6 %}
+{%- if unbound_ipv6 %}
         nameserver ::1
 {%- endif %}
         options trust-ad

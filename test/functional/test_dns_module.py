@@ -327,3 +327,9 @@ def test_unreachable_dns_is_a_clear_result(chatmail, dkim_dir, tmp_path):
     assert result["unreachable"] is True and result["ok"] is False
     assert f"127.0.0.1 port {closed}" in result["reason"]
     assert result["required"] == [] and result["recommended"] == []
+
+
+def test_an_ip_only_relay_has_no_records_and_says_why(chatmail, tmp_path):
+    result = chatmail.dns_zone(ipv4=[V4], pillar={"mail_domain": "192.0.2.7"}, acme_state=str(tmp_path))
+    assert result["records"] == [] and result["zone"] == ""
+    assert "IP-only relay" in result["notes"][0]

@@ -30,6 +30,7 @@ VARIANTS = {
         "dovecot_source": "chatmail",
         "max_mailbox_size": "1G",
     },
+    "ip_relay": {"mail_domain": "192.0.2.7"},
 }
 
 
@@ -255,3 +256,11 @@ def test_debian13_hibernation_iff_not_compress(rendered13, compress):
     text = rendered13[compress].files["/etc/dovecot/dovecot.conf"]
     assert ('"COMPRESS=DEFLATE" = no' in text) is not compress
     assert ("imap_hibernate_timeout = 30s" in text) is not compress
+
+
+def test_an_ip_only_relay_accepts_logins_with_an_address_literal(rendered, tmp_path):
+    """user@[192.0.2.7]: Dovecot's default username characters lack the brackets."""
+    r = rendered("ip_relay")
+    assert set("[]@") <= set(setting(r, tmp_path, "auth_username_chars"))
+    assert setting(r, tmp_path, "mail_server_admin") == "mailto:root@[192.0.2.7]"
+    assert "[" not in setting(rendered("default"), tmp_path / "d", "auth_username_chars")

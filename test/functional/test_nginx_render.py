@@ -270,3 +270,11 @@ def test_new_is_limited_per_client_address(running_nginx):
     assert https_request(https, "GET", "/new", source="192.0.2.10")[0] == 301
     if running_nginx["cgi"]:
         assert https_request(https, "POST", "/new", source="203.0.113.5")[0] == 200
+
+
+def test_an_ip_only_relay_has_no_www_or_mta_sts_names(tmp_path):
+    text = render("chatmail.nginx", {"mail_domain": "192.0.2.7"}, tmp_path).files["/etc/nginx/nginx.conf"]
+    assert "server_name 192.0.2.7;" in text
+    assert "www." not in text and "mta-sts." not in text
+    # DCACCOUNT: cannot work with the self-signed certificate: GET /new goes to the page instead
+    assert "dcaccount" not in text and text.count("return 303 /;") == 2

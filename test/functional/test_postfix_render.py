@@ -33,6 +33,7 @@ VARIANTS = {
         "postfix_reinject_port_incoming": 11026,
         "max_message_size": 1048576,
     },
+    "ip_relay": {"mail_domain": "192.0.2.7"},
 }
 CHECK_SCRIPT = REPO / "chatmail/postfix/files/chatmail-postfix-check"
 
@@ -105,6 +106,26 @@ def test_main_cf_values(rendered, tmp_path):
     # undeliverable mail and its bounces give up after 2 days (upstream 1.12)
     assert conf["maximal_queue_lifetime"] == conf["bounce_queue_lifetime"] == "2d"
     assert conf["disable_mime_input_processing"] == "yes"
+
+
+@pytest.mark.parametrize(
+    "nexthop, level",
+    [("[192.0.2.7]", "encrypt"), ("_chat.example.net", "encrypt"), ("nauta.cu", "may"), ("gmail.com", None)],
+)
+def test_outbound_tls_policy(rendered, tmp_path, nexthop, level):
+    """verify for every peer (main.cf); unverified but mandatory TLS for IP-only and "_" relays
+    (self-signed by design), opportunistic only for nauta.cu: Postfix's own lookup of the map."""
+    d = confdir(rendered("default"), tmp_path)
+    conf = main_cf(d)
+    assert conf["smtp_tls_security_level"] == "verify"
+    table = run("postconf", "-c", str(d), "-xh", "smtp_tls_policy_maps").strip()
+    proc = subprocess.run(["postmap", "-c", str(d), "-q", nexthop, table], capture_output=True, text=True)
+    assert proc.stdout.strip() == (level or ""), proc.stderr
+
+
+def test_ipv4_is_preferred_for_outbound_smtp(rendered, tmp_path):
+    """A peer with A and AAAA is tried over IPv4 first (a broken IPv6 route costs 30 s per try)."""
+    assert main_cf(confdir(rendered("default"), tmp_path))["smtp_address_preference"] == "ipv4"
 
 
 def test_disable_ipv6_and_message_size(rendered, tmp_path):
@@ -243,3 +264,16 @@ def test_disable_mail_stops_postfix(rendered):
     assert "chatmail-postfix-service-running" not in r.states
     dead = r.state("chatmail-postfix-service-dead")
     assert dead["name"] == "postfix" and dead["enable"] is False
+
+
+def test_an_ip_only_relay_delivers_its_address_literal_to_dovecot(rendered, tmp_path):
+    """user@[192.0.2.7] is local mail (a literal cannot be a virtual domain); nothing is DKIM-signed."""
+    d = confdir(rendered("ip_relay"), tmp_path)
+    run("postfix", "-c", str(d), "check")
+    conf = main_cf(d)
+    assert conf["mydestination"] == "[192.0.2.7]" and conf["myorigin"] == "[192.0.2.7]"
+    assert conf["local_transport"] == "lmtp:unix:private/dovecot-lmtp" and conf["local_recipient_maps"] == ""
+    assert conf["myhostname"] == "7.2.0.192.in-addr.arpa"
+    assert "non_smtpd_milters" not in conf and not conf.get("virtual_mailbox_domains")
+    assert not any("milters" in p for params in service_params(d).values() for p in params)
+    assert "smtpd_milters" in service_params(confdir(rendered("default"), tmp_path / "d"))["127.0.0.1:10025/inet"]

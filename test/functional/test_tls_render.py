@@ -122,3 +122,18 @@ def test_external_missing_file_fails_clearly(tmp_path):
     result = call(minion_dir(tmp_path, {"mail_domain": D}), "state.single", "file.exists", str(missing))
     assert result.returncode != 0 and result.data[next(iter(result.data))]["result"] is False
     assert str(missing) in result.stdout
+
+
+def test_an_ip_only_relay_gets_a_self_signed_certificate_for_its_ip(tmp_path):
+    """mail_domain 192.0.2.7: self-signed without asking, the IP as subjectAltName, no DNS names."""
+    r = render("chatmail.tls", {"mail_domain": "192.0.2.7"}, tmp_path)
+    root = tmp_path / "root"
+    cmd = r.state("chatmail-tls-self-signed-cmd-run")["name"].replace("/etc/ssl/", f"{root}/etc/ssl/")
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    san = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(root / "etc/ssl/certs/mailserver.pem")],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "IP Address:192.0.2.7" in san and "DNS:" not in san

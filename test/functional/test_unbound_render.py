@@ -17,7 +17,9 @@ from support.freeports import free_ports
 from support.salt import render
 
 CONF = "/etc/unbound/unbound.conf.d/chatmail.conf"
-pytestmark = pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs Debian's unbound")
+needs_unbound = pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs Debian's unbound")
+# a dual-stack host: loopback, a global and a link-local IPv6 address
+DUAL_STACK = {"ipv6": ["::1", "2001:db8::25", "fe80::1"]}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +29,10 @@ def zones_render(tmp_path_factory):
         "tls_mode": "self_signed",
         "dns_forward_zones": {"relay.test": ["127.0.0.1@5399"], "corp.example.org": ["192.0.2.53", "192.0.2.54@5353"]},
     }
-    return render("chatmail.unbound", pillar, tmp_path_factory.mktemp("unbound"))
+    return render("chatmail.unbound", pillar, tmp_path_factory.mktemp("unbound"), grains=DUAL_STACK)
 
 
+@needs_unbound
 def test_config_is_valid_and_checked_before_install(zones_render, tmp_path):
     args = zones_render.state("chatmail-unbound-chatmail-conf-file-managed")
     assert args["check_cmd"].endswith("unbound-checkconf")
@@ -52,12 +55,46 @@ def test_forward_zones_and_special_use_names(zones_render):
     assert "interface: ::1" in text
 
 
-def test_ipv4_only_and_no_zones(tmp_path):
-    r = render("chatmail.unbound", {"mail_domain": "chat.example.org", "disable_ipv6": True}, tmp_path)
+def ipv4_only(r) -> bool:
+    """unbound neither listens nor asks over IPv6, and resolv.conf names 127.0.0.1 alone."""
     text = r.files[CONF]
-    assert "interface: 127.0.0.1" in text and "::1" not in text and "do-ip6: no" in text
+    resolv = r.state("chatmail-unbound-resolv-conf-file-managed")["contents"]
+    assert "interface: 127.0.0.1" in text and "nameserver 127.0.0.1" in resolv
+    return "::1" not in text and "do-ip6: no" in text and "::1" not in resolv
+
+
+def test_ipv4_only_and_no_zones(tmp_path):
+    r = render(
+        "chatmail.unbound", {"mail_domain": "chat.example.org", "disable_ipv6": True}, tmp_path, grains=DUAL_STACK
+    )
+    assert ipv4_only(r)
+    text = r.files[CONF]
     assert "forward-zone" not in text and "nodefault" not in text and "do-not-query-localhost" not in text
-    assert "nameserver ::1" not in r.state("chatmail-unbound-resolv-conf-file-managed")["contents"]
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        pytest.param([], id="ipv6-off-in-the-kernel"),
+        pytest.param(["fe80::1"], id="ipv6-off-on-loopback-by-sysctl"),
+        pytest.param(["::1", "fe80::1", "fd00::2"], id="no-global-ipv6"),
+    ],
+)
+def test_a_host_without_usable_ipv6_gets_ipv4_only_unbound(tmp_path, addresses):
+    """Upstream #738: unbound bound to a missing ::1 does not start; disable_ipv6 is not needed for that."""
+    r = render("chatmail.unbound", {"mail_domain": "chat.example.org"}, tmp_path, grains={"ipv6": addresses})
+    assert ipv4_only(r)
+
+
+def test_a_dual_stack_host_gets_unbound_on_both(zones_render):
+    assert not ipv4_only(zones_render)
+    assert "interface: ::1" in zones_render.files[CONF] and "do-ip6" not in zones_render.files[CONF]
+
+
+def test_unbound_resolvconf_is_stopped_and_disabled(zones_render):
+    """Debian's unbound-resolvconf would hand resolv.conf back to resolvconf."""
+    args = zones_render.state("chatmail-unbound-resolvconf-service-dead")
+    assert args["name"] == "unbound-resolvconf" and args["enable"] is False
 
 
 def test_resolv_conf_waits_for_running_unbound(zones_render):
@@ -101,6 +138,7 @@ class FakeAuthority(threading.Thread):
             self.sock.sendto(reply.to_wire(), peer)
 
 
+@needs_unbound
 def test_unbound_resolves_a_forwarded_test_zone_with_dnssec_on(tmp_path):
     """Run the real unbound with the rendered drop-in (plus a port) and query it."""
     auth_port, port = free_ports(2, socket.SOCK_DGRAM)

@@ -74,3 +74,12 @@ def test_custom_folder_is_copied_instead(tmp_path):
     cmd = r.state("chatmail-website-custom-cmd-run")
     assert "/srv/www/ /var/www/html/" in cmd["name"] and cmd["onlyif"] == "test -d /srv/www"
     assert "chatmail-website-qr-png-cmd-run" in r.states
+
+
+def test_an_ip_only_relay_offers_a_dclogin_form_instead_of_dcaccount(tmp_path):
+    """Delta Chat cannot fetch DCACCOUNT:https://IP/new (self-signed): the button posts to /new,
+    which answers a browser with a dclogin: link and QR code (test_ip_relay.py)."""
+    r = render("chatmail.website", {"mail_domain": "192.0.2.7"}, tmp_path)
+    index = r.files["/var/www/html/index.html"]
+    assert '<form method="post" action="/new">' in index and "DCACCOUNT" not in index
+    assert "192.0.2.7" in index

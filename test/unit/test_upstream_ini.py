@@ -116,7 +116,8 @@ def test_keys_upstream_dropped_still_work(raw):
         ({"max_load_1m": "high"}, "max_load_1m", "number >= 0"),
         ({"min_available_memory": "lots"}, "min_available_memory", "size like 500M"),
         ({"max_smtp_connections": "-1"}, "max_smtp_connections", "not a negative"),
-        ({"mail_domain": "203.0.113.7"}, "mail_domain", "IP-only relays are not supported"),
+        ({"mail_domain": "2001:db8::7"}, "mail_domain", "IPv4 address only"),
+        ({"mail_domain": "127.0.0.1"}, "mail_domain", "not an address other hosts can reach"),
     ],
 )
 def test_bad_upstream_values_are_named(raw, extra, key, expected):

@@ -435,3 +435,31 @@ def test_usage_error():
         env=chatmaild_env(),
     )
     assert proc.returncode == 2 and b"usage" in proc.stderr
+
+
+IP_SENDER = "abcdefghi@[192.0.2.7]"
+
+
+def xforward_send(port, addr: str | None, data: bytes):
+    """As Postfix's smtpd proxy does: EHLO, XFORWARD ADDR=<client> when announced, then one message."""
+    client = smtplib.SMTP(LOOPBACK, port, timeout=30)
+    try:
+        client.ehlo("mx.test")
+        assert client.has_extn("xforward"), client.esmtp_features
+        if addr:
+            assert client.docmd("XFORWARD", f"NAME=spike.test ADDR={addr} PROTO=ESMTP")[0] == 250
+        return send(port, IP_SENDER, [BOB], data, conn=client)
+    finally:
+        client.quit()
+
+
+def test_an_ip_only_relay_is_its_own_signature(setup):
+    """From: user@[192.0.2.7] without DKIM is accepted only when 192.0.2.7 itself connects (upstream)."""
+    filt, sink = setup("incoming")
+    data = mc.encrypted(IP_SENDER, [BOB])
+    assert xforward_send(filt.port, "192.0.2.7", data)[0] == 250
+    assert [m.mail_from for m in sink.received] == [IP_SENDER]
+    for other in ("192.0.2.8", None):  # another host, or Postfix did not say
+        code, text = xforward_send(filt.port, other, data)
+        assert code == 554 and "DKIM" in text, (code, text)
+    assert len(sink.received) == 1

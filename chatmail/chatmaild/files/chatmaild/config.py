@@ -155,6 +155,41 @@ def kind_domain(value: Any) -> str:
     return text
 
 
+def kind_mail_domain(value: Any) -> str:
+    """The relay's domain, or the IPv4 address of an IP-only relay (upstream 1.12).
+
+    An IP-only relay's addresses are ``user@[1.2.3.4]`` (an RFC 5321 address
+    literal); the setting holds the bare address, as upstream's
+    chatmail.ini does (``[1.2.3.4]`` is accepted and stored bare).
+    """
+    text = _as_text(value)
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        return kind_domain(text)
+    if address.version == 6:
+        raise ValueError(
+            "is an IPv6 address: IP-only relays work with an IPv4 address only (as upstream); "
+            "expected a domain name like chat.example.org or an IPv4 address like 192.0.2.7"
+        )
+    if address.is_loopback or address.is_unspecified or address.is_multicast or str(address) != bare:
+        raise ValueError(
+            "is not an address other hosts can reach; expected the relay's own IPv4 address like 192.0.2.7"
+        )
+    return bare
+
+
+def ip_relay(mail_domain: str) -> bool:
+    """True if the relay has no domain, only an IPv4 address (addresses ``user@[1.2.3.4]``)."""
+    return _is_ip(mail_domain)
+
+
+def mail_domain_address(mail_domain: str) -> str:
+    """The part of an address after the @: the domain, or ``[1.2.3.4]`` for an IP-only relay."""
+    return f"[{mail_domain}]" if ip_relay(mail_domain) else mail_domain
+
+
 def domain_problem(text: str) -> str | None:
     """Why ``text`` is not a usable lower-case mail domain, or None."""
     expected = "expected a lower-case domain name like chat.example.org"
@@ -163,13 +198,16 @@ def domain_problem(text: str) -> str | None:
     if text != text.lower():
         return "has upper-case letters; " + expected
     if _is_ip(text.strip("[]")):
-        return "is an IP address: IP-only relays are not supported by this formula (docs/upstream.md); " + expected
+        return "is an IP address; " + expected
     # upstream: a leading "_" marks a relay that uses a self-signed certificate
     labels = text.removeprefix("_").split(".")
     if len(labels) < 2 or len(text) > 253:
         return expected
     if not all(_DOMAIN_LABEL.match(label) for label in labels):
         return expected
+    if labels[-1].isdigit():
+        # no top-level domain is all digits (RFC 3696 2): a mistyped IP address like 192.0.2.007
+        return "ends in a number: neither a domain nor an IPv4 address; " + expected
     return None
 
 
@@ -291,7 +329,7 @@ REQUIRED = object()
 # a table: one row per line: not reformatted
 # fmt: off
 SETTINGS: dict[str, Setting] = {
-    "mail_domain": Setting(kind_domain, REQUIRED, "the domain the relay serves"),
+    "mail_domain": Setting(kind_mail_domain, REQUIRED, "the domain the relay serves (or its IPv4 address: an IP-only relay)"),
     "max_user_send_per_minute": Setting(kind_count, 60, "messages one address may send per minute"),
     "max_user_send_burst_size": Setting(kind_positive, 10, "messages one address may send at once before the per-minute rate applies"),
     "max_mailbox_size": Setting(kind_size, "500M", "quota of one mailbox"),
@@ -431,7 +469,18 @@ def derived(settings: dict[str, Any]) -> dict[str, Any]:
     """Values computed from the settings, for the services (and the formula, which adds its own)."""
     domain = settings["mail_domain"]
     iroh = settings["iroh_relay"]
+    no_domain = ip_relay(domain)
     return {
+        # the part after the @ of the relay's addresses ("[1.2.3.4]" for an IP-only relay)
+        "mail_domain_address": mail_domain_address(domain),
+        # an IP-only relay: no DNS, so no DKIM key to publish and no MX or MTA-STS names
+        "ip_relay": no_domain,
+        # the name Postfix greets with: an IP-only relay's reverse-DNS name (4.3.2.1.in-addr.arpa)
+        "smtp_hostname": ipaddress.ip_address(domain).reverse_pointer if no_domain else domain,
+        # a relay whose certificate is self-signed by design (an IP-only or "_" relay): Delta Chat
+        # cannot fetch DCACCOUNT:https://D/new from it, so the website hands out dclogin: codes
+        # (credentials plus "accept invalid certificates") made by /new, as upstream
+        "dclogin_accounts": no_domain or domain.startswith("_"),
         "mailboxes_dir": settings["mailboxes_dir"] or f"/home/vmail/mail/{domain}",
         # absent key: run a local iroh-relay and advertise it
         "iroh_relay_url": f"https://{domain}" if iroh is None else iroh,
@@ -508,6 +557,9 @@ class Config:
         extra = derived(settings)
         self.mailboxes_dir = Path(extra["mailboxes_dir"])
         self.iroh_relay_url = extra["iroh_relay_url"]
+        self.mail_domain_address = extra["mail_domain_address"]
+        self.ip_relay = extra["ip_relay"]
+        self.dclogin_accounts = extra["dclogin_accounts"]
         self.passdb_path = Path(settings["passdb_path"])
 
     def get_user_dir(self, addr: str) -> Path:

@@ -75,7 +75,7 @@ class AuthDict(DictProxy):
         self.nocreate_path = Path(nocreate_path)
         # load, memory and disk: new accounts wait while one is short
         self.limits = limits or SystemLimits(config)
-        self.domain_suffix = "@" + config.mail_domain
+        self.domain_suffix = "@" + config.mail_domain_address
         # Path building and validation cost more than the lookup itself, and
         # the same addresses come back on every login: remember them.
         self._user_dir = functools.lru_cache(maxsize=65536)(self._user_dir_uncached)
@@ -179,7 +179,7 @@ class AuthDict(DictProxy):
         if self.nocreate_path.exists():
             return f"{self.nocreate_path} exists"
         return password_refusal(password, cfg.password_min_length) or address_refusal(
-            addr, cfg.mail_domain, cfg.username_min_length, cfg.username_max_length
+            addr, cfg.mail_domain_address, cfg.username_min_length, cfg.username_max_length
         )
 
     def create(self, addr: str, userdir: Path, password: str, source: str = "") -> str | None:

@@ -22,8 +22,12 @@ incoming
   DATA   encrypted, or a Secure-Join request     go on to DKIM
   DATA   a cleartext exception (CLEARTEXT_OK)    go on to DKIM
   DATA   otherwise                               523 Encryption Needed
+  DATA   From: user@[IP] sent from IP itself     accept (an IP-only relay: no DNS, no DKIM key)
   DATA   no valid signature of the From: domain  554 5.7.1 (see :mod:`chatmaild.dkimcheck`)
   DATA   DKIM key lookup failed for now          451 4.4.3
+
+The sending client's address comes from Postfix's XFORWARD command, which
+Postfix sends to a proxy filter that announces it in its EHLO reply.
 
 An accepted message is answered with Postfix's verdict (see
 :mod:`chatmaild.reinject`): 250 once queued, 4xx if Postfix is down or
@@ -45,6 +49,7 @@ are ignored instead of refused: some MTAs send them unasked.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import sys
 from collections.abc import Callable
@@ -128,6 +133,22 @@ CLEARTEXT_OK: dict[str, tuple[tuple[str, Rule], ...]] = {
 }
 
 
+def sent_by_its_ip_relay(from_domain: str, client_addr: str | None) -> bool:
+    """From: user@[1.2.3.4] and the SMTP client is 1.2.3.4: an IP-only relay sending its own mail.
+
+    Such a relay has no DNS name to publish a DKIM key under, so upstream
+    accepts its mail unsigned.  The connecting address stands in for the
+    signature: only the host at that IP can send from it (a spoofed source
+    address cannot complete TCP's handshake).
+    """
+    if not client_addr or not (from_domain.startswith("[") and from_domain.endswith("]")):
+        return False
+    try:
+        return ipaddress.ip_address(from_domain[1:-1]) == ipaddress.ip_address(client_addr)
+    except ValueError:
+        return False
+
+
 class FilterPolicy:
     """The rules of one mode, independent of SMTP (so they can be tested and timed alone)."""
 
@@ -151,8 +172,10 @@ class FilterPolicy:
             return f"500 Invalid from address <{mail_from!r}>"
         return None
 
-    def check_message(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str | None:
-        """The refusal of a message, or None to accept it."""
+    def check_message(
+        self, mail_from: str, rcpt_tos: list[str], data: bytes, client_addr: str | None = None
+    ) -> str | None:
+        """The refusal of a message, or None to accept it (``client_addr``: the sending host's IP)."""
         mail = Mail(data)
         if not self.mode.incoming:
             if mail.headers.occurs_more_than_once("From"):
@@ -162,7 +185,11 @@ class FilterPolicy:
                 return f"500 Invalid FROM <{from_address!r}> for <{mail_from!r}>"
         refusal = self.check_content(mail_from, rcpt_tos, mail)
         if refusal is None and self.dkim is not None:
-            refusal = self.dkim.refusal(data, mail.from_address.rpartition("@")[2])
+            from_domain = mail.from_address.rpartition("@")[2]
+            if sent_by_its_ip_relay(from_domain, client_addr):
+                log.info("%s: accepted without DKIM from the IP-only relay %s", self.mode.label, from_domain)
+                return None
+            refusal = self.dkim.refusal(data, from_domain)
             if refusal:
                 log.info("%s: Rejected mail: %s", self.mode.label, refusal)
         return refusal
@@ -205,16 +232,23 @@ class FilterHandler:
         envelope.mail_from = address
         return "250 OK"
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses) -> list[str]:
+        session.host_name = hostname
+        # Postfix then tells the filter who the real client is (ADDR=...)
+        responses.insert(-1, "250-XFORWARD NAME ADDR PROTO HELO")
+        return responses
+
     async def handle_DATA(self, server, session, envelope) -> str:
         loop = asyncio.get_running_loop()
+        client = getattr(session, "xforward_addr", None)
         return await loop.run_in_executor(
-            self.executor, self.process, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+            self.executor, self.process, envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, client
         )
 
-    def process(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
+    def process(self, mail_from: str, rcpt_tos: list[str], data: bytes, client_addr: str | None = None) -> str:
         """Check one message and, if acceptable, reinject it: the reply for the client."""
         try:
-            refusal = self.policy.check_message(mail_from, rcpt_tos, data)
+            refusal = self.policy.check_message(mail_from, rcpt_tos, data, client_addr)
             if refusal:
                 return refusal
             return self.reinjector.send(mail_from, rcpt_tos, data)

@@ -187,6 +187,30 @@ class Part:
         return self.headers.content_type
 
 
+# an address whose domain is an IPv4 literal, as an IP-only relay's: user@[192.0.2.7]
+_LITERAL_ADDRESS = re.compile(r"[a-zA-Z0-9._+=-]+@\[[0-9]{1,3}(?:\.[0-9]{1,3}){3}\]")
+
+
+def header_address(value: str) -> str:
+    """The one address of a From: header value, or "".
+
+    The stdlib's strict parser (the default since the fix of CVE-2023-27043)
+    refuses domain literals, so ``user@[192.0.2.7]`` (RFC 5321 4.1.3, an
+    IP-only relay's address) comes back empty.  Only then, and only for a
+    value with one @ whose loose parse is exactly such an address, the loose
+    parse counts: the ambiguities strict parsing guards against need a
+    second address.
+    """
+    address = parseaddr(value)[1]
+    if address or "[" not in value or value.count("@") != 1:
+        return address
+    try:
+        loose = parseaddr(value, strict=False)[1]
+    except TypeError:  # a Python without the strict parameter never refused it
+        return ""
+    return loose if _LITERAL_ADDRESS.fullmatch(loose) else ""
+
+
 class Mail:
     """A message as the filter sees it: top-level headers, direct subparts on demand."""
 
@@ -204,7 +228,7 @@ class Mail:
         value = self.headers.get("From")
         if value is None:
             return ""
-        return parseaddr(value)[1]
+        return header_address(value)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)

@@ -93,6 +93,22 @@ class FilterSMTP(SMTP):
     async def smtp_MAIL(self, arg: str) -> None:
         await super().smtp_MAIL(self._without_parameters(arg, "FROM:"))
 
+    async def smtp_XFORWARD(self, arg: str) -> None:
+        """Postfix's XFORWARD (www.postfix.org/XFORWARD_README.html): the real client, for the filter.
+
+        Only ADDR is kept (``session.xforward_addr``; ``[UNAVAILABLE]`` and
+        an IPv6 address's ``IPV6:`` prefix handled); the other attributes
+        are accepted and ignored.
+        """
+        if not arg:
+            await self.push("501 5.5.4 Syntax: XFORWARD attribute=value...")
+            return
+        for item in arg.split():
+            name, _, value = item.partition("=")
+            if name.upper() == "ADDR" and value and value.upper() not in ("[UNAVAILABLE]", "[TEMPUNAVAIL]"):
+                self.session.xforward_addr = value[5:] if value.upper().startswith("IPV6:") else value
+        await self.push("250 2.0.0 Ok")
+
     async def smtp_RCPT(self, arg: str) -> None:
         await super().smtp_RCPT(self._without_parameters(arg, "TO:"))
 
