@@ -77,7 +77,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--senders", default="5,20,40")
     parser.add_argument("--rounds", type=int, default=1, help="rounds per sender count (the median is shown)")
-    parser.add_argument("--settle", type=float, default=40.0, help="seconds idle before memory is read")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=110.0,
+        help="seconds idle before memory is read (Postfix ends idle processes after 100 s, Dovecot after 60 s)",
+    )
     parser.add_argument("--release", default=None, help="Debian release of the container (default: the harness's)")
     args = parser.parse_args()
     counts = [int(n) for n in args.senders.split(",")]
