@@ -14,6 +14,9 @@ function dovecot_lua_notify_begin_txn(user)
 end
 
 local function has_device_tokens(user)
+  if user.home == nil or user.home == "" then
+    return true -- no home to look in: ask chatmail-metadata, as before
+  end
   local tokens = io.open(user.home .. "/metadata.json", "r")
   if tokens == nil then
     return false
