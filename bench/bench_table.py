@@ -6,7 +6,7 @@ does (no rate limits, no forwarded zones: a relay on public DNS), applies
 the formula twice (the second apply: time of a no-change re-apply), and
 then, for each sender count (default 5, 20, 40), N authenticated senders
 submit 10 OpenPGP-shaped messages each over 465 to 5 recipients on the
-relay (test/system/loadgen.py), ``--rounds`` times with fresh accounts:
+relay (test/support/loadgen.py), ``--rounds`` times with fresh accounts:
 
 * delivered msg/s: delivered / (last message stored - first submission);
 * p50 latency: the client's 250 until the file is in the recipient's
@@ -14,7 +14,7 @@ relay (test/system/loadgen.py), ``--rounds`` times with fresh accounts:
 * relay CPU per delivered message: all of the container's CPU during the
   round (cgroup ``cpu.stat``, every process of the relay, logins and
   connection setup included) / messages delivered; and the same per unit
-  and process (bench/relaycpu.py), printed below the table;
+  and process (test/support/relaycpu.py), printed below the table;
 * idle memory: PSS of every process of the relay, ``--settle`` seconds
   after the last round.
 
@@ -23,7 +23,7 @@ The reference column is upstream's figure from one side-by-side sitting
 that survives a busy machine; throughput and latency move with whatever
 else runs, so the load average is printed with each round.
 
-Needs root (systemd-nspawn).  Run: ``.venv/bin/python bench/bench_table.py``
+Needs root (systemd-nspawn).  Run: ``scripts/bench table``
 (``--senders 5,20,40 --rounds 3``).
 """
 
@@ -34,17 +34,12 @@ import statistics
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test"))
-sys.path.insert(0, str(REPO / "test" / "system"))
-
-import mailclient as mc  # noqa: E402
-from harness import Lab, changed_states, failed_states  # noqa: E402
-from loadgen import Load, percentile  # noqa: E402
-from reference import SIDE_BY_SIDE_TABLE, TABLE  # noqa: E402
-from relaycpu import CpuWindow, loadavg, pss_kib  # noqa: E402
+from harness import Lab, changed_states, failed_states
+from reference import SIDE_BY_SIDE_TABLE, TABLE
+from support import mailclient as mc
+from support.loadgen import Load, percentile
+from support.relaycpu import CpuWindow, loadavg, pss_kib
 
 PER_SENDER = 10
 RECIPIENTS = 5
