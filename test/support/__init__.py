@@ -9,7 +9,8 @@ benchmarks get the same through ``scripts/bench``.  Nothing here is a test:
   (keys and signatures), :mod:`.mailcorpus` (the mail they get), :mod:`.fuzzing`;
 * Salt: :mod:`.salt`, the one driver (a throw-away masterless minion of this repo);
 * relays in containers (with :mod:`harness`): :mod:`.relays`, :mod:`.mailclient`,
-  :mod:`.loadgen`, :mod:`.dcclient`, :mod:`.acmeserver`, :mod:`.browser`;
+  :mod:`.loadgen`, :mod:`.relaycpu` (what a relay container spends), :mod:`.dcclient`,
+  :mod:`.acmeserver`, :mod:`.browser`;
 * small things: :mod:`.freeports`, :mod:`.webpage`.
 """
 

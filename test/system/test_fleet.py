@@ -195,12 +195,15 @@ def test_a_broken_signature_is_refused(mailing):
     """A message fleet1 really signed, replayed to fleet2 on port 25: accepted as it is,
     refused with one signed header changed.
 
-    The signed copy comes from a delivery inside fleet1 (local mail keeps its
-    DKIM-Signature, design.md §0.6); mail that crossed to fleet2 has it removed.
+    The signed copy is the local copy of a message fleet1 also sent to fleet2
+    (mail with a remote recipient is signed and the local copy keeps the
+    signature; mail for local recipients only is not signed, design.md §0.6);
+    mail that crossed to fleet2 has it removed.
     """
     first, second = mailing
     sender, local = (mc.created_account(first.address, "fleet1.test") for _ in range(2))
-    sender.send([local.addr], mc.encrypted(sender.addr, [local.addr]))
+    remote = mc.created_account(second.address, "fleet2.test")
+    sender.send([local.addr, remote.addr], mc.encrypted(sender.addr, [local.addr, remote.addr]))
     (message,) = mc.wait_for_messages(local, 1, timeout=60)
     # what fleet1 signed: from its DKIM-Signature on (the delivery's own headers come before it)
     signed = b"DKIM-Signature:" + message.split(b"DKIM-Signature:", 1)[1]

@@ -343,6 +343,8 @@ def test_encrypted_message_arrives_with_hidden_subject_and_no_client_address(liv
     assert lab.bridge.address.encode() not in raw, "the client's address leaked into the delivered message"
     assert message["From"].addresses[0].addr_spec == sender.addr
     assert message.get_content_type() == "multipart/encrypted"
+    # mail that stays on the relay is not signed (design.md §0.6: no OpenDKIM round trip)
+    assert message["DKIM-Signature"] is None
 
 
 def test_cleartext_to_a_protected_recipient_is_refused(live, domain):

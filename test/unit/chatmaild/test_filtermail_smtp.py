@@ -188,6 +188,17 @@ def test_postfix_down_is_temporary(setup):
     assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
 
 
+def test_only_mail_leaving_the_relay_takes_the_signing_path(setup):
+    """Local-only mail comes from 127.0.0.2 (Postfix runs no milter for it); any remote
+    recipient makes the message come from 127.0.0.1, where OpenDKIM signs it."""
+    filt, sink = setup()
+    assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
+    assert send(filt.port, ALICE, [BOB.upper()], mc.encrypted(ALICE, [BOB.upper()], seed=2))[0] == 250
+    assert send(filt.port, ALICE, [BOB, REMOTE], mc.encrypted(ALICE, [BOB, REMOTE], seed=3))[0] == 250
+    assert send(filt.port, ALICE, [REMOTE], mc.encrypted(ALICE, [REMOTE], seed=4))[0] == 250
+    assert [r.peer for r in sink.received] == ["127.0.0.2", "127.0.0.2", "127.0.0.1", "127.0.0.1"]
+
+
 def test_kept_connections_replaced_after_postfix_restart(setup):
     filt, sink = setup()
     threads = [
@@ -198,7 +209,7 @@ def test_kept_connections_replaced_after_postfix_restart(setup):
         t.start()
     for t in threads:
         t.join()
-    kept = len(filt.server.filtermail_handler.reinjector._idle)
+    kept = len(filt.server.filtermail_handler.reinjector_for([BOB])._idle)
     assert len(sink.received) == 6 and kept >= 1
     sink.restart()  # closes every connection the filter kept open
     assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB], seed=7))[0] == 250

@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,13 @@ log = logging.getLogger("filtermail")
 
 ENCRYPTION_NEEDED = "523 Encryption Needed: Invalid Unencrypted Mail"
 MULTIPLE_FROM = "550 5.7.1 More than one From header; a message has exactly one (RFC 5322 3.6)"
+# Outgoing mail whose every recipient is on this relay is reinjected from
+# this loopback address, for which the reinjection smtpd runs no milter
+# (master.cf: smtpd_milter_maps).  Such mail never leaves the relay, so a
+# DKIM signature would only cost OpenDKIM a round trip per message and be
+# checked by no one (local mail is not verified).
+LOCAL_SOURCE = "127.0.0.2"
+
 # What the client sees if something fails unexpectedly (a bug, not the
 # mail's fault): temporary, so the message is tried again, never lost.
 INTERNAL_ERROR = "451 4.3.0 Internal error in the mail filter, try again later"
@@ -220,10 +228,19 @@ class FilterPolicy:
 class FilterHandler:
     """aiosmtpd handler: the policy at MAIL and DATA, then reinjection."""
 
-    def __init__(self, policy: FilterPolicy, reinjector: Reinjector, executor: ThreadPoolExecutor):
+    def __init__(
+        self,
+        policy: FilterPolicy,
+        reinjector: Reinjector,
+        executor: ThreadPoolExecutor,
+        local_reinjector: Reinjector | None = None,
+    ):
         self.policy = policy
         self.reinjector = reinjector
         self.executor = executor
+        # outgoing mode: the same port, from LOCAL_SOURCE (not signed); None: everything signed
+        self.local_reinjector = local_reinjector
+        self.local_domain = "@" + policy.config.mail_domain.lower()
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
         refusal = self.policy.check_sender(address)
@@ -251,15 +268,32 @@ class FilterHandler:
             refusal = self.policy.check_message(mail_from, rcpt_tos, data, client_addr)
             if refusal:
                 return refusal
-            return self.reinjector.send(mail_from, rcpt_tos, data)
+            return self.reinjector_for(rcpt_tos).send(mail_from, rcpt_tos, data)
         except Exception:  # a bug must not turn into a permanent refusal
             log.exception("processing a message failed")
             return INTERNAL_ERROR
+
+    def reinjector_for(self, rcpt_tos: list[str]) -> Reinjector:
+        """The unsigned path if every recipient is a mailbox of this relay, else the signing one."""
+        if self.local_reinjector is not None and all(r.lower().endswith(self.local_domain) for r in rcpt_tos):
+            return self.local_reinjector
+        return self.reinjector
 
     async def handle_exception(self, error: Exception) -> str:
         """Any other failure during an SMTP command: temporary (aiosmtpd would say 500)."""
         log.error("SMTP session error: %r", error)
         return INTERNAL_ERROR
+
+
+def can_bind(address: str) -> bool:
+    """This host has ``address`` (Linux routes all of 127/8 to lo; other systems may not)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+        return True
+    except OSError as exc:
+        log.warning("cannot use %s for local-only mail (%s): all outgoing mail is signed", address, exc)
+        return False
 
 
 async def serve(config: Config, mode: Mode, dkim_lookup: TxtLookup | None = None) -> asyncio.AbstractServer:
@@ -269,9 +303,11 @@ async def serve(config: Config, mode: Mode, dkim_lookup: TxtLookup | None = None
     from the system's resolver.
     """
     policy = FilterPolicy(config, mode, dkim_lookup)
-    reinjector = Reinjector(getattr(config, mode.reinject_port))
+    port = getattr(config, mode.reinject_port)
+    reinjector = Reinjector(port)
+    local = None if mode.incoming or not can_bind(LOCAL_SOURCE) else Reinjector(port, source=LOCAL_SOURCE)
     executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"filtermail-{mode.name}")
-    handler = FilterHandler(policy, reinjector, executor)
+    handler = FilterHandler(policy, reinjector, executor, local)
     loop = asyncio.get_running_loop()
 
     def factory() -> FilterSMTP:

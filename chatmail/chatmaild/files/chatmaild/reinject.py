@@ -16,9 +16,11 @@ transaction is reset and nothing is queued, so a retry by the client
 cannot duplicate the message for the recipients that were accepted.
 
 The message bytes are sent unchanged (only SMTP dot-stuffing is applied).
-No source address is bound: Postfix distinguishes signing from verifying by
-the port (the reinjection smtpd for outgoing mail sets the ORIGINATING
-daemon name), not by the client address.
+Postfix distinguishes signing from verifying by the port (the reinjection
+smtpd for outgoing mail sets the ORIGINATING daemon name).  Within the
+outgoing port the client address says whether to sign at all: mail that
+stays on the relay is reinjected from ``source`` (127.0.0.2), for which
+that smtpd runs no milter (see filtermail's ``LOCAL_SOURCE``).
 
 Connections are kept open between messages (a few idle ones, for a short
 while), which saves the connect/EHLO/QUIT round trips per message, and
@@ -106,8 +108,10 @@ class Reinjector:
         idle_seconds: float = 20.0,
         connect_timeout: float = 3.0,
         connect_attempts: int = 4,
+        source: str | None = None,
     ):
         self.host = host
+        self.source = source  # the local address to connect from (None: the kernel's choice)
         self.port = port
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -162,7 +166,13 @@ class Reinjector:
     def _connect(self) -> smtplib.SMTP:
         conn = None
         try:
-            conn = smtplib.SMTP(self.host, self.port, local_hostname="localhost", timeout=self.connect_timeout)
+            conn = smtplib.SMTP(
+                self.host,
+                self.port,
+                local_hostname="localhost",
+                timeout=self.connect_timeout,
+                source_address=(self.source, 0) if self.source else None,
+            )
             code, text = conn.ehlo()
             conn.sock.settimeout(self.timeout)
             conn.timeout = self.timeout
