@@ -2,31 +2,14 @@
     then) the host resolves through it.  resolv.conf names only the local
     resolver: no public fallback, so a relay never leaks lookups elsewhere
     and a broken resolver shows up at once instead of being masked. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- if "activate" in chatmail.stages %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- call stage("activate", "chatmail-unbound-service-skipped") %}
 
 include:
   - chatmail.unbound.config
-
-chatmail-unbound-service-running:
-  service.running:
-    - name: unbound
-    - enable: true
-    - watch:
-      - sls: chatmail.unbound.config
-
-{#- activate without configure: restart when the config on disk is newer
-    than the running daemon (watch sees only this run's changes) #}
-{%- if "configure" not in chatmail.stages %}
-
-chatmail-unbound-service-restarted-if-stale:
-  chatmail_service.restarted_if_stale:
-    - name: unbound
-    - configs:
-      - /etc/unbound/unbound.conf.d/chatmail.conf
-    - require:
-      - service: chatmail-unbound-service-running
-{%- endif %}
+{{ service("chatmail-unbound-service", params.unbound.unit,
+    watch=["sls: chatmail.unbound.config"], stale=[params.unbound.conf]) }}
 
 {#- the host's own resolv.conf (a file or systemd-resolved's symlink) is
     kept once, so chatmail.unbound.clean can give the host its DNS back #}
@@ -58,9 +41,4 @@ chatmail-unbound-resolv-conf-file-managed:
       - service: chatmail-unbound-service-running
       - cmd: chatmail-unbound-resolv-conf-original-cmd-run
 
-{%- else %}
-
-chatmail-unbound-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}
