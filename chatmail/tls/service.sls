@@ -8,6 +8,8 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/macros.jinja" import stage, service with context %}
 {%- from "chatmail/tls/map.jinja" import tls with context %}
+{#- the unit files are written by the configure stage: watched only when it runs -#}
+{%- set configured = "configure" in chatmail.stages %}
 {%- call stage("activate", "chatmail-tls-service-skipped") %}
 
 include:
@@ -15,8 +17,8 @@ include:
 
 {%-   if chatmail.tls_mode == "acme" %}
 {%-     set env = ("SSL_CERT_FILE=" ~ tls.acme_ca_file ~ " ") if tls.acme_ca_file else "" %}
-{{ service("chatmail-tls-redirector-service", "acmetool-redirector", watch=["file: chatmail-tls-redirector-unit-file-managed"]) }}
-{{ service("chatmail-tls-reconcile-timer-service", "acmetool-reconcile.timer", watch=["file: chatmail-tls-reconcile-timer-file-managed"]) }}
+{{ service("chatmail-tls-redirector-service", "acmetool-redirector", watch=["file: chatmail-tls-redirector-unit-file-managed"] if configured else []) }}
+{{ service("chatmail-tls-reconcile-timer-service", "acmetool-reconcile.timer", watch=["file: chatmail-tls-reconcile-timer-file-managed"] if configured else []) }}
 
 {#- Debian's own timer would reconcile a second time, sandboxed so that
     its hook cannot reload the daemons. #}
@@ -37,7 +39,7 @@ chatmail-tls-reconcile-cmd-run:
 
 {%-   elif chatmail.tls_mode == "external" %}
 {{ service("chatmail-tls-watch-path-service", "chatmail-tls-reload.path", require=["sls: chatmail.tls.config"],
-    watch=["file: chatmail-tls-watch-path-file-managed", "file: chatmail-tls-watch-service-file-managed"]) }}
+    watch=["file: chatmail-tls-watch-path-file-managed", "file: chatmail-tls-watch-service-file-managed"] if configured else []) }}
 
 {%-   else %}
 
