@@ -12,8 +12,8 @@
       "home": selfheal.home,
       "launcher": salt["file.dirname"](selfheal.launcher),
       "master-dropin": selfheal.master_dropin,
-      "keys": params.selfheal.keys,
-      "cache": params.selfheal.cache,
+      "keys": params.selfheal.keys_dir,
+      "cache": params.selfheal.cache_dir,
     }) }}
 {%- if selfheal.mode == "master" %}
 
