@@ -10,8 +10,8 @@
       salt/beacon/...), and the restart runs right there (``caller.*``).
     Only the units the formula watches are restarted, and only when the
     event says they are not running; anything else renders no reaction.
-    They come from one table, selfheal.watched in chatmail/parameters/
-    (on Debian 12 postfix@-, Debian's real Postfix daemon: postfix.service
+    They come from one table, chatmail/parameters/ (selfheal.watched: the
+    components, each with its unit; on Debian 12 postfix@-, Debian's real Postfix daemon: postfix.service
     is a oneshot wrapper that stays "active" when the daemon is dead):
     in the relay's own minion, from that minion's chatmail_services beacon
     config (which chatmail.selfheal wrote from the table for the relay's
@@ -25,7 +25,9 @@
 {%-   endfor %}
 {%- else %}
 {%-   import_yaml "chatmail/parameters/defaults.yaml" as defaults %}
-{%-   do watched.extend(defaults.selfheal.watched) %}
+{%-   for component in defaults.selfheal.watched %}
+{%-     do watched.append(defaults[component].unit) %}
+{%-   endfor %}
 {%- endif %}
 {%- set local = tag == "__beacons_return" %}
 {%- set events = data.get("beacons", []) if local else [{"tag": tag, "data": data}] %}
