@@ -17,8 +17,10 @@ include:
 
 {%-   if chatmail.tls_mode == "acme" %}
 {%-     set env = ("SSL_CERT_FILE=" ~ tls.acme_ca_file ~ " ") if tls.acme_ca_file else "" %}
-{{ service("chatmail-tls-redirector-service", "acmetool-redirector", watch=["file: chatmail-tls-redirector-unit-file-managed"] if configured else []) }}
-{{ service("chatmail-tls-reconcile-timer-service", "acmetool-reconcile.timer", watch=["file: chatmail-tls-reconcile-timer-file-managed"] if configured else []) }}
+{{ service("chatmail-tls-redirector-service", "acmetool-redirector",
+    watch=["file: chatmail-tls-redirector-unit-file-managed"] if configured else []) }}
+{{ service("chatmail-tls-reconcile-timer-service", "acmetool-reconcile.timer",
+    watch=["file: chatmail-tls-reconcile-timer-file-managed"] if configured else []) }}
 
 {#- Debian's own timer would reconcile a second time, sandboxed so that
     its hook cannot reload the daemons. #}
