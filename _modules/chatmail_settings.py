@@ -78,3 +78,16 @@ def ini_to_pillar(path: str = "chatmail.ini") -> str:
     except (OSError, ValueError) as exc:
         raise CommandExecutionError(str(exc)) from None
     return salt.utils.yaml.safe_dump({"chatmail": raw}, default_flow_style=False)
+
+
+def params() -> dict[str, Any]:
+    """The formula's constants for this minion's release: chatmail/parameters/, merged as map.jinja merges it.
+
+    The states read it as ``params``; the modules read it here (paths the
+    states write: the DKIM key directory, acmetool's state, ...).
+
+    CLI Example::
+
+        salt-call --out=yaml chatmail.params
+    """
+    return __utils__["chatmail_params.load"](__salt__, __grains__)

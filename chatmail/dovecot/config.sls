@@ -19,6 +19,7 @@ chatmail-dovecot-conf-file-managed:
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        chatmaild_lib: {{ params.chatmaild.lib }}
     - user: root
     - group: root
     - mode: "0644"

@@ -18,6 +18,7 @@ chatmail-nginx-{{ file.id }}-file-managed:
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        www: {{ params.website.www }}
     - user: root
     - group: root
     - mode: "0644"

@@ -69,6 +69,7 @@ chatmail-opendkim-conf-file-managed:
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        opendkim: {{ {"keydir": opendkim.keydir, "socket_dir": opendkim.socket_dir} | json }}
     - user: root
     - group: root
     - mode: "0644"

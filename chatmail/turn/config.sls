@@ -40,6 +40,7 @@ chatmail-turn-{{ file.id }}-file-managed:
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        secret_dir: {{ secret_dir }}
     - user: root
     - group: root
     - mode: "{{ file.mode }}"

@@ -10,9 +10,9 @@
 
 chatmail-unbound-resolv-conf-restored-cmd-run:
   cmd.run:
-    - name: mv -f /etc/resolv.conf.pre-chatmail /etc/resolv.conf
+    - name: mv -f {{ params.unbound.resolv_backup }} /etc/resolv.conf
     - onlyif:
-      - test -e /etc/resolv.conf.pre-chatmail -o -L /etc/resolv.conf.pre-chatmail
+      - test -e {{ params.unbound.resolv_backup }} -o -L {{ params.unbound.resolv_backup }}
       - grep -qs "managed by the chatmail formula" /etc/resolv.conf
     - require:
       - service: {{ service_dead_id("unbound", params.unbound.unit) }}

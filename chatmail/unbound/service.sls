@@ -15,10 +15,10 @@ include:
     kept once, so chatmail.unbound.clean can give the host its DNS back #}
 chatmail-unbound-resolv-conf-original-cmd-run:
   cmd.run:
-    - name: cp -P /etc/resolv.conf /etc/resolv.conf.pre-chatmail
+    - name: cp -P /etc/resolv.conf {{ params.unbound.resolv_backup }}
     - onlyif: test -e /etc/resolv.conf -o -L /etc/resolv.conf
     - unless: >-
-        test -e /etc/resolv.conf.pre-chatmail -o -L /etc/resolv.conf.pre-chatmail ||
+        test -e {{ params.unbound.resolv_backup }} -o -L {{ params.unbound.resolv_backup }} ||
         grep -qs "managed by the chatmail formula" /etc/resolv.conf
     - require:
       - service: chatmail-unbound-service-running
