@@ -9,6 +9,8 @@ value never reaches a config file.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from typing import Any
 
@@ -33,13 +35,17 @@ def settings(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
     """
     if pillar is None:
         pillar = __pillar__.get("chatmail", {})
-    try:
-        values = __utils__["chatmail_config.validate"](pillar, "pillar chatmail")
-    except ValueError as exc:
-        raise CommandExecutionError(str(exc)) from None
-    values.update(__utils__["chatmail_config.derived"](values))
-    values["ini"] = __utils__["chatmail_config.render_ini"](values)
-    return values
+    # every SLS file of a run imports map.jinja: validate each pillar once per run
+    key = "chatmail.settings:" + json.dumps(pillar, sort_keys=True, default=str)
+    if key not in __context__:
+        try:
+            values = __utils__["chatmail_config.validate"](pillar, "pillar chatmail")
+        except ValueError as exc:
+            raise CommandExecutionError(str(exc)) from None
+        values.update(__utils__["chatmail_config.derived"](values))
+        values["ini"] = __utils__["chatmail_config.render_ini"](values)
+        __context__[key] = values
+    return copy.deepcopy(__context__[key])
 
 
 def init_ini(mail_domain: str, path: str = "chatmail.ini", force: bool = False) -> dict[str, Any]:
@@ -90,4 +96,7 @@ def params() -> dict[str, Any]:
 
         salt-call --out=yaml chatmail.params
     """
-    return __utils__["chatmail_params.load"](__salt__, __grains__)
+    key = "chatmail.params:" + str(__grains__.get("osfinger", ""))
+    if key not in __context__:  # read once per run: every SLS file asks (map.jinja)
+        __context__[key] = __utils__["chatmail_params.load"](__salt__, __grains__)
+    return copy.deepcopy(__context__[key])

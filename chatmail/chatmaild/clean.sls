@@ -4,7 +4,7 @@
     Prometheus textfile).  What the services keep lives in the
     mailboxes (passwords, last login, push tokens) and stays. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
 {%- set names = [] %}
 {%- set paths = [params.chatmaild.lib] %}

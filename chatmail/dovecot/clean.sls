@@ -3,7 +3,7 @@
     see docs/clean.md), the drop-in, the sysctl file and the TZ line go.
     Mailboxes stay.  The inotify limits stay in force until a reboot. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned, service_dead_id with context %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
 {%- set dovecot = params.dovecot %}
 {%- set paths = [dovecot.conf_dir ~ "/dovecot.conf"] %}
 {%- for name in dovecot.files %}

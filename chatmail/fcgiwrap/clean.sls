@@ -2,7 +2,7 @@
     account-suggestion CGI goes.  Disabling the socket disables the service
     too: Debian's fcgiwrap.service is enabled only through it (Also=). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {{ cleaned("fcgiwrap",
     units=params.fcgiwrap.units,
     indirect=params.fcgiwrap.units[1:],

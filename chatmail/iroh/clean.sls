@@ -2,5 +2,5 @@
     go (whatever iroh_relay is now: a relay run earlier is cleaned too).
     The iroh system user stays. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {{ cleaned("iroh", units=[params.iroh.unit], files=params.iroh.files, paths=[params.iroh.binary, params.iroh.dir]) }}

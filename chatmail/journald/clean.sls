@@ -2,7 +2,7 @@
     settings.  Logs that were kept in RAM are not written back, and
     /var/log/journal (removed by the formula) is not recreated. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned, path_absent_id with context %}
+{%- from "chatmail/clean.jinja" import cleaned, path_absent_id with context %}
 {%- set dropin = params.journald.dropin %}
 {{ cleaned("journald", paths=[dropin]) }}
 

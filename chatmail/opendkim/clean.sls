@@ -3,7 +3,7 @@
     directory (the signing key, the one published in DNS, and its tables)
     stays. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {%- set opendkim = params.opendkim %}
 {{ cleaned("opendkim",
     units=[opendkim.unit],

@@ -6,7 +6,7 @@
     checks a new main.cf against the live master.cf when it builds the
     relay again.  Mail still queued stays in /var/spool/postfix. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned, service_dead_id with context %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
 {%- set postfix = params.postfix %}
 {%- set debian_master_cf = "/usr/share/postfix/master.cf.dist" %}
 {%- set paths = [] %}

@@ -4,7 +4,7 @@
     beacon is also unloaded from the running salt-minion. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/selfheal/map.jinja" import selfheal with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {{ cleaned("selfheal",
     units=[params.selfheal.unit],
     unit_files=[selfheal.unit_file],

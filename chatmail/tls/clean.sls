@@ -4,7 +4,7 @@
     Debian's acmetool.timer, which the formula disabled, stays disabled. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/tls/map.jinja" import tls with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {%- set units = params.tls.units %}
 {%- set unit_files = [] %}
 {%- for unit in units %}

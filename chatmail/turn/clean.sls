@@ -2,5 +2,5 @@
     The secret (params.turn.secret_dir) stays: credentials handed out with it
     keep working after a rebuild. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {{ cleaned("turn", units=[params.turn.unit], files=params.turn.files) }}

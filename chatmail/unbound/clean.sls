@@ -5,7 +5,7 @@
     older formula) the file is removed and the host has no DNS until the
     operator writes one: see docs/clean.md. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned, service_dead_id with context %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
 {{ cleaned("unbound", units=[params.unbound.unit], paths=[params.unbound.conf]) }}
 
 chatmail-unbound-resolv-conf-restored-cmd-run:

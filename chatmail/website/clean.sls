@@ -2,7 +2,7 @@
     stays (Debian's nginx owns it), and so does a copy of www_folder (the
     formula cannot tell its files from anyone else's). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import cleaned with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
 {%- set www = params.website.www %}
 {%- set paths = {} %}
 {%- for page in params.website.pages %}
