@@ -18,15 +18,13 @@ write, on each supported release.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
 
-from saltrender import REPO, SALT_CALL, minion_dir
+from support.salt import REPO, low_chunks
 
 D = "chat.example.org"
 PILLARS = {
@@ -75,23 +73,6 @@ RELEASE_GRAINS = {
     "debian12": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "osarch": "amd64"},
     "debian13": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "osarch": "amd64"},
 }
-
-
-def low_chunks(sls: str, pillar: dict, tmp: Path, grains: dict | None = None) -> list[dict]:
-    """Salt's compiled low chunks of ``sls``: every state with its SLS, requisites and run order."""
-    conf = minion_dir(tmp, pillar, grains=grains)
-    proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.show_low_sls", sls],
-        capture_output=True,
-        text=True,
-        timeout=600,  # the whole relay: ~20 s alone, minutes on a loaded host
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"salt-call failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    chunks = json.loads(proc.stdout)["local"]
-    if not all(isinstance(chunk, dict) for chunk in chunks):
-        raise RuntimeError("\n".join(map(str, chunks)))
-    return sorted(chunks, key=lambda chunk: chunk["order"])
 
 
 def fun(chunk: dict) -> str:
@@ -304,7 +285,7 @@ def staged(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("stale")
     with ThreadPoolExecutor(2) as pool:
         configure, activate = pool.map(
-            lambda stages: low_chunks("chatmail", {**pillar, "stages": stages}, tmp / stages[-1], grains),
+            lambda stages: low_chunks("chatmail", {**pillar, "stages": stages}, tmp / stages[-1], 600, grains),
             [["install", "configure"], ["activate"]],
         )
     return configure, activate

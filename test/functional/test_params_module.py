@@ -9,13 +9,10 @@ the formula does not support (which gets the defaults; preflight stops it).
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 import yaml
 
-from saltrender import REPO, SALT_CALL, minion_dir
+from support.salt import REPO, call, minion_dir
 
 PARAMETERS = REPO / "chatmail" / "parameters"
 
@@ -38,13 +35,6 @@ def expected(osfinger: str) -> dict:
 def test_params_is_the_release_file_over_the_defaults(osfinger, tmp_path):
     grains = {"os": "Debian", "os_family": "Debian", "osfinger": osfinger, "osarch": "amd64"}
     conf = minion_dir(tmp_path, {"mail_domain": "chat.example.org"}, grains=grains)
-    proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "chatmail.params"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout)["local"]
+    got = call(conf, "chatmail.params", timeout=300, check=True).data
     assert got == expected(osfinger)
     assert got["postfix"]["unit"] == {"Debian-13": "postfix"}.get(osfinger, "postfix@-")

@@ -7,10 +7,10 @@ import time
 import dns.resolver
 import pytest
 
-import mailcorpus as mc
 from chatmaild.dkimcheck import LOOKUP_TIMEOUT, DkimCheck, KeyLookupFailed, dns_txt_lookup
-from dkim_fixtures import KeyTable, sign
-from freeports import LOOPBACK, free_port
+from support import mailcorpus as mc
+from support.dkim import KeyTable, sign
+from support.freeports import LOOPBACK, free_port
 
 REMOTE = "remote@elsewhere.net"
 BOB = "bob@example.org"
@@ -44,6 +44,15 @@ def test_domain_compares_case_insensitively(check, keys):
 def test_missing_signature_refused(check):
     reply = check.refusal(mc.encrypted(REMOTE, [BOB]), "elsewhere.net")
     assert reply.startswith("554 5.7.1 ") and "elsewhere.net" in reply
+
+
+def test_an_8bit_from_domain_gets_a_sendable_refusal(check):
+    """Found by fuzzing: a From: domain with 8-bit bytes (surrogate-escaped) made the reply unencodable,
+    so the client got 451 "internal error" for ever instead of 554."""
+    domain = b"mx\xed\xa0\x80.example.net".decode("utf-8", "surrogateescape")
+    reply = check.refusal(mc.encrypted(REMOTE, [BOB]), domain)
+    assert reply.startswith("554 5.7.1") and "mx???.example.net" in reply
+    reply.encode("ascii")
 
 
 def test_signature_of_another_domain_does_not_count(check):
