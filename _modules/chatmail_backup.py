@@ -88,9 +88,11 @@ def _items(s: dict[str, Any]) -> list[dict[str, str]]:
 
     ``maildir``: message files hard-linked, the rest copied; ``copy``: copied.
     Owners are names: a fresh relay's uids differ from the old one's.
+    The paths are those the states write (chatmail/parameters/defaults.yaml).
     """
+    params = __utils__["chatmail_params.load"](__salt__, __grains__)
     tls = {
-        "acme": [("tls/acme", "/var/lib/acme", "root", "root")],
+        "acme": [("tls/acme", params["tls"]["acme_state"], "root", "root")],
         "self_signed": [
             ("tls/cert", s["tls_cert_path"], "root", "root"),
             ("tls/key", s["tls_key_path"], "root", "root"),
@@ -99,8 +101,8 @@ def _items(s: dict[str, Any]) -> list[dict[str, str]]:
     }[s["tls_mode"]]
     rows = [
         ("mailboxes", s["mailboxes_dir"], "vmail", "vmail", "maildir"),
-        ("dkim", "/etc/dkimkeys", "opendkim", "opendkim", "copy"),
-        ("turn", "/etc/chatmail-turn", "root", "vmail", "copy"),
+        ("dkim", params["opendkim"]["keydir"], "opendkim", "opendkim", "copy"),
+        ("turn", params["turn"]["secret_dir"], "root", "vmail", "copy"),
         *((name, path, user, group, "copy") for name, path, user, group in tls),
         *(
             (

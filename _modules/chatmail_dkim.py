@@ -1,7 +1,8 @@
 """chatmail.dkim_record: the DNS TXT record that publishes the relay's DKIM key.
 
 Receivers (and the incoming filter of other chatmail relays) accept mail from
-the domain only if this record matches ``/etc/dkimkeys/<selector>.private``.
+the domain only if this record matches ``<keydir>/<selector>.private`` (opendkim.keydir in
+chatmail/parameters/defaults.yaml).
 The public key is taken from the private key with ``openssl rsa -pubout``,
 like upstream's ``cmdeploy dns``; the value is split into strings of at
 most 255 characters, the limit of one TXT character-string.
@@ -27,12 +28,14 @@ def _split(value: str, size: int = TXT_STRING_MAX) -> list[str]:
     return [value[i : i + size] for i in range(0, len(value), size)]
 
 
-def dkim_record(selector: str = "opendkim", domain: str | None = None, keydir: str = "/etc/dkimkeys") -> dict[str, Any]:
+def dkim_record(selector: str = "opendkim", domain: str | None = None, keydir: str | None = None) -> dict[str, Any]:
     """The DKIM TXT record for ``selector`` (domain defaults to pillar ``chatmail:mail_domain``).
 
     Returns ``name`` (FQDN with trailing dot), ``type``, ``value`` (the whole
     record text), ``strings`` (value cut into <=255-character pieces) and
-    ``zone`` (one zone-file line with the pieces quoted).
+    ``zone`` (one zone-file line with the pieces quoted).  ``keydir``
+    defaults to the one the states write (``opendkim.keydir`` in
+    chatmail/parameters/defaults.yaml).
 
     CLI Example::
 
@@ -40,6 +43,8 @@ def dkim_record(selector: str = "opendkim", domain: str | None = None, keydir: s
     """
     if domain is None:
         domain = __salt__["chatmail.settings"]()["mail_domain"]
+    if keydir is None:
+        keydir = __utils__["chatmail_params.load"](__salt__, __grains__)["opendkim"]["keydir"]
     private = os.path.join(keydir, selector + ".private")
     if not os.path.exists(private):
         raise CommandExecutionError(f"no DKIM key at {private}; apply chatmail.opendkim first")

@@ -39,11 +39,8 @@ from urllib.parse import urlsplit
 __virtualname__ = "chatmail"
 
 TTL = 3600
-ACME_STATE = "/var/lib/acme"
-DKIM_KEYDIR = "/etc/dkimkeys"
 DKIM_SELECTOR = "opendkim"
 MTA_STS_TEMPLATE = "salt://chatmail/nginx/files/mta-sts.txt.j2"
-MTA_STS_LIVE = "/var/www/html/.well-known/mta-sts.txt"
 REQUIRED, RECOMMENDED = "required", "recommended"
 
 # ACME directory host -> the CA's CAA issuer domain (RFC 8659), for dns_zone's CAA record
@@ -89,6 +86,18 @@ def _public_addresses(candidates: list[str]) -> list[str]:
     return sorted({str(a) for a in chosen}, key=lambda a: ipaddress.ip_address(a))
 
 
+def _params() -> dict[str, Any]:
+    """The formula's constants table (chatmail/parameters/), where the states put the files read here."""
+    if "chatmail.params" not in __context__:
+        __context__["chatmail.params"] = __utils__["chatmail_params.load"](__salt__, __grains__)
+    return __context__["chatmail.params"]
+
+
+def _mta_sts_live() -> str:
+    """The mta-sts.txt nginx serves (nginx's table entry mta-sts)."""
+    return next(f["path"] for f in _params()["nginx"]["files"] if f["id"] == "mta-sts")
+
+
 def _acme_account_url(acme_state: str, ca_file: str = "") -> tuple[str | None, str | None]:
     """(account URL, note) from acmetool's state; the URL needs an account.
 
@@ -125,7 +134,7 @@ def _mta_sts_policy(settings: dict[str, Any]) -> str | None:
         if isinstance(rendered, str):
             return rendered
     try:
-        with open(MTA_STS_LIVE, encoding="utf-8") as fh:
+        with open(_mta_sts_live(), encoding="utf-8") as fh:
             return fh.read()
     except OSError:
         return None
@@ -162,8 +171,8 @@ def dns_zone(
     ipv4: Any = None,
     ipv6: Any = None,
     pillar: dict[str, Any] | None = None,
-    dkim_keydir: str = DKIM_KEYDIR,
-    acme_state: str = ACME_STATE,
+    dkim_keydir: str | None = None,
+    acme_state: str | None = None,
     acme_account_url: str | None = None,
     zonefile: str | None = None,
 ) -> dict[str, Any]:
@@ -175,7 +184,8 @@ def dns_zone(
     pillar
         chatmail settings to use instead of pillar ``chatmail``
     dkim_keydir / acme_state
-        where the DKIM key and acmetool's state live
+        where the DKIM key and acmetool's state live (default: where the
+        states put them, chatmail/parameters/defaults.yaml)
     acme_account_url
         the ACME account URI for CAA, instead of asking acmetool
     zonefile
@@ -191,6 +201,8 @@ def dns_zone(
         salt-call chatmail.dns_zone ipv4=203.0.113.5 zonefile=/root/chat.example.org.zone
     """
     s = __salt__["chatmail.settings"](pillar)
+    dkim_keydir = dkim_keydir or _params()["opendkim"]["keydir"]
+    acme_state = acme_state or _params()["tls"]["acme_state"]
     domain = s["mail_domain"]
     if s["ip_relay"]:
         # upstream 1.12 (`cmdeploy dns` warns instead of checking): no name, so nothing to publish
@@ -374,8 +386,8 @@ def dns_check(
     ipv4: Any = None,
     ipv6: Any = None,
     pillar: dict[str, Any] | None = None,
-    dkim_keydir: str = DKIM_KEYDIR,
-    acme_state: str = ACME_STATE,
+    dkim_keydir: str | None = None,
+    acme_state: str | None = None,
     acme_account_url: str | None = None,
 ) -> dict[str, Any]:
     """Compare ``dns_zone`` with what the domain's authoritative name servers serve.

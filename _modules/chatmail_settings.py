@@ -10,6 +10,8 @@ value never reaches a config file.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from typing import Any
 
@@ -34,13 +36,17 @@ def settings(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
     """
     if pillar is None:
         pillar = __pillar__.get("chatmail", {})
-    try:
-        values = __utils__["chatmail_config.validate"](pillar, "pillar chatmail")
-    except ValueError as exc:
-        raise CommandExecutionError(str(exc)) from None
-    values.update(__utils__["chatmail_config.derived"](values))
-    values["ini"] = __utils__["chatmail_config.render_ini"](values)
-    return values
+    # every SLS file of a run imports map.jinja: validate each pillar once per run
+    key = "chatmail.settings:" + json.dumps(pillar, sort_keys=True, default=str)
+    if key not in __context__:
+        try:
+            values = __utils__["chatmail_config.validate"](pillar, "pillar chatmail")
+        except ValueError as exc:
+            raise CommandExecutionError(str(exc)) from None
+        values.update(__utils__["chatmail_config.derived"](values))
+        values["ini"] = __utils__["chatmail_config.render_ini"](values)
+        __context__[key] = values
+    return copy.deepcopy(__context__[key])
 
 
 def init_ini(mail_domain: str, path: str = "chatmail.ini", force: bool = False) -> dict[str, Any]:
@@ -79,3 +85,19 @@ def ini_to_pillar(path: str = "chatmail.ini") -> str:
     except (OSError, ValueError) as exc:
         raise CommandExecutionError(str(exc)) from None
     return salt.utils.yaml.safe_dump({"chatmail": raw}, default_flow_style=False)
+
+
+def params() -> dict[str, Any]:
+    """The formula's constants for this minion's release: chatmail/parameters/, merged as map.jinja merges it.
+
+    The states read it as ``params``; the modules read it here (paths the
+    states write: the DKIM key directory, acmetool's state, ...).
+
+    CLI Example::
+
+        salt-call --out=yaml chatmail.params
+    """
+    key = "chatmail.params:" + str(__grains__.get("osfinger", ""))
+    if key not in __context__:  # read once per run: every SLS file asks (map.jinja)
+        __context__[key] = __utils__["chatmail_params.load"](__salt__, __grains__)
+    return copy.deepcopy(__context__[key])

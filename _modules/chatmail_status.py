@@ -115,7 +115,6 @@ PORTS: tuple[tuple[Any, str, str, tuple, str, str, bool, bool], ...] = (
 
 WILDCARDS = {"0.0.0.0", "::", "*", ""}
 LOCALHOST = {"127.0.0.1", "::1"}  # what unbound binds by default (127.0.0.53 is not in the way)
-VERSION_FILE = "/etc/chatmail-version"  # minion option chatmail.version_file overrides
 
 
 # -- helpers -----------------------------------------------------------------
@@ -441,7 +440,11 @@ def _disk(mailboxes_dir: str) -> dict[str, Any]:
 
 
 def _version() -> dict[str, Any]:
-    path = __opts__.get("chatmail.version_file") or VERSION_FILE
+    # minion option chatmail.version_file overrides where chatmail.version writes it
+    path = (
+        __opts__.get("chatmail.version_file")
+        or __utils__["chatmail_params.load"](__salt__, __grains__)["version"]["marker"]
+    )
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()

@@ -10,9 +10,10 @@ relay's install is what gets exercised.
 Minion options (for tests or unusual layouts):
 
 * ``chatmail.chatmaild_dir`` - directory holding the ``chatmaild`` package
-  (default ``/usr/local/lib/chatmaild``)
+  (default: where the states put it, ``chatmaild.lib`` in
+  chatmail/parameters/defaults.yaml)
 * ``chatmail.ini_path`` - the rendered chatmail.ini
-  (default ``/usr/local/lib/chatmaild/chatmail.ini``)
+  (default ``<that directory>/chatmail.ini``)
 * ``chatmail.python`` - interpreter (default ``/usr/bin/python3``)
 """
 
@@ -27,11 +28,7 @@ from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "chatmail"
 
-DEFAULTS = {
-    "chatmail.chatmaild_dir": "/usr/local/lib/chatmaild",
-    "chatmail.ini_path": "/usr/local/lib/chatmaild/chatmail.ini",
-    "chatmail.python": "/usr/bin/python3",
-}
+DEFAULTS = {"chatmail.python": "/usr/bin/python3"}
 MAILBOX_OWNER = "vmail"
 
 
@@ -40,7 +37,13 @@ def __virtual__():
 
 
 def _opt(key: str) -> str:
-    return __opts__.get(key) or DEFAULTS[key]
+    """A minion option, else its default (the chatmaild paths: from the formula's table)."""
+    if __opts__.get(key):
+        return __opts__[key]
+    if key in DEFAULTS:
+        return DEFAULTS[key]
+    lib = __utils__["chatmail_params.load"](__salt__, __grains__)["chatmaild"]["lib"]
+    return {"chatmail.chatmaild_dir": lib, "chatmail.ini_path": lib + "/chatmail.ini"}[key]
 
 
 def _runas() -> str | None:

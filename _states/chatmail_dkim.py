@@ -14,7 +14,7 @@ Example::
       chatmail_dkim.key_present:
         - name: opendkim
         - domain: chat.example.org
-        - keydir: /etc/dkimkeys
+        - keydir: {{ params.opendkim.keydir }}
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _wanted_fixes(path: str, uid: int, gid: int, mode: int) -> list[str]:
 def key_present(
     name: str,
     domain: str,
-    keydir: str = "/etc/dkimkeys",
+    keydir: str,
     user: str = "opendkim",
     group: str = "opendkim",
 ) -> dict[str, Any]:

@@ -3,10 +3,12 @@
     backup_repository; without one service.sls removes them (after
     stopping the timer).  The repository password is made by the first
     backup, not here, and is never removed by the formula. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- from "chatmail/backup/map.jinja" import backup with context %}
-{%- if "configure" in chatmail.stages and backup.enabled %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("configure", "chatmail-backup-config-skipped", when=backup.enabled,
+               reason="stage not selected or no backup_repository") %}
 {%-   for thing, path, template, mode in [
   ("launcher", backup.launcher, "salt-call.j2", "0755"),
   ("service", backup.service_file, "chatmail-backup.service.j2", "0644"),
@@ -30,9 +32,4 @@ chatmail-backup-{{ thing }}-file-managed:
 {%-     endif %}
 {%-   endfor %}
 
-{%- else %}
-
-chatmail-backup-config-skipped:
-  test.nop:
-    - name: stage not selected or no backup_repository
-{%- endif %}
+{%- endcall %}

@@ -1,27 +1,15 @@
 {#- The backup timer runs with a backup_repository; without one it stops
     and its files go (the password and the repository stay). -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/backup/map.jinja" import backup with context %}
-{%- if "activate" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- call stage("activate", "chatmail-backup-service-skipped") %}
 
 include:
   - chatmail.backup.config
-{%-   if backup.enabled %}
-
-chatmail-backup-timer-service-running:
-  service.running:
-    - name: chatmail-backup.timer
-    - enable: true
-    - watch:
-      - sls: chatmail.backup.config
-{%-   else %}
-
-chatmail-backup-timer-service-dead:
-  service.dead:
-    - name: chatmail-backup.timer
-    - enable: false
-    # never installed: nothing to stop (and a dry run has nothing to report)
-    - onlyif: test -e {{ backup.timer_file }}
+{{ service("chatmail-backup-timer-service", params.backup.unit, running=backup.enabled,
+    watch=["sls: chatmail.backup.config"], dead_onlyif="test -e " ~ backup.timer_file) }}
+{%-   if not backup.enabled %}
 {%-     for thing, path in [("launcher", salt["file.dirname"](backup.launcher)),
                             ("service", backup.service_file), ("timer", backup.timer_file)] %}
 
@@ -33,9 +21,4 @@ chatmail-backup-{{ thing }}-file-absent:
 {%-     endfor %}
 {%-   endif %}
 
-{%- else %}
-
-chatmail-backup-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

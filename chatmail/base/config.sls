@@ -1,12 +1,13 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- if "configure" in chatmail.stages %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("configure", "chatmail-base-config-skipped") %}
 
 include:
   - chatmail.base.package
 
 chatmail-base-mailname-file-managed:
   file.managed:
-    - name: /etc/mailname
+    - name: {{ params.base.mailname }}
     - contents: {{ chatmail.mail_domain }}
     - user: root
     - group: root
@@ -15,16 +16,10 @@ chatmail-base-mailname-file-managed:
 chatmail-base-mailboxes-dir-directory:
   file.directory:
     - name: {{ chatmail.mailboxes_dir }}
-    - user: vmail
-    - group: vmail
+    - user: {{ params.base.vmail.user }}
+    - group: {{ params.base.vmail.user }}
     - mode: "0700"
     - makedirs: true
     - require:
       - sls: chatmail.base.package
-
-{%- else %}
-
-chatmail-base-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

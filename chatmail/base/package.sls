@@ -1,5 +1,7 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- set vmail = params.base.vmail %}
+{%- call stage("install", "chatmail-base-package-skipped") %}
 
 chatmail-base-packages-pkg-installed:
   pkg.installed:
@@ -7,23 +9,17 @@ chatmail-base-packages-pkg-installed:
 
 chatmail-base-vmail-group-present:
   group.present:
-    - name: vmail
+    - name: {{ vmail.user }}
     - system: true
 
 chatmail-base-vmail-user-present:
   user.present:
-    - name: vmail
-    - gid: vmail
-    - home: /home/vmail
+    - name: {{ vmail.user }}
+    - gid: {{ vmail.user }}
+    - home: {{ vmail.home }}
     - createhome: true
-    - shell: /usr/sbin/nologin
+    - shell: {{ vmail.shell }}
     - system: true
     - require:
       - group: chatmail-base-vmail-group-present
-
-{%- else %}
-
-chatmail-base-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -1,12 +1,14 @@
 {#- The one chatmail.ini every service reads: rendered from the validated
     pillar, so it always carries every key with its effective value. #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- set lib = params.chatmaild.lib %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-chatmaild-config-skipped") %}
 
 chatmail-chatmaild-ini-file-managed:
   file.managed:
-    - name: /usr/local/lib/chatmaild/chatmail.ini
+    - name: {{ lib }}/chatmail.ini
     - contents: {{ chatmail.ini | yaml_encode }}
     - user: root
     - group: root
@@ -17,7 +19,7 @@ chatmail-chatmaild-ini-file-managed:
     so no restart): pillar appversions if given, else the formula's file. #}
 chatmail-chatmaild-appversions-file-managed:
   file.managed:
-    - name: /usr/local/lib/chatmaild/appversions.json
+    - name: {{ lib }}/appversions.json
 {%- if chatmail.appversions_json is not none %}
     - contents: {{ chatmail.appversions_json | yaml_encode }}
 {%- else %}
@@ -29,9 +31,4 @@ chatmail-chatmaild-appversions-file-managed:
     - makedirs: true
     - check_cmd: python3 -m json.tool
 
-{%- else %}
-
-chatmail-chatmaild-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -2,7 +2,8 @@
     so a relay needs no PyPI access; the package itself is copied from the
     formula (salt://chatmail/chatmaild/files/chatmaild). #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-chatmaild-package-skipped") %}
 
 chatmail-chatmaild-deps-pkg-installed:
   pkg.installed:
@@ -10,7 +11,7 @@ chatmail-chatmaild-deps-pkg-installed:
 
 chatmail-chatmaild-code-file-recurse:
   file.recurse:
-    - name: /usr/local/lib/chatmaild/chatmaild
+    - name: {{ params.chatmaild.lib }}/chatmaild
     - source: salt://chatmail/chatmaild/files/chatmaild
     - user: root
     - group: root
@@ -20,9 +21,4 @@ chatmail-chatmaild-code-file-recurse:
     - exclude_pat: E@(__pycache__|\.pyc$)
     - makedirs: true
 
-{%- else %}
-
-chatmail-chatmaild-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

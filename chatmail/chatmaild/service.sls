@@ -3,10 +3,11 @@
     stage, services started in the activate stage; every daemon restarts
     when the chatmaild code or chatmail.ini changed, and when its unit did
     (Salt reloads systemd when a unit file changed). -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
-{%- set lib = "/usr/local/lib/chatmaild" %}
+{%- set lib = params.chatmaild.lib %}
 {%- set ini = lib ~ "/chatmail.ini" %}
 {%- set unit_files = [] %}
 {%- for name, unit in units.daemons | dictsort %}
@@ -16,13 +17,14 @@
 {%-   do unit_files.append((name, name ~ ".service", "job.service.j2", unit)) %}
 {%-   do unit_files.append((name, name ~ ".timer", "job.timer.j2", unit)) %}
 {%- endfor %}
+{%- set configured = "configure" in chatmail.stages %}
 
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-chatmaild-units-skipped", reason="configure stage not selected") %}
 {%-   for name, file, template, unit in unit_files %}
 
 chatmail-chatmaild-{{ file | replace(".", "-") }}-file-managed:
   file.managed:
-    - name: /etc/systemd/system/{{ file }}
+    - name: {{ params.systemd_dir }}/{{ file }}
     - source: {{ files_switch("chatmaild", "units/" ~ template, "chatmail-chatmaild-" ~ (file | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
     - context: {{ {"name": name, "unit": unit, "lib": lib, "ini": ini} | json }}
@@ -30,62 +32,24 @@ chatmail-chatmaild-{{ file | replace(".", "-") }}-file-managed:
     - group: root
     - mode: "0644"
 {%-   endfor %}
-{%- else %}
+{%- endcall %}
 
-chatmail-chatmaild-units-skipped:
-  test.nop:
-    - name: configure stage not selected
-{%- endif %}
-
-{%- if "activate" in chatmail.stages %}
+{%- call stage("activate", "chatmail-chatmaild-services-skipped", reason="activate stage not selected") %}
 
 include:
   - chatmail.chatmaild.package
   - chatmail.chatmaild.config
 {%-   for name, unit in units.daemons | dictsort %}
-
-chatmail-chatmaild-{{ name }}-service-running:
-  service.running:
-    - name: {{ name }}
-    - enable: true
-    - require:
-      - sls: chatmail.chatmaild.config
-    - watch:
-      - sls: chatmail.chatmaild.package
-      - sls: chatmail.chatmaild.config
-{%-     if "configure" in chatmail.stages %}
-      - file: chatmail-chatmaild-{{ name }}-service-file-managed
-{%-     endif %}
-{%-     if "configure" not in chatmail.stages %}
-{#- activate without configure: restart when chatmail.ini, the code or the
-    unit is newer than the running daemon (watch sees only this run) #}
-
-chatmail-chatmaild-{{ name }}-service-restarted-if-stale:
-  chatmail_service.restarted_if_stale:
-    - name: {{ name }}
-    - configs:
-      - {{ ini }}
-      - {{ lib }}/chatmaild
-      - /etc/systemd/system/{{ name }}.service
-    - require:
-      - service: chatmail-chatmaild-{{ name }}-service-running
-{%-     endif %}
+{#- every daemon reads chatmail.ini, the code and its unit -#}
+{{ service("chatmail-chatmaild-" ~ name ~ "-service", name,
+    require=["sls: chatmail.chatmaild.config"],
+    watch=["sls: chatmail.chatmaild.package", "sls: chatmail.chatmaild.config"]
+          + (["file: chatmail-chatmaild-" ~ name ~ "-service-file-managed"] if configured else []),
+    stale=[ini, lib ~ "/chatmaild", params.systemd_dir ~ "/" ~ name ~ ".service"]) }}
 {%-   endfor %}
 {%-   for name, unit in units.jobs | dictsort %}
-
-chatmail-chatmaild-{{ name }}-timer-service-running:
-  service.running:
-    - name: {{ name }}.timer
-    - enable: true
-{%-     if "configure" in chatmail.stages %}
-    - watch:
-      - file: chatmail-chatmaild-{{ name }}-timer-file-managed
-      - file: chatmail-chatmaild-{{ name }}-service-file-managed
-{%-     endif %}
+{{ service("chatmail-chatmaild-" ~ name ~ "-timer-service", name ~ ".timer",
+    watch=["file: chatmail-chatmaild-" ~ name ~ "-timer-file-managed",
+           "file: chatmail-chatmaild-" ~ name ~ "-service-file-managed"] if configured else []) }}
 {%-   endfor %}
-{%- else %}
-
-chatmail-chatmaild-services-skipped:
-  test.nop:
-    - name: activate stage not selected
-{%- endif %}
+{%- endcall %}

@@ -2,14 +2,18 @@
     (dovecot.conf is Debian's file, replaced by the formula: it goes too,
     see docs/clean.md), the drop-in, the sysctl file and the TZ line go.
     Mailboxes stay.  The inotify limits stay in force until a reboot. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- from "chatmail/clean.jinja" import cleaned, service_dead_id %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
+{%- set dovecot = params.dovecot %}
+{%- set paths = [dovecot.conf_dir ~ "/dovecot.conf"] %}
+{%- for name in dovecot.files %}
+{%-   do paths.append(dovecot.conf_dir ~ "/" ~ name) %}
+{%- endfor %}
 {{ cleaned("dovecot",
     after=["chatmail.selfheal.clean"],
-    units=["dovecot"],
-    unit_files=["/etc/systemd/system/dovecot.service.d/10_restart.conf"],
-    paths=["/etc/dovecot/dovecot.conf", "/etc/dovecot/auth.conf", "/etc/dovecot/push_notification.lua",
-           "/etc/sysctl.d/90-chatmail-dovecot.conf"]) }}
+    units=[dovecot.unit],
+    unit_files=[dovecot.dropin],
+    paths=paths + [dovecot.sysctl]) }}
 
 chatmail-dovecot-tz-file-replace:
   file.replace:
@@ -18,4 +22,4 @@ chatmail-dovecot-tz-file-replace:
     - repl: ''
     - ignore_if_missing: true
     - require:
-      - service: {{ service_dead_id("dovecot", "dovecot") }}
+      - service: {{ service_dead_id("dovecot", dovecot.unit) }}

@@ -4,19 +4,22 @@
     push hook, and the host settings Dovecot wants.  params.dovecot picks
     the dialect's template and files. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, daemon_reload with context %}
+{%- set dovecot = params.dovecot %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-dovecot-config-skipped") %}
 
 include:
   - chatmail.dovecot.package
 
 chatmail-dovecot-conf-file-managed:
   file.managed:
-    - name: /etc/dovecot/dovecot.conf
+    - name: {{ dovecot.conf_dir }}/dovecot.conf
     - source: {{ files_switch("dovecot", params.dovecot.template, "chatmail-dovecot-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        chatmaild_lib: {{ params.chatmaild.lib }}
     - user: root
     - group: root
     - mode: "0644"
@@ -28,7 +31,7 @@ chatmail-dovecot-conf-file-managed:
 
 chatmail-dovecot-{{ name | replace(".", "-") | replace("_", "-") }}-file-managed:
   file.managed:
-    - name: /etc/dovecot/{{ name }}
+    - name: {{ dovecot.conf_dir }}/{{ name }}
     - source: {{ files_switch("dovecot", name, "chatmail-dovecot-" ~ (name | replace(".", "-") | replace("_", "-")) ~ "-file-managed") }}
     - user: root
     - group: root
@@ -65,7 +68,7 @@ chatmail-dovecot-inotify-{{ key | replace("_", "-") }}-sysctl-present:
   sysctl.present:
     - name: fs.inotify.{{ key }}
     - value: 65535
-    - config: /etc/sysctl.d/90-chatmail-dovecot.conf
+    - config: {{ dovecot.sysctl }}
     - onlyif:
       - test -w /proc/sys/fs/inotify/{{ key }}
       - test "$(cat /proc/sys/fs/inotify/{{ key }})" -lt 65535
@@ -73,22 +76,11 @@ chatmail-dovecot-inotify-{{ key | replace("_", "-") }}-sysctl-present:
 
 chatmail-dovecot-restart-dropin-file-managed:
   file.managed:
-    - name: /etc/systemd/system/dovecot.service.d/10_restart.conf
+    - name: {{ dovecot.dropin }}
     - source: {{ files_switch("dovecot", "10_restart.conf", "chatmail-dovecot-restart-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"
     - makedirs: true
-
-chatmail-dovecot-systemd-reload-module-run:
-  module.run:
-    - service.systemctl_reload: []
-    - onchanges:
-      - file: chatmail-dovecot-restart-dropin-file-managed
-
-{%- else %}
-
-chatmail-dovecot-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{{ daemon_reload("dovecot", ["chatmail-dovecot-restart-dropin-file-managed"]) }}
+{%- endcall %}

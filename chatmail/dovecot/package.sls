@@ -11,16 +11,17 @@
     keeps apt from ever replacing them with Debian's dovecot.  Architectures
     and releases without a chatmail build fall back to Debian's packages. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-dovecot-package-skipped") %}
 {%- set download = params.downloads.dovecot %}
 {%- set arch = grains.get("osarch", "") %}
 {%- set build = download.get("builds", {}).get(arch) if chatmail.dovecot_source == "chatmail" else none %}
-{%- set cache = "/var/cache/chatmail/dovecot" %}
+{%- set cache = params.dovecot.cache %}
 {%- if build %}
 
 chatmail-dovecot-apt-pin-file-managed:
   file.managed:
-    - name: /etc/apt/preferences.d/chatmail-dovecot
+    - name: {{ params.dovecot.apt_pin }}
     - user: root
     - group: root
     - mode: "0644"
@@ -59,7 +60,7 @@ chatmail-dovecot-packages-pkg-installed:
 
 chatmail-dovecot-apt-pin-file-absent:
   file.absent:
-    - name: /etc/apt/preferences.d/chatmail-dovecot
+    - name: {{ params.dovecot.apt_pin }}
 
 chatmail-dovecot-packages-pkg-installed:
   pkg.installed:
@@ -67,10 +68,4 @@ chatmail-dovecot-packages-pkg-installed:
     - require:
       - file: chatmail-dovecot-apt-pin-file-absent
 {%- endif %}
-
-{%- else %}
-
-chatmail-dovecot-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -1,22 +1,17 @@
 {#- The account-suggestion CGI behind https://D/new (nginx passes POSTs
     to fcgiwrap, which runs it).  It is chatmaild's newemail module itself,
     run by Debian's python3; it finds the chatmaild package and the ini in
-    /usr/local/lib/chatmaild. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- if "configure" in chatmail.stages %}
+    params.chatmaild.lib. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("configure", "chatmail-fcgiwrap-config-skipped") %}
 
 chatmail-fcgiwrap-newemail-file-managed:
   file.managed:
-    - name: /usr/lib/cgi-bin/newemail.py
+    - name: {{ params.fcgiwrap.cgi }}
     - source: salt://chatmail/chatmaild/files/chatmaild/newemail.py
     - user: root
     - group: root
     - mode: "0755"
     - makedirs: true
-
-{%- else %}
-
-chatmail-fcgiwrap-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -1,13 +1,8 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-fcgiwrap-package-skipped") %}
 
 chatmail-fcgiwrap-packages-pkg-installed:
   pkg.installed:
     - pkgs: {{ params.packages.fcgiwrap | json }}
-
-{%- else %}
-
-chatmail-fcgiwrap-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -1,41 +1,19 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- if "configure" in chatmail.stages %}
+{#- The local iroh relay's config and unit (params.iroh.files), TOFS
+    templates like every other file of the formula. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
+{%- set iroh = params.iroh %}
+{%- set config = (iroh.files | selectattr("id", "equalto", "config") | first).path %}
+{%- call stage("configure", "chatmail-iroh-config-skipped") %}
+{%-   for file in iroh.files %}
 
-chatmail-iroh-config-file-managed:
+chatmail-iroh-{{ file.id }}-file-managed:
   file.managed:
-    - name: /etc/iroh-relay.toml
+    - name: {{ file.path }}
+    - source: {{ files_switch("iroh", file.source, "chatmail-iroh-" ~ file.id ~ "-file-managed") }}
+    - template: jinja
+    - context: {{ {"iroh": {"binary": iroh.binary, "user": iroh.user}, "config": config} | json }}
     - mode: "0644"
-    - contents: |
-        # managed by the chatmail formula; nginx proxies https://D/relay here
-        enable_relay = true
-        http_bind_addr = "[::]:3340"
-        enable_stun = false
-        enable_metrics = false
-        metrics_bind_addr = "127.0.0.1:9092"
-
-chatmail-iroh-unit-file-managed:
-  file.managed:
-    - name: /etc/systemd/system/iroh-relay.service
-    - mode: "0644"
-    - contents: |
-        # managed by the chatmail formula
-        [Unit]
-        Description=iroh relay for Delta Chat peer-to-peer connections
-        After=network.target
-
-        [Service]
-        ExecStart=/usr/local/bin/iroh-relay --config-path /etc/iroh-relay.toml
-        User=iroh
-        Group=iroh
-        Restart=on-failure
-        RestartSec=5s
-
-        [Install]
-        WantedBy=multi-user.target
-
-{%- else %}
-
-chatmail-iroh-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%-   endfor %}
+{%- endcall %}

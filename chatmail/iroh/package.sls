@@ -2,14 +2,16 @@
     (iroh_relay absent) and checked against the sha256 pinned in
     chatmail/parameters (downloads.iroh). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages and chatmail.iroh_relay_local %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-iroh-package-skipped", when=chatmail.iroh_relay_local,
+               reason="stage not selected or iroh_relay set (no local relay)") %}
 {%-   set iroh = params.downloads.iroh %}
 {%-   set build = iroh.builds[grains["osarch"]] %}
-{%-   set dir = "/usr/local/lib/iroh-relay/" ~ iroh.version %}
+{%-   set dir = params.iroh.dir ~ "/" ~ iroh.version %}
 
 chatmail-iroh-user-present:
   user.present:
-    - name: iroh
+    - name: {{ params.iroh.user }}
     - system: true
     - usergroup: true
     - home: /nonexistent
@@ -26,15 +28,9 @@ chatmail-iroh-release-archive-extracted:
 
 chatmail-iroh-binary-file-symlink:
   file.symlink:
-    - name: /usr/local/bin/iroh-relay
+    - name: {{ params.iroh.binary }}
     - target: {{ dir }}/iroh-relay
     - force: true
     - require:
       - archive: chatmail-iroh-release-archive-extracted
-
-{%- else %}
-
-chatmail-iroh-package-skipped:
-  test.nop:
-    - name: stage not selected or iroh_relay set (no local relay)
-{%- endif %}
+{%- endcall %}

@@ -1,12 +1,14 @@
 {#- Logs in RAM only, kept 3 days (design.md §7.3): a relay keeps as little
     about its users as it can.  A drop-in, so Debian's journald.conf stays
     untouched. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- if "configure" in chatmail.stages %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- set journald = params.journald %}
+{%- call stage("configure", "chatmail-journald-config-skipped") %}
 
 chatmail-journald-retention-file-managed:
   file.managed:
-    - name: /etc/systemd/journald.conf.d/chatmail.conf
+    - name: {{ journald.dropin }}
     - contents: |
         # managed by the chatmail formula
         [Journal]
@@ -19,7 +21,7 @@ chatmail-journald-retention-file-managed:
 
 chatmail-journald-persistent-logs-file-absent:
   file.absent:
-    - name: /var/log/journal
+    - name: {{ journald.persistent }}
 
 {%-   if "activate" in chatmail.stages %}
 
@@ -27,7 +29,7 @@ chatmail-journald-persistent-logs-file-absent:
     ("control process exited"); the next attempt works #}
 chatmail-journald-service-running:
   service.running:
-    - name: systemd-journald
+    - name: {{ journald.unit }}
     - retry:
         attempts: 3
         interval: 2
@@ -35,9 +37,4 @@ chatmail-journald-service-running:
       - file: chatmail-journald-retention-file-managed
 {%-   endif %}
 
-{%- else %}
-
-chatmail-journald-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

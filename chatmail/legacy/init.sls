@@ -2,6 +2,7 @@
     run; each state is a no-op once the host is clean.  (acmetool's old
     cron job and hooks are removed by chatmail.tls.) -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
 {%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service"] %}
 {%- set old_paths = [
   "/etc/cron.d/expunge",
@@ -10,7 +11,7 @@
   "/usr/local/lib/postfix-mta-sts-resolver",
   "/etc/systemd/system/mta-sts-daemon.service",
 ] %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-legacy-skipped") %}
 {%-   for unit in old_services %}
 
 chatmail-legacy-{{ unit | replace(".", "-") }}-service-dead:
@@ -41,9 +42,4 @@ chatmail-legacy-rspamd-pkg-removed:
   pkg.removed:
     - name: rspamd
 
-{%- else %}
-
-chatmail-legacy-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -1,39 +1,31 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{#- mtail's program (compiled by mtail before it goes live) and its unit,
+    which shadows Debian's (params.mtail.files).  Only with mtail_address. -#}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
-{%- if "configure" in chatmail.stages and chatmail.mtail_address %}
+{%- set mtail = params.mtail %}
+{%- set program = (mtail.files | selectattr("id", "equalto", "program") | first).path %}
+{%- set checks = {
+  "program": "/bin/sh -c 'd=$(mktemp -d) && cp \"$0\" \"$d/p.mtail\" && /usr/bin/mtail --compile_only --progs \"$d\"; r=$?; rm -rf \"$d\"; exit $r'",
+} %}
+{%- call stage("configure", "chatmail-mtail-config-skipped", when=chatmail.mtail_address,
+               reason="stage not selected or no mtail_address") %}
+{%-   for file in mtail.files %}
 
-chatmail-mtail-program-file-managed:
+chatmail-mtail-{{ file.id }}-file-managed:
   file.managed:
-    - name: /etc/mtail/delivered_mail.mtail
-    - source: {{ files_switch("mtail", "delivered_mail.mtail", "chatmail-mtail-program-file-managed") }}
+    - name: {{ file.path }}
+    - source: {{ files_switch("mtail", file.source, "chatmail-mtail-" ~ file.id ~ "-file-managed") }}
+{%-     if file.source.endswith(".j2") %}
+    - template: jinja
+    - context: {{ {"address": chatmail.mtail_address, "port": mtail.port, "progs": salt["file.dirname"](program)} | json }}
+{%-     endif %}
     - mode: "0644"
+{%-     if file.id == "program" %}
     - makedirs: true
-    - check_cmd: /bin/sh -c 'd=$(mktemp -d) && cp "$0" "$d/p.mtail" && /usr/bin/mtail --compile_only --progs "$d"; r=$?; rm -rf "$d"; exit $r'
-
-chatmail-mtail-unit-file-managed:
-  file.managed:
-    - name: /etc/systemd/system/mtail.service
-    - mode: "0644"
-    - contents: |
-        # managed by the chatmail formula: metrics from the journal, never public
-        [Unit]
-        Description=mtail: chatmail relay metrics on {{ chatmail.mtail_address }}:3903
-        After=network-online.target
-        Wants=network-online.target
-
-        [Service]
-        Type=simple
-        ExecStart=/bin/sh -c 'journalctl -f -o short-iso -n 0 | \
-          /usr/bin/mtail --address={{ chatmail.mtail_address }} --port=3903 \
-          --progs /etc/mtail --logtostderr --logs /dev/stdin'
-        Restart=on-failure
-
-        [Install]
-        WantedBy=multi-user.target
-
-{%- else %}
-
-chatmail-mtail-config-skipped:
-  test.nop:
-    - name: stage not selected or no mtail_address
-{%- endif %}
+{%-     endif %}
+{%-     if file.id in checks %}
+    - check_cmd: {{ checks[file.id] | yaml_squote }}
+{%-     endif %}
+{%-   endfor %}
+{%- endcall %}

@@ -3,26 +3,25 @@
     signing key is generated once and never replaced; opendkim.conf is
     checked with `opendkim -n` (which also loads the tables, so those are in
     place first). #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, daemon_reload with context %}
+{%- set opendkim = params.opendkim %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- set domain = chatmail.mail_domain %}
 {%- set keyname = "opendkim._domainkey." ~ domain %}
-{%- if "configure" in chatmail.stages %}
+{%- set keydir_id = "chatmail-opendkim-" ~ (opendkim.keydir | replace("/", "-") | trim("-")) ~ "-file-directory" %}
+{%- call stage("configure", "chatmail-opendkim-config-skipped") %}
 
 include:
   - chatmail.opendkim.package
 
-{%- for path, user, mode in [
-    ("/etc/dkimkeys", "opendkim", "0700"),
-    ("/etc/opendkim", "opendkim", "0750"),
-    ("/var/spool/postfix/opendkim", "opendkim", "0750"),
-] %}
+{%- for path, mode in [(opendkim.keydir, "0700"), (opendkim.conf_dir, "0750"), (opendkim.socket_dir, "0750")] %}
 
 chatmail-opendkim-{{ path | replace("/", "-") | trim("-") }}-file-directory:
   file.directory:
     - name: {{ path }}
-    - user: {{ user }}
-    - group: opendkim
+    - user: {{ opendkim.user }}
+    - group: {{ opendkim.user }}
     - mode: "{{ mode }}"
     - makedirs: true
     - require:
@@ -33,24 +32,24 @@ chatmail-opendkim-signing-key-present:
   chatmail_dkim.key_present:
     - name: opendkim
     - domain: {{ domain }}
-    - keydir: /etc/dkimkeys
+    - keydir: {{ opendkim.keydir }}
     - require:
-      - file: chatmail-opendkim-etc-dkimkeys-file-directory
+      - file: {{ keydir_id }}
 
 {%- for name, line in [
-    ("KeyTable", keyname ~ " " ~ domain ~ ":opendkim:/etc/dkimkeys/opendkim.private"),
+    ("KeyTable", keyname ~ " " ~ domain ~ ":opendkim:" ~ opendkim.keydir ~ "/opendkim.private"),
     ("SigningTable", "*@" ~ domain ~ " " ~ keyname),
 ] %}
 
 chatmail-opendkim-{{ name | lower }}-file-managed:
   file.managed:
-    - name: /etc/dkimkeys/{{ name }}
+    - name: {{ opendkim.keydir }}/{{ name }}
     - contents: {{ line | yaml_encode }}
-    - user: opendkim
-    - group: opendkim
+    - user: {{ opendkim.user }}
+    - group: {{ opendkim.user }}
     - mode: "0644"
     - require:
-      - file: chatmail-opendkim-etc-dkimkeys-file-directory
+      - file: {{ keydir_id }}
 {%- endfor %}
 
 {#- Earlier versions verified incoming mail here (Lua policies, and a
@@ -60,16 +59,17 @@ chatmail-opendkim-{{ name | lower }}-file-managed:
 
 chatmail-opendkim-{{ name | replace(".", "-") }}-file-absent:
   file.absent:
-    - name: /etc/opendkim/{{ name }}
+    - name: {{ opendkim.conf_dir }}/{{ name }}
 {%- endfor %}
 
 chatmail-opendkim-conf-file-managed:
   file.managed:
-    - name: /etc/opendkim.conf
+    - name: {{ opendkim.conf }}
     - source: {{ files_switch("opendkim", "opendkim.conf.j2", "chatmail-opendkim-conf-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        opendkim: {{ {"keydir": opendkim.keydir, "socket_dir": opendkim.socket_dir} | json }}
     - user: root
     - group: root
     - mode: "0644"
@@ -81,22 +81,12 @@ chatmail-opendkim-conf-file-managed:
 
 chatmail-opendkim-dropin-file-managed:
   file.managed:
-    - name: /etc/systemd/system/opendkim.service.d/10-prevent-memory-leak.conf
+    - name: {{ opendkim.dropin }}
     - source: {{ files_switch("opendkim", "10-prevent-memory-leak.conf", "chatmail-opendkim-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"
     - makedirs: true
+{{ daemon_reload("opendkim", ["chatmail-opendkim-dropin-file-managed"]) }}
 
-chatmail-opendkim-systemd-reload-module-run:
-  module.run:
-    - service.systemctl_reload: []
-    - onchanges:
-      - file: chatmail-opendkim-dropin-file-managed
-
-{%- else %}
-
-chatmail-opendkim-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

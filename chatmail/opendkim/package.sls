@@ -1,6 +1,7 @@
 {#- OpenDKIM from Debian; dns-root-data provides the DNSSEC trust anchor. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-opendkim-package-skipped") %}
 
 chatmail-opendkim-packages-pkg-installed:
   pkg.installed:
@@ -8,16 +9,11 @@ chatmail-opendkim-packages-pkg-installed:
 
 chatmail-opendkim-group-present:
   group.present:
-    - name: opendkim
+    - name: {{ params.opendkim.user }}
     - system: true
     - addusers:
-      - opendkim
+      - {{ params.opendkim.user }}
     - require:
       - pkg: chatmail-opendkim-packages-pkg-installed
 
-{%- else %}
-
-chatmail-opendkim-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -6,19 +6,25 @@
     checks a new main.cf against the live master.cf when it builds the
     relay again.  Mail still queued stays in /var/spool/postfix. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/clean.jinja" import cleaned, service_dead_id %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
+{%- set postfix = params.postfix %}
 {%- set debian_master_cf = "/usr/share/postfix/master.cf.dist" %}
+{%- set paths = [] %}
+{%- for name in postfix.configs + postfix.tables if name != "master.cf" %}
+{%-   do paths.append(postfix.conf_dir ~ "/" ~ name) %}
+{%- endfor %}
+{%- for script in postfix.scripts %}
+{%-   do paths.append(postfix.scripts_dir ~ "/" ~ script) %}
+{%- endfor %}
 {{ cleaned("postfix",
     after=["chatmail.selfheal.clean"],
     units=["postfix"],
-    unit_files=[params.postfix.dropin_dir ~ "/10_restart.conf"],
-    paths=["/etc/postfix/main.cf", "/etc/postfix/login_map", "/etc/postfix/submission_header_cleanup",
-           "/etc/postfix/incoming_header_cleanup",
-           "/usr/local/sbin/chatmail-postfix-check", "/usr/local/sbin/chatmail-flush-queue"]) }}
+    unit_files=[postfix.dropin_dir ~ "/" ~ postfix.dropin_file],
+    paths=paths) }}
 
 chatmail-postfix-master-cf-debian-file-managed:
   file.managed:
-    - name: /etc/postfix/master.cf
+    - name: {{ postfix.conf_dir }}/master.cf
     - source: {{ debian_master_cf }}
     - user: root
     - group: root

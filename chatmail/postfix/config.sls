@@ -2,30 +2,32 @@
     replace the live files (see files/chatmail-postfix-check); the two
     regexp tables are static and checked by the functional tests. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, daemon_reload with context %}
+{%- set postfix = params.postfix %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-postfix-config-skipped") %}
 
 include:
   - chatmail.postfix.package
 
 {#- chatmail-flush-queue: run by Dovecot's and doveauth's units when they
     come back, so mail deferred meanwhile goes out at once. #}
-{%- for script in ("chatmail-postfix-check", "chatmail-flush-queue") %}
+{%- for script in postfix.scripts %}
 
 {{ script }}-file-managed:
   file.managed:
-    - name: /usr/local/sbin/{{ script }}
+    - name: {{ postfix.scripts_dir }}/{{ script }}
     - source: {{ files_switch("postfix", script, script ~ "-file-managed") }}
     - user: root
     - group: root
     - mode: "0755"
 {%- endfor %}
 
-{%- for name in ("main.cf", "master.cf") %}
+{%- for name in postfix.configs %}
 
 chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
   file.managed:
-    - name: /etc/postfix/{{ name }}
+    - name: {{ postfix.conf_dir }}/{{ name }}
     - source: {{ files_switch("postfix", name ~ ".j2", "chatmail-postfix-" ~ (name | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
     - context:
@@ -33,7 +35,7 @@ chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
     - user: root
     - group: root
     - mode: "0644"
-    - check_cmd: /usr/local/sbin/chatmail-postfix-check {{ name }}
+    - check_cmd: {{ postfix.scripts_dir }}/chatmail-postfix-check {{ name }}
     - require:
       - file: chatmail-postfix-check-file-managed
       - sls: chatmail.postfix.package
@@ -42,11 +44,11 @@ chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
 {%- endif %}
 {%- endfor %}
 
-{%- for name in ("login_map", "submission_header_cleanup", "incoming_header_cleanup") %}
+{%- for name in postfix.tables %}
 
 chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
   file.managed:
-    - name: /etc/postfix/{{ name }}
+    - name: {{ postfix.conf_dir }}/{{ name }}
     - source: {{ files_switch("postfix", name, "chatmail-postfix-" ~ (name | replace("_", "-")) ~ "-file-managed") }}
     - user: root
     - group: root
@@ -57,22 +59,12 @@ chatmail-postfix-{{ name | replace("_", "-") }}-file-managed:
 
 chatmail-postfix-restart-dropin-file-managed:
   file.managed:
-    - name: {{ params.postfix.dropin_dir }}/10_restart.conf
+    - name: {{ postfix.dropin_dir }}/{{ postfix.dropin_file }}
     - source: {{ files_switch("postfix", params.postfix.dropin, "chatmail-postfix-restart-dropin-file-managed") }}
     - user: root
     - group: root
     - mode: "0644"
     - makedirs: true
+{{ daemon_reload("postfix", ["chatmail-postfix-restart-dropin-file-managed"]) }}
 
-chatmail-postfix-systemd-reload-module-run:
-  module.run:
-    - service.systemctl_reload: []
-    - onchanges:
-      - file: chatmail-postfix-restart-dropin-file-managed
-
-{%- else %}
-
-chatmail-postfix-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

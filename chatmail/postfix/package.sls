@@ -2,7 +2,8 @@
     reinject smtpd services can reach the milter socket in
     /var/spool/postfix/opendkim (opendkim:opendkim 0750, UMask 007). #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-postfix-package-skipped") %}
 
 include:
   - chatmail.opendkim.package
@@ -13,7 +14,7 @@ chatmail-postfix-packages-pkg-installed:
 
 chatmail-postfix-opendkim-group-present:
   group.present:
-    - name: opendkim
+    - name: {{ params.opendkim.user }}
     - system: true
     - addusers:
       - postfix
@@ -21,9 +22,4 @@ chatmail-postfix-opendkim-group-present:
       - pkg: chatmail-postfix-packages-pkg-installed
       - sls: chatmail.opendkim.package
 
-{%- else %}
-
-chatmail-postfix-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

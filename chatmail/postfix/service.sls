@@ -1,58 +1,23 @@
 {#- Postfix runs after Dovecot (which creates private/auth and
     private/dovecot-lmtp) and the chatmaild services (filtermail ports).
-    disable_mail stops and disables it (design.md §8.5). #}
+    disable_mail stops and disables it (design.md §8.5). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "activate" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- set postfix = params.postfix %}
+{%- call stage("activate", "chatmail-postfix-service-skipped") %}
 
 include:
   - chatmail.postfix.config
   - chatmail.dovecot.service
   - chatmail.opendkim.service
   - chatmail.chatmaild.service
-
-{%- if chatmail.disable_mail %}
-
-chatmail-postfix-service-dead:
-  service.dead:
-    - name: postfix
-    - enable: false
-
-{%- else %}
-
-chatmail-postfix-service-running:
-  service.running:
-    - name: postfix
-    - enable: true
-    - require:
-      - sls: chatmail.dovecot.service
-      - sls: chatmail.opendkim.service
-      - sls: chatmail.chatmaild.service
-    - watch:
-      - sls: chatmail.postfix.config
-
-{#- activate without configure: restart when the config on disk is newer
-    than the running daemon (watch sees only this run's changes) #}
-{%- if "configure" not in chatmail.stages %}
-
-chatmail-postfix-service-restarted-if-stale:
-  chatmail_service.restarted_if_stale:
-    - name: postfix
-    - unit: {{ params.postfix.unit }}
-    - configs:
-      - /etc/postfix/main.cf
-      - /etc/postfix/master.cf
-      - /etc/postfix/login_map
-      - /etc/postfix/submission_header_cleanup
-      - /etc/postfix/incoming_header_cleanup
-      - {{ params.postfix.dropin_dir }}
-    - require:
-      - service: chatmail-postfix-service-running
-{%- endif %}
-
-{%- endif %}
-{%- else %}
-
-chatmail-postfix-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- set stale = [] %}
+{%- for name in postfix.configs + postfix.tables %}
+{%-   do stale.append(postfix.conf_dir ~ "/" ~ name) %}
+{%- endfor %}
+{#- "postfix" (Debian's wrapper) is what the relay enables; the daemon
+    that reads the files runs in postfix.unit -#}
+{{ service("chatmail-postfix-service", "postfix", running=not chatmail.disable_mail,
+    require=["sls: chatmail.dovecot.service", "sls: chatmail.opendkim.service", "sls: chatmail.chatmaild.service"],
+    watch=["sls: chatmail.postfix.config"], stale=stale + [postfix.dropin_dir], stale_unit=postfix.unit) }}
+{%- endcall %}

@@ -4,10 +4,11 @@
     unit.  Files of a mode not chosen are removed by service.sls, after the
     daemon that uses them is stopped; the master-mode drop-in goes here
     (nothing to stop for it). -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- from "chatmail/selfheal/map.jinja" import selfheal with context %}
-{%- if "configure" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("configure", "chatmail-selfheal-config-skipped") %}
 {%-   for thing, (path, mode, template, perm) in selfheal.files | dictsort %}
 {%-     if mode == selfheal.mode and selfheal.units %}
 
@@ -38,9 +39,4 @@ chatmail-selfheal-config-done:
   test.nop:
     - name: selfheal files for mode {{ selfheal.mode }}
 
-{%- else %}
-
-chatmail-selfheal-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

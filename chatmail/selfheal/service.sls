@@ -3,28 +3,17 @@
     running salt-minion now (beacon.present talks to that daemon; the
     drop-in from config.sls makes it survive a minion restart).  Any other
     mode, or nothing to watch (disable_mail): stop and remove the daemon. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/selfheal/map.jinja" import selfheal with context %}
-{%- if "activate" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- call stage("activate", "chatmail-selfheal-service-skipped") %}
 
 include:
   - chatmail.selfheal.config
-{%-   if selfheal.mode == "masterless" and selfheal.units %}
-
-chatmail-selfheal-service-running:
-  service.running:
-    - name: chatmail-selfheal
-    - enable: true
-    - watch:
-      - sls: chatmail.selfheal.config
-{%-   else %}
-
-chatmail-selfheal-service-dead:
-  service.dead:
-    - name: chatmail-selfheal
-    - enable: false
-    # never installed: nothing to stop (and a dry run has nothing to report)
-    - onlyif: test -e {{ selfheal.unit_file }}
+{%-   set running = selfheal.mode == "masterless" and selfheal.units %}
+{{ service("chatmail-selfheal-service", params.selfheal.unit, running=running,
+    watch=["sls: chatmail.selfheal.config"], dead_onlyif="test -e " ~ selfheal.unit_file) }}
+{%-   if not running %}
 {%-     for thing, (path, mode, template, perm) in selfheal.files | dictsort if mode == "masterless" %}
 
 chatmail-selfheal-{{ thing }}-file-absent:
@@ -50,9 +39,4 @@ chatmail-selfheal-beacon-{{ "present" if selfheal.units else "absent" }}:
       - sls: chatmail.selfheal.config
 {%-   endif %}
 
-{%- else %}
-
-chatmail-selfheal-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -3,24 +3,25 @@
     acme         acmetool (its state dir, responses, target, desired names, units, hook)
     self_signed  an openssl certificate made once; kept on later runs
     external     the operator's files; this only checks they exist -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- from "chatmail/tls/map.jinja" import tls with context %}
 {%- set ctx = {"chatmail": chatmail, "tls": tls} %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-tls-config-skipped") %}
 
 include:
   - chatmail.tls.package
 
 {%-   if chatmail.tls_mode == "acme" %}
 {%-     set files = [
-  ("hook", "/etc/acme/hooks/chatmail-reload", "acme-hook.sh.j2", "0755"),
+  ("hook", params.tls.hook, "acme-hook.sh.j2", "0755"),
   ("responses", tls.acme_state ~ "/conf/responses", "responses.yaml.j2", "0644"),
   ("target", tls.acme_state ~ "/conf/target", "target.yaml.j2", "0644"),
   ("desired", tls.acme_state ~ "/desired/" ~ chatmail.mail_domain, "desired.yaml.j2", "0644"),
-  ("redirector-unit", "/etc/systemd/system/acmetool-redirector.service", "acmetool-redirector.service.j2", "0644"),
-  ("reconcile-unit", "/etc/systemd/system/acmetool-reconcile.service", "acmetool-reconcile.service.j2", "0644"),
-  ("reconcile-timer", "/etc/systemd/system/acmetool-reconcile.timer", "acmetool-reconcile.timer.j2", "0644"),
+  ("redirector-unit", params.systemd_dir ~ "/acmetool-redirector.service", "acmetool-redirector.service.j2", "0644"),
+  ("reconcile-unit", params.systemd_dir ~ "/acmetool-reconcile.service", "acmetool-reconcile.service.j2", "0644"),
+  ("reconcile-timer", params.systemd_dir ~ "/acmetool-reconcile.timer", "acmetool-reconcile.timer.j2", "0644"),
 ] %}
 {%-     for thing, path, template, mode in files %}
 
@@ -81,7 +82,7 @@ chatmail-tls-external-{{ what }}-file-exists:
 
 chatmail-tls-watch-path-file-managed:
   file.managed:
-    - name: /etc/systemd/system/chatmail-tls-reload.path
+    - name: {{ params.systemd_dir }}/chatmail-tls-reload.path
     - source: {{ files_switch("tls", "chatmail-tls-reload.path.j2", "chatmail-tls-watch-path-file-managed") }}
     - template: jinja
     - context: {{ ctx | json }}
@@ -89,16 +90,11 @@ chatmail-tls-watch-path-file-managed:
 
 chatmail-tls-watch-service-file-managed:
   file.managed:
-    - name: /etc/systemd/system/chatmail-tls-reload.service
+    - name: {{ params.systemd_dir }}/chatmail-tls-reload.service
     - source: {{ files_switch("tls", "chatmail-tls-reload.service.j2", "chatmail-tls-watch-service-file-managed") }}
     - template: jinja
     - context: {{ ctx | json }}
     - mode: "0644"
 {%-   endif %}
 
-{%- else %}
-
-chatmail-tls-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -5,29 +5,22 @@
     Everything that uses the certificate requires this SLS, so nothing
     starts without one.  external: a path unit reloads the same daemons
     when the operator replaces the files. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
 {%- from "chatmail/tls/map.jinja" import tls with context %}
-{%- if "activate" in chatmail.stages %}
+{#- the unit files are written by the configure stage: watched only when it runs -#}
+{%- set configured = "configure" in chatmail.stages %}
+{%- call stage("activate", "chatmail-tls-service-skipped") %}
 
 include:
   - chatmail.tls.config
 
 {%-   if chatmail.tls_mode == "acme" %}
 {%-     set env = ("SSL_CERT_FILE=" ~ tls.acme_ca_file ~ " ") if tls.acme_ca_file else "" %}
-
-chatmail-tls-redirector-service-running:
-  service.running:
-    - name: acmetool-redirector
-    - enable: true
-    - watch:
-      - file: chatmail-tls-redirector-unit-file-managed
-
-chatmail-tls-reconcile-timer-service-running:
-  service.running:
-    - name: acmetool-reconcile.timer
-    - enable: true
-    - watch:
-      - file: chatmail-tls-reconcile-timer-file-managed
+{{ service("chatmail-tls-redirector-service", "acmetool-redirector",
+    watch=["file: chatmail-tls-redirector-unit-file-managed"] if configured else []) }}
+{{ service("chatmail-tls-reconcile-timer-service", "acmetool-reconcile.timer",
+    watch=["file: chatmail-tls-reconcile-timer-file-managed"] if configured else []) }}
 
 {#- Debian's own timer would reconcile a second time, sandboxed so that
     its hook cannot reload the daemons. #}
@@ -47,16 +40,8 @@ chatmail-tls-reconcile-cmd-run:
       - sls: chatmail.tls.config
 
 {%-   elif chatmail.tls_mode == "external" %}
-
-chatmail-tls-watch-path-service-running:
-  service.running:
-    - name: chatmail-tls-reload.path
-    - enable: true
-    - watch:
-      - file: chatmail-tls-watch-path-file-managed
-      - file: chatmail-tls-watch-service-file-managed
-    - require:
-      - sls: chatmail.tls.config
+{{ service("chatmail-tls-watch-path-service", "chatmail-tls-reload.path", require=["sls: chatmail.tls.config"],
+    watch=["file: chatmail-tls-watch-path-file-managed", "file: chatmail-tls-watch-service-file-managed"] if configured else []) }}
 
 {%-   else %}
 
@@ -67,9 +52,4 @@ chatmail-tls-service-nothing-to-run:
       - sls: chatmail.tls.config
 {%-   endif %}
 
-{%- else %}
-
-chatmail-tls-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -1,9 +1,6 @@
 {#- coturn stops; its config, the assembling script and the drop-in go.
-    The secret (/etc/chatmail-turn) stays: credentials handed out with it
+    The secret (params.turn.secret_dir) stays: credentials handed out with it
     keep working after a rebuild. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- from "chatmail/clean.jinja" import cleaned %}
-{{ cleaned("turn",
-    units=["coturn"],
-    unit_files=["/etc/systemd/system/coturn.service.d/chatmail.conf"],
-    paths=["/etc/turnserver.conf", "/usr/local/sbin/chatmail-turn-config"]) }}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/clean.jinja" import cleaned with context %}
+{{ cleaned("turn", units=[params.turn.unit], files=params.turn.files) }}

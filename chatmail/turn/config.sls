@@ -4,9 +4,11 @@
     read it (chatmail-metadata computes the credentials it hands out),
     and coturn gets it through a config assembled at its start, so it is
     neither in Salt's state output nor on a command line. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- set secret_dir = params.turn.secret_dir %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-turn-config-skipped") %}
 
 include:
   - chatmail.turn.package
@@ -14,45 +16,37 @@ include:
 chatmail-turn-secret-cmd-run:
   cmd.run:
     - name: >-
-        umask 027 && mkdir -p /etc/chatmail-turn &&
-        openssl rand -hex 32 > /etc/chatmail-turn/secret.new &&
-        chown root:vmail /etc/chatmail-turn/secret.new && chmod 0640 /etc/chatmail-turn/secret.new &&
-        mv /etc/chatmail-turn/secret.new /etc/chatmail-turn/secret
-    - creates: /etc/chatmail-turn/secret
+        umask 027 && mkdir -p {{ secret_dir }} &&
+        openssl rand -hex 32 > {{ secret_dir }}/secret.new &&
+        chown root:vmail {{ secret_dir }}/secret.new && chmod 0640 {{ secret_dir }}/secret.new &&
+        mv {{ secret_dir }}/secret.new {{ secret_dir }}/secret
+    - creates: {{ secret_dir }}/secret
 
 chatmail-turn-secret-dir-directory:
   file.directory:
-    - name: /etc/chatmail-turn
+    - name: {{ secret_dir }}
     - user: root
     - group: vmail
     - mode: "0750"
     - require:
       - cmd: chatmail-turn-secret-cmd-run
 
-{%-   for thing, path, template, mode in [
-  ("conf", "/etc/turnserver.conf", "turnserver.conf.j2", "0644"),
-  ("assemble", "/usr/local/sbin/chatmail-turn-config", "chatmail-turn-config.sh", "0755"),
-  ("dropin", "/etc/systemd/system/coturn.service.d/chatmail.conf", "coturn-dropin.conf.j2", "0644"),
-] %}
+{%-   for file in params.turn.files %}
 
-chatmail-turn-{{ thing }}-file-managed:
+chatmail-turn-{{ file.id }}-file-managed:
   file.managed:
-    - name: {{ path }}
-    - source: {{ files_switch("turn", template, "chatmail-turn-" ~ thing ~ "-file-managed") }}
+    - name: {{ file.path }}
+    - source: {{ files_switch("turn", file.source, "chatmail-turn-" ~ file.id ~ "-file-managed") }}
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        secret_dir: {{ secret_dir }}
     - user: root
     - group: root
-    - mode: "{{ mode }}"
+    - mode: "{{ file.mode }}"
     - makedirs: true
     - require:
       - sls: chatmail.turn.package
 {%-   endfor %}
 
-{%- else %}
-
-chatmail-turn-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

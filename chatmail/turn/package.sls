@@ -2,12 +2,7 @@
     chatmail-turn binary; coturn's REST-style shared secret gives clients
     the same kind of time-limited credentials). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/unbound/noautostart.jinja" import pkgs_installed_without_autostart %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage, pkgs_installed_without_autostart with context %}
+{%- call stage("install", "chatmail-turn-package-skipped") %}
 {{ pkgs_installed_without_autostart("turn", params.packages.turn) }}
-{%- else %}
-
-chatmail-turn-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

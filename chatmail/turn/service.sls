@@ -1,35 +1,10 @@
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- if "activate" in chatmail.stages %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- call stage("activate", "chatmail-turn-service-skipped") %}
 
 include:
   - chatmail.turn.config
-
-chatmail-turn-service-running:
-  service.running:
-    - name: coturn
-    - enable: true
-    - watch:
-      - sls: chatmail.turn.config
-
-{#- activate without configure: restart when the config on disk is newer
-    than the running daemon (watch sees only this run's changes) #}
-{%- if "configure" not in chatmail.stages %}
-
-chatmail-turn-service-restarted-if-stale:
-  chatmail_service.restarted_if_stale:
-    - name: coturn
-    - configs:
-      - /etc/turnserver.conf
-      - /usr/local/sbin/chatmail-turn-config
-      - /etc/chatmail-turn
-      - /etc/systemd/system/coturn.service.d
-    - require:
-      - service: chatmail-turn-service-running
-{%- endif %}
-
-{%- else %}
-
-chatmail-turn-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{#- coturn reads the secret too, through the assembling script -#}
+{{ service("chatmail-turn-service", params.turn.unit,
+    watch=["sls: chatmail.turn.config"], files=params.turn.files, stale=[params.turn.secret_dir]) }}
+{%- endcall %}

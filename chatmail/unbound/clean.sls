@@ -4,18 +4,18 @@
     /etc/resolv.conf.pre-chatmail.  Without that copy (a relay set up by an
     older formula) the file is removed and the host has no DNS until the
     operator writes one: see docs/clean.md. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
-{%- from "chatmail/clean.jinja" import cleaned, service_dead_id %}
-{{ cleaned("unbound", units=["unbound"], paths=["/etc/unbound/unbound.conf.d/chatmail.conf"]) }}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
+{{ cleaned("unbound", units=[params.unbound.unit], paths=[params.unbound.conf]) }}
 
 chatmail-unbound-resolv-conf-restored-cmd-run:
   cmd.run:
-    - name: mv -f /etc/resolv.conf.pre-chatmail /etc/resolv.conf
+    - name: mv -f {{ params.unbound.resolv_backup }} /etc/resolv.conf
     - onlyif:
-      - test -e /etc/resolv.conf.pre-chatmail -o -L /etc/resolv.conf.pre-chatmail
+      - test -e {{ params.unbound.resolv_backup }} -o -L {{ params.unbound.resolv_backup }}
       - grep -qs "managed by the chatmail formula" /etc/resolv.conf
     - require:
-      - service: {{ service_dead_id("unbound", "unbound") }}
+      - service: {{ service_dead_id("unbound", params.unbound.unit) }}
 
 chatmail-unbound-resolv-conf-file-absent:
   file.absent:

@@ -1,16 +1,17 @@
 {#- The local resolver's settings, in a drop-in next to Debian's own
     (remote control, auto trust anchor).  Validated with unbound-checkconf
     before it replaces the live file. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
-{%- if "configure" in chatmail.stages %}
+{%- call stage("configure", "chatmail-unbound-config-skipped") %}
 
 include:
   - chatmail.unbound.package
 
 chatmail-unbound-chatmail-conf-file-managed:
   file.managed:
-    - name: /etc/unbound/unbound.conf.d/chatmail.conf
+    - name: {{ params.unbound.conf }}
     - source: {{ files_switch("unbound", "chatmail.conf.j2", "chatmail-unbound-chatmail-conf-file-managed") }}
     - template: jinja
     - context:
@@ -22,9 +23,4 @@ chatmail-unbound-chatmail-conf-file-managed:
     - require:
       - sls: chatmail.unbound.package
 
-{%- else %}
-
-chatmail-unbound-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

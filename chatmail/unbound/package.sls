@@ -3,12 +3,7 @@
     at every start, no network needed).  Installed without autostart so the
     resolver first runs with the formula's config. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/unbound/noautostart.jinja" import pkgs_installed_without_autostart %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage, pkgs_installed_without_autostart with context %}
+{%- call stage("install", "chatmail-unbound-package-skipped") %}
 {{ pkgs_installed_without_autostart("unbound", params.packages.unbound) }}
-{%- else %}
-
-chatmail-unbound-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -2,32 +2,15 @@
     then) the host resolves through it.  resolv.conf names only the local
     resolver: no public fallback, so a relay never leaks lookups elsewhere
     and a broken resolver shows up at once instead of being masked. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/unbound/ipv6.jinja" import unbound_ipv6 with context %}
-{%- if "activate" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- call stage("activate", "chatmail-unbound-service-skipped") %}
 
 include:
   - chatmail.unbound.config
-
-chatmail-unbound-service-running:
-  service.running:
-    - name: unbound
-    - enable: true
-    - watch:
-      - sls: chatmail.unbound.config
-
-{#- activate without configure: restart when the config on disk is newer
-    than the running daemon (watch sees only this run's changes) #}
-{%- if "configure" not in chatmail.stages %}
-
-chatmail-unbound-service-restarted-if-stale:
-  chatmail_service.restarted_if_stale:
-    - name: unbound
-    - configs:
-      - /etc/unbound/unbound.conf.d/chatmail.conf
-    - require:
-      - service: chatmail-unbound-service-running
-{%- endif %}
+{{ service("chatmail-unbound-service", params.unbound.unit,
+    watch=["sls: chatmail.unbound.config"], stale=[params.unbound.conf]) }}
 
 {#- Debian's unbound-resolvconf.service hands unbound to resolvconf as the
     host's resolver whenever resolvconf is installed (an operator's choice
@@ -45,10 +28,10 @@ chatmail-unbound-resolvconf-service-dead:
     kept once, so chatmail.unbound.clean can give the host its DNS back #}
 chatmail-unbound-resolv-conf-original-cmd-run:
   cmd.run:
-    - name: cp -P /etc/resolv.conf /etc/resolv.conf.pre-chatmail
+    - name: cp -P /etc/resolv.conf {{ params.unbound.resolv_backup }}
     - onlyif: test -e /etc/resolv.conf -o -L /etc/resolv.conf
     - unless: >-
-        test -e /etc/resolv.conf.pre-chatmail -o -L /etc/resolv.conf.pre-chatmail ||
+        test -e {{ params.unbound.resolv_backup }} -o -L {{ params.unbound.resolv_backup }} ||
         grep -qs "managed by the chatmail formula" /etc/resolv.conf
     - require:
       - service: chatmail-unbound-service-running
@@ -71,9 +54,4 @@ chatmail-unbound-resolv-conf-file-managed:
       - service: chatmail-unbound-service-running
       - cmd: chatmail-unbound-resolv-conf-original-cmd-run
 
-{%- else %}
-
-chatmail-unbound-service-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

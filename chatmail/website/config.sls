@@ -3,13 +3,14 @@
     (www_folder, a directory on the relay) copied as it is.  The account
     QR code (DCACCOUNT:https://D/new) is drawn on the relay by qrencode,
     as PNG and SVG, once per domain. -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- set D = chatmail.mail_domain %}
-{%- set www = "/var/www/html" %}
+{%- set www = params.website.www %}
 {%- set invite = "DCACCOUNT:https://" ~ D ~ "/new" %}
-{%- set pages = ["index.html", "info.html", "privacy.html", "style.css", "robots.txt"] %}
-{%- if "configure" in chatmail.stages %}
+{%- set pages = params.website.pages %}
+{%- call stage("configure", "chatmail-website-config-skipped") %}
 
 include:
   - chatmail.website.package
@@ -62,9 +63,4 @@ chatmail-website-qr-{{ ext }}-cmd-run:
       - sls: chatmail.website.package
 {%-   endfor %}
 
-{%- else %}
-
-chatmail-website-config-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

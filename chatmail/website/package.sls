@@ -1,13 +1,9 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- if "install" in chatmail.stages %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- call stage("install", "chatmail-website-package-skipped") %}
 
 chatmail-website-packages-pkg-installed:
   pkg.installed:
     - pkgs: {{ params.packages.website | json }}
 
-{%- else %}
-
-chatmail-website-package-skipped:
-  test.nop:
-    - name: stage not selected
-{%- endif %}
+{%- endcall %}

@@ -7,10 +7,18 @@ sysctl files, files a cmd.run ``creates``) and every unit it runs.  A file
 added to a config.sls without its clean counterpart fails here.  The
 exceptions are the relay's data and what belongs to the Debian packages,
 which clean keeps on purpose (docs/clean.md).
+
+The same goes for the stale restart (chatmail_service.restarted_if_stale,
+docs/stages.md): an activate stage run without configure restarts a daemon
+whose files on disk are newer than it.  Every file the configure stage
+writes for a daemon must be in that daemon's list (or be read afresh on
+each use, ``READ_ON_USE``), and the list names nothing the formula does not
+write, on each supported release.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 
 import pytest
@@ -49,6 +57,22 @@ NOT_STOPPED = {"systemd-journald"}
 # Units enabled only through another unit (systemd's "indirect"): stopped,
 # and disabled by disabling that other unit (fcgiwrap.socket).
 INDIRECT = {"fcgiwrap"}
+
+
+# Written by the configure stage, but read afresh on each use: no restart needed.
+READ_ON_USE = {
+    "/usr/local/lib/chatmaild/appversions.json": "chatmail-metadata reads it on each lookup",
+    "/usr/local/sbin/chatmail-postfix-check": "run by Salt's check_cmd only",
+    "/usr/local/sbin/chatmail-flush-queue": "run by the units' ExecStartPost",
+    "/var/www/html/.well-known/autoconfig/mail/config-v1.1.xml": "a static file nginx serves",
+    "/var/www/html/.well-known/mta-sts.txt": "a static file nginx serves",
+    "/etc/sysctl.d/90-chatmail-dovecot.conf": "sysctl.present sets the running kernel's value at once",
+}
+# the grains of each supported release (chatmail/parameters/osfinger/)
+RELEASE_GRAINS = {
+    "debian12": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "osarch": "amd64"},
+    "debian13": {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "osarch": "amd64"},
+}
 
 
 def fun(chunk: dict) -> str:
@@ -249,3 +273,62 @@ def test_a_components_clean_renders_alone(tmp_path):
         ("file.absent", "/usr/local/sbin/chatmail-turn-config"),
         ("module.run", "chatmail-turn-clean-systemd-reload-module-run"),
     ]
+
+
+@pytest.fixture(
+    scope="module", params=[(p, r) for p in ("defaults", "everything") for r in RELEASE_GRAINS], ids="-".join
+)
+def staged(request, tmp_path_factory):
+    """(states of the install and configure stages, states of the activate stage alone), per pillar and release."""
+    name, release = request.param
+    pillar, grains = PILLARS[name], RELEASE_GRAINS[release]
+    tmp = tmp_path_factory.mktemp("stale")
+    with ThreadPoolExecutor(2) as pool:
+        configure, activate = pool.map(
+            lambda stages: low_chunks("chatmail", {**pillar, "stages": stages}, tmp / stages[-1], 600, grains),
+            [["install", "configure"], ["activate"]],
+        )
+    return configure, activate
+
+
+def stale_lists(chunks: list[dict]) -> dict[str, list[str]]:
+    """{component: every path its stale restarts watch}."""
+    lists: dict[str, list[str]] = {}
+    for chunk in chunks:
+        if fun(chunk) == "chatmail_service.restarted_if_stale":
+            lists.setdefault(component(chunk), []).extend(chunk["configs"])
+    return lists
+
+
+def test_every_file_a_daemon_reads_is_in_its_stale_restart(staged):
+    """Without it, a daemon that was running before a configure-only run keeps its old config
+    when activate follows alone."""
+    configure, activate = staged
+    lists = stale_lists(activate)
+    assert lists, "an activate-only run has no stale restart"
+    units = yaml.safe_load((REPO / "chatmail/chatmaild/files/units/units.yaml").read_text())
+    # oneshot jobs, started afresh by their timers
+    jobs = {f"/etc/systemd/system/{job}.{kind}" for job in units["jobs"] for kind in ("service", "timer")}
+    missing = []
+    for chunk in configure:
+        if component(chunk) not in lists or chunk["__sls__"].endswith(".package"):  # the configure stage's files
+            continue
+        for path in written_paths(chunk):
+            if path in READ_ON_USE or path in jobs:
+                continue
+            if not any(within(path, tree) for tree in lists[component(chunk)]):
+                missing.append(f"{chunk['__id__']}: {path}")
+    assert missing == [], "written by configure, not in the component's stale restart:\n" + "\n".join(missing)
+
+
+def test_a_stale_restart_watches_only_what_the_formula_writes(staged):
+    """A path in the list that no state writes (a typo, a file of another release) is a restart
+    that never happens."""
+    configure, activate = staged
+    written = {}
+    for chunk in configure:
+        ensured = [chunk["name"]] if fun(chunk) == "file.directory" else []
+        written.setdefault(component(chunk), []).extend(written_paths(chunk) + ensured)
+    for name, paths in stale_lists(activate).items():
+        for path in paths:
+            assert any(within(file, path) for file in written.get(name, [])), f"{name}: {path} is written by no state"

@@ -252,9 +252,11 @@ def render(
     return Rendered(states=data["states"], files=data["files"], root=tmp)
 
 
-def low_chunks(sls: str, pillar: dict[str, Any], tmp: Path, timeout: int = 120) -> list[dict[str, Any]]:
-    """The low chunks of ``sls`` (``state.show_low_sls``) in the order a run takes them."""
-    chunks = call(minion_dir(tmp, pillar), "state.show_low_sls", sls, timeout=timeout, check=True).data
+def low_chunks(
+    sls: str, pillar: dict[str, Any], tmp: Path, timeout: int = 120, grains: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The low chunks of ``sls`` (``state.show_low_sls``) in the order a run takes them (``grains``: static grains)."""
+    chunks = call(minion_dir(tmp, pillar, grains=grains), "state.show_low_sls", sls, timeout=timeout, check=True).data
     if not all(isinstance(chunk, dict) for chunk in chunks):
         raise RuntimeError("\n".join(map(str, chunks)))
     return sorted(chunks, key=lambda chunk: chunk["order"])

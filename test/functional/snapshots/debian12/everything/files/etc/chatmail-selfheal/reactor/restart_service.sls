@@ -8,11 +8,27 @@
       for tag __beacons_return: ``data['beacons']`` lists the beacon events
       of one loop turn (a masterless minion forwards nothing to
       salt/beacon/...), and the restart runs right there (``caller.*``).
-    Only the two units the formula watches are restarted, and only when the
+    Only the units the formula watches are restarted, and only when the
     event says they are not running; anything else renders no reaction.
-    postfix@- is Debian's real Postfix daemon (postfix.service is a oneshot
-    wrapper that stays "active" when the daemon is dead). -#}
-{%- set watched = ["postfix@-", "dovecot"] %}
+    They come from one table, chatmail/parameters/ (selfheal.watched: the
+    components, each with its unit; on Debian 12 postfix@-, Debian's real Postfix daemon: postfix.service
+    is a oneshot wrapper that stays "active" when the daemon is dead):
+    in the relay's own minion, from that minion's chatmail_services beacon
+    config (which chatmail.selfheal wrote from the table for the relay's
+    release); on a salt-master, which has no beacon config, from the table
+    itself (salt://chatmail/parameters/defaults.yaml, next to this file). -#}
+{%- set beacon = (opts.get("beacons") or {}).get("chatmail_services") %}
+{%- set watched = [] %}
+{%- if beacon %}
+{%-   for item in beacon if item is mapping and "services" in item %}
+{%-     do watched.extend(item.services) %}
+{%-   endfor %}
+{%- else %}
+{%-   import_yaml "chatmail/parameters/defaults.yaml" as defaults %}
+{%-   for component in defaults.selfheal.watched %}
+{%-     do watched.append(defaults[component].unit) %}
+{%-   endfor %}
+{%- endif %}
 {%- set local = tag == "__beacons_return" %}
 {%- set events = data.get("beacons", []) if local else [{"tag": tag, "data": data}] %}
 {%- for event in events %}
