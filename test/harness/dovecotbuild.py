@@ -37,8 +37,11 @@ def arch() -> str:
     return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def rebuilt_debs(release: str = "12", log=print) -> Path:
-    """The folder with the rebuilt .debs and SHA256SUMS of Debian's newest dovecot source of ``release``."""
+def rebuilt_debs(release: str = "12", log=print, build: bool = True) -> Path:
+    """The folder with the rebuilt .debs and SHA256SUMS of the image's dovecot source version.
+
+    Not cached and ``build`` false: LookupError naming the command that builds it.
+    """
     codename = suite(release)
     out = file_root(release) / "chatmail-dovecot" / codename / arch()
     image = base_image(log=log, release=release)
@@ -50,6 +53,11 @@ def rebuilt_debs(release: str = "12", log=print) -> Path:
         folder = out / version.split(":", 1)[-1]
         if (folder / "SHA256SUMS").exists():
             return folder
+        if not build:
+            raise LookupError(
+                f"no rebuilt dovecot {version} cached in {out}; build it with"
+                f" `cd test && python -m harness.dovecotbuild {release}` or run with -m dovecot_rebuild"
+            )
         started = time.monotonic()
         log(f"harness: building the rebuilt dovecot {version} for Debian {release}")
         with _overlay(image) as root:
