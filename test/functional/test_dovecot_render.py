@@ -319,3 +319,13 @@ def test_rebuilt_with_a_package_missing_on_the_file_server_fails_naming_it(tmp_p
     failure = r.state("chatmail-dovecot-rebuilt-debs-test-fail_without_changes")["name"]
     assert "no .deb for dovecot-lmtpd" in failure
     assert "chatmail-dovecot-rebuilt-pkg-installed" not in r.states
+
+
+def test_rebuilt_on_debian13_pins_and_builds_the_lua_package_too(tmp_path):
+    r = render("chatmail.dovecot", REBUILT, tmp_path, grains=DEBIAN_13)
+    packages = [*DOVECOT_PACKAGES, "dovecot-auth-lua"]
+    assert r.state("chatmail-dovecot-rebuilt-cmd-run")["name"].endswith(" ".join(packages))
+    assert f"Package: {' '.join(packages)}\n" in r.files["/etc/apt/preferences.d/chatmail-dovecot"]
+    assert "trixie-security" in r.files["/etc/apt/sources.list.d/chatmail-dovecot-src.list"]
+    # lua-socket is not Dovecot's: it comes from Debian as before
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"][-1] == "lua-socket"
