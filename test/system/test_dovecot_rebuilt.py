@@ -57,29 +57,40 @@ def serve(box, debs) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def pairs(relay, lab, debs):
-    """{"debian": (relay, relay), "rebuilt": (relay, relay)}, each pair federated, all applied at once."""
-    boxes = {
-        "debian": [relay(f"dcdeb{i}") for i in (1, 2)],
-        "rebuilt": [relay(f"dcreb{i}", dovecot_source="rebuilt") for i in (1, 2)],
-    }
-    for box in boxes["rebuilt"]:
+def federated_pair(relay, lab, prefix: str, debs=None, **pillar) -> list:
+    """Two relays ``<prefix>1``/``<prefix>2`` with ``pillar``, (served ``debs``), applied at once and federated."""
+    boxes = [relay(f"{prefix}{i}", **pillar) for i in (1, 2)]
+    for box in boxes if debs else ():
         serve(box, debs)
-    everything = [box for pair in boxes.values() for box in pair]
     started = time.monotonic()
-    failures = apply_all(everything)
+    failures = apply_all(boxes)
     if any(failures.values()):
-        pytest.fail(f"the relays did not converge: {failures}\n" + "\n".join(b.failed_units_log() for b in everything))
-    lab.log(f"4 relays applied in {time.monotonic() - started:.0f} s")
-    for pair in boxes.values():
-        federate(lab, pair)
+        pytest.fail(f"the relays did not converge: {failures}\n" + "\n".join(b.failed_units_log() for b in boxes))
+    lab.log(f"{prefix}: 2 relays applied in {time.monotonic() - started:.0f} s")
+    federate(lab, boxes)
     return boxes
+
+
+@pytest.fixture(scope="module")
+def pairs(relay, lab, request):
+    """A getter: the federated pair of relays with ``dovecot_source`` "debian" or "rebuilt", booted on first use."""
+    booted: dict[str, list] = {}
+
+    def get(source: str) -> list:
+        if source not in booted:
+            if source == "rebuilt":
+                debs = request.getfixturevalue("debs")
+                booted[source] = federated_pair(relay, lab, "dcreb", debs, dovecot_source="rebuilt")
+            else:
+                booted[source] = federated_pair(relay, lab, "dcdeb")
+        return booted[source]
+
+    return get
 
 
 def test_rebuilt_relay_runs_the_rebuild_and_converges(pairs, debs):
     """The rebuilt packages are installed and pinned; a second apply and test=True change nothing."""
-    box = pairs["rebuilt"][0]
+    box = pairs("rebuilt")[0]
     version = box.run(["dpkg-query", "-W", "-f", "${Version}", "dovecot-core"]).stdout
     assert version.endswith("+chatmail1") and version.split(":")[-1].startswith(debs.name), version
     # apt keeps it: Debian's dovecot-core is no candidate
@@ -89,13 +100,6 @@ def test_rebuilt_relay_runs_the_rebuild_and_converges(pairs, debs):
     assert failed_states(again) == [] and changed_states(again) == []
     dry = box.apply(box.pillar, test=True)
     assert failed_states(dry) == [] and changed_states(dry) == []
-
-
-@pytest.fixture(scope="module")
-def dc(pairs, lab):
-    hosts = {box.pillar["mail_domain"]: box.address for pair in pairs.values() for box in pair}
-    with ClientNamespace(lab.bridge, hosts, tag="7") as namespace, DeltaChatClient(namespace) as deltachat:
-        yield deltachat
 
 
 def incoming(account, text: str):
@@ -119,12 +123,15 @@ def latencies(sender, receiver, label: str) -> list[float]:
 
 
 @pytest.mark.parametrize("source", ["debian", "rebuilt"])
-def test_deltachat_send_to_incoming_latency(dc, pairs, source):
+def test_deltachat_send_to_incoming_latency(pairs, lab, source):
     """p50 send -> IncomingMsg at the peer, one relay and across two; the rebuild has no 0.5 s floor."""
-    first, second = pairs[source]
-    alice, bob, carol = account_from_web(dc, first), account_from_web(dc, first), account_from_web(dc, second)
-    one = latencies(alice, bob, f"{source} one relay")
-    two = latencies(alice, carol, f"{source} two relays")
+    first, second = pairs(source)
+    hosts = {box.pillar["mail_domain"]: box.address for box in (first, second)}
+    tag = {"debian": "7", "rebuilt": "8"}[source]
+    with ClientNamespace(lab.bridge, hosts, tag=tag) as namespace, DeltaChatClient(namespace) as dc:
+        alice, bob, carol = account_from_web(dc, first), account_from_web(dc, first), account_from_web(dc, second)
+        one = latencies(alice, bob, f"{source} one relay")
+        two = latencies(alice, carol, f"{source} two relays")
     p50_one, p50_two = statistics.median(one), statistics.median(two)
     print(
         f"\ndovecot_source {source}: send -> IncomingMsg p50 one relay {p50_one:.0f} ms"
