@@ -23,10 +23,10 @@ import time
 
 import pytest
 
-from dcclient import ClientNamespace, DeltaChatClient, account_from_web, wait_for
 from harness import changed_states, failed_states
 from harness.dovecotbuild import file_root, rebuilt_debs
-from relays import apply_all, federate
+from support.dcclient import ClientNamespace, DeltaChatClient, account_from_web, wait_for
+from support.relays import apply_all, federate
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e, pytest.mark.dovecot_rebuild]
 
