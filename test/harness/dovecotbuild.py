@@ -83,13 +83,17 @@ def image_version(image: Path) -> str:
 
 
 class _overlay:
-    """A writable overlay of ``image`` with deb-src lines and updated apt lists; removed on exit."""
+    """A writable overlay of ``image`` with deb-src lines and updated apt lists; removed on exit.
+
+    Its folder is not named ``.build-*``: image.py's _prune removes those after
+    an hour, and a build takes longer, with /dev and /proc bound inside.
+    """
 
     def __init__(self, image: Path):
         self.image = image
 
     def __enter__(self) -> Path:
-        self.tmp = Path(tempfile.mkdtemp(prefix=".build-dovecot-", dir=CACHE))
+        self.tmp = Path(tempfile.mkdtemp(prefix="dovecot-build-", dir=CACHE))
         root, upper, work = (self.tmp / d for d in ("root", "upper", "work"))
         for d in (root, upper, work):
             d.mkdir()
