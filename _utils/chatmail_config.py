@@ -302,7 +302,7 @@ FORMULA_SETTINGS: dict[str, Setting] = {
     "tls_cert_file": Setting(relay.kind_path_or_empty, "", "certificate chain for tls_mode external", "formula"),
     "tls_key_file": Setting(relay.kind_path_or_empty, "", "private key for tls_mode external", "formula"),
     "dns_forward_zones": Setting(kind_forward_zones, {}, "zones unbound forwards to other resolvers", "formula"),
-    "dovecot_source": Setting(one_of("debian", "chatmail"), "debian", "Debian's Dovecot or chatmail's patched build", "formula"),
+    "dovecot_source": Setting(one_of("debian", "chatmail", "rebuilt"), "debian", "Debian's Dovecot, chatmail's patched build, or Debian's source rebuilt without the IDLE delay", "formula"),
     "disable_mail": Setting(relay.kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
     "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
     "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),

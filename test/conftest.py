@@ -19,6 +19,11 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "system: boots systemd containers (needs root, slow)")
     config.addinivalue_line("markers", "e2e: drives a real Delta Chat client against a container relay")
+    config.addinivalue_line(
+        "markers",
+        "dovecot_rebuild: needs the rebuilt Dovecot .debs (dovecot_source: rebuilt); skipped when they are not"
+        " cached, built first when -m names this marker",
+    )
     config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
 
 

@@ -264,3 +264,77 @@ def test_an_ip_only_relay_accepts_logins_with_an_address_literal(rendered, tmp_p
     assert set("[]@") <= set(setting(r, tmp_path, "auth_username_chars"))
     assert setting(r, tmp_path, "mail_server_admin") == "mailto:root@[192.0.2.7]"
     assert "[" not in setting(rendered("default"), tmp_path / "d", "auth_username_chars")
+
+
+# -- dovecot_source: rebuilt (Debian's source, IDLE notify delay 0) --
+
+REBUILT = {"mail_domain": DOMAIN, "dovecot_source": "rebuilt"}
+DOVECOT_PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]
+
+
+def test_rebuilt_without_a_served_build_builds_on_the_relay(tmp_path):
+    """No build on the file server: the relay fetches Debian's source and builds it, once per source version."""
+    r = render("chatmail.dovecot", REBUILT, tmp_path)
+    script = r.state("chatmail-dovecot-rebuild-script-file-managed")
+    assert script["source"] == "salt://chatmail/dovecot/files/chatmail-dovecot-rebuild" and script["mode"] == "0755"
+    sources = r.files["/etc/apt/sources.list.d/chatmail-dovecot-src.list"]
+    assert "deb-src http://deb.debian.org/debian-security bookworm-security main" in sources
+    build = r.state("chatmail-dovecot-rebuilt-cmd-run")
+    out = "/var/cache/chatmail/dovecot/rebuilt"
+    assert build["name"] == f"/usr/local/sbin/chatmail-dovecot-rebuild install {out} " + " ".join(DOVECOT_PACKAGES)
+    # the cache key: nothing runs while the newest source version is built and installed
+    assert build["unless"] == f"/usr/local/sbin/chatmail-dovecot-rebuild current {out}"
+    assert {"DELAY": "0"} in build["env"]
+    pin = r.files["/etc/apt/preferences.d/chatmail-dovecot"]
+    assert "Package: dovecot-core dovecot-imapd dovecot-lmtpd\nPin: release o=Debian\nPin-Priority: -1" in pin
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == DOVECOT_PACKAGES
+
+
+def served_build(root: Path, version: str, packages=DOVECOT_PACKAGES, arch: str = "amd64") -> Path:
+    """A file root laid out as chatmail-dovecot-rebuild build leaves it (placeholder .debs: only rendered)."""
+    folder = root / "chatmail-dovecot" / "bookworm" / arch / version
+    folder.mkdir(parents=True)
+    for pkg in packages:
+        (folder / f"{pkg}_{version}+chatmail1_{arch}.deb").write_bytes(pkg.encode())
+    (folder / "SHA256SUMS").write_text("")
+    return root
+
+
+def dpkg_arch() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip() or "amd64"
+
+
+def test_rebuilt_from_the_file_server_takes_the_newest_version_verified_by_hash(tmp_path):
+    """A fleet master's build: the newest version on salt://, each .deb checked against its SHA256SUMS."""
+    arch = dpkg_arch()
+    files = tmp_path / "files"
+    for version in ("2.3.19.1+dfsg1-2.1+deb12u6", "2.3.19.1+dfsg1-2.1+deb12u10", "2.3.19.1+dfsg1-2.1+deb12u9"):
+        served_build(files, version, arch=arch)
+    r = render("chatmail.dovecot", REBUILT, tmp_path / "render", file_roots=[files])
+    folder = f"chatmail-dovecot/bookworm/{arch}/2.3.19.1+dfsg1-2.1+deb12u10"
+    assert "chatmail-dovecot-rebuilt-cmd-run" not in r.states
+    sources = r.state("chatmail-dovecot-rebuilt-pkg-installed")["sources"]
+    for pkg in DOVECOT_PACKAGES:
+        deb = r.state(f"chatmail-dovecot-rebuilt-{pkg}-file-managed")
+        assert deb["source"] == f"salt://{folder}/{pkg}_2.3.19.1+dfsg1-2.1+deb12u10+chatmail1_{arch}.deb"
+        assert deb["source_hash"] == f"salt://{folder}/SHA256SUMS"
+        assert {pkg: deb["name"]} in sources
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"] == DOVECOT_PACKAGES
+
+
+def test_rebuilt_with_a_package_missing_on_the_file_server_fails_naming_it(tmp_path):
+    files = served_build(tmp_path / "files", "2.3.19.1+dfsg1-2.1+deb12u6", DOVECOT_PACKAGES[:2], arch=dpkg_arch())
+    r = render("chatmail.dovecot", REBUILT, tmp_path / "render", file_roots=[files])
+    failure = r.state("chatmail-dovecot-rebuilt-debs-test-fail_without_changes")["name"]
+    assert "no .deb for dovecot-lmtpd" in failure
+    assert "chatmail-dovecot-rebuilt-pkg-installed" not in r.states
+
+
+def test_rebuilt_on_debian13_pins_and_builds_the_lua_package_too(tmp_path):
+    r = render("chatmail.dovecot", REBUILT, tmp_path, grains=DEBIAN_13)
+    packages = [*DOVECOT_PACKAGES, "dovecot-auth-lua"]
+    assert r.state("chatmail-dovecot-rebuilt-cmd-run")["name"].endswith(" ".join(packages))
+    assert f"Package: {' '.join(packages)}\n" in r.files["/etc/apt/preferences.d/chatmail-dovecot"]
+    assert "trixie-security" in r.files["/etc/apt/sources.list.d/chatmail-dovecot-src.list"]
+    # lua-socket is not Dovecot's: it comes from Debian as before
+    assert r.state("chatmail-dovecot-packages-pkg-installed")["pkgs"][-1] == "lua-socket"
