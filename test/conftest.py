@@ -20,12 +20,30 @@ def pytest_addoption(parser):
         help="Debian release(s) of the system tests' relay containers: 12, 13, or a list like "
         "12,13 that the relays of a module take in turn (the first 12, the second 13, ...)",
     )
+    parser.addoption(
+        "--orchestration",
+        action="store_true",
+        help="run the system tests of chatmail.orch.migrate and chatmail.orch.upgrade (marker "
+        "orchestration; 10-20 minutes, so not part of a default run)",
+    )
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "system: boots systemd containers (needs root, slow)")
     config.addinivalue_line("markers", "e2e: drives a real Delta Chat client against a container relay")
     config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
+    config.addinivalue_line(
+        "markers", "orchestration: a salt-master orchestration over several relays (opt in: --orchestration)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--orchestration"):
+        return
+    skip = pytest.mark.skip(reason="orchestration system test: opt in with --orchestration (10-20 minutes)")
+    for item in items:
+        if item.get_closest_marker("orchestration"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
