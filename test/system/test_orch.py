@@ -179,7 +179,7 @@ def migrate_with_live_mail(lab, relay, master: FormulaMaster, accounts_n: int = 
     started = time.monotonic()
     try:
         states, output = orchestrate(
-            master, "chatmail.orch.migrate", {"chatmail_migrate": {"from": "mv1", "to": "mv2"}}
+            master, "chatmail.orch.migrate", {"chatmail_migrate": {"from": "mv1", "to": "mv2", "confirm_timeout": 900}}
         )
         run_s = time.monotonic() - started
         time.sleep(5)  # a few messages to the new relay after the move
