@@ -48,8 +48,14 @@ def _call(minion: str, fun: str, *args: Any, timeout: int = QUICK_TIMEOUT, **kwa
     value = answer.get("ret") if isinstance(answer, dict) else answer
     retcode = answer.get("retcode", 0) if isinstance(answer, dict) else 0
     if retcode or (isinstance(value, str) and value.startswith(("ERROR", "The minion function caused"))):
-        raise StepFailed(f"{fun} on {minion} failed: {str(value)[:1500]}")
+        raise StepFailed(f"{fun} on {minion} failed: {_tail(value)}")
     return value
+
+
+def _tail(value: Any, size: int = 1500) -> str:
+    """The end of an answer (a traceback says what went wrong in its last lines)."""
+    text = str(value)
+    return text if len(text) <= size else "..." + text[-size:]
 
 
 def _apply(minion: str, pillar: dict[str, Any], test: bool = False) -> dict[str, Any]:
@@ -180,7 +186,7 @@ def migrate_connect(old: str = "", new: str = "", address: str | None = None, **
 
     def work(state):
         for minion in (old, new):
-            _call(minion, "saltutil.sync_modules")
+            _call(minion, "saltutil.sync_all", timeout=600)
         state["old_pillar"] = _call(old, "pillar.get", "chatmail") or {}
         if not state["old_pillar"].get("mail_domain"):
             raise StepFailed(f"{old} has no pillar chatmail:mail_domain; is it a chatmail relay?")
@@ -226,6 +232,9 @@ def migrate_install(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]:
 
     def work(state):
         report = _apply(new, {**state["old_pillar"], "stages": ["install", "configure"]})
+        # Debian starts Postfix and Dovecot when it installs them: stopped until activate, so
+        # that nothing on the new relay touches the copied queue and mailboxes before then
+        report["stopped"] = _stop_mail(new)
         theirs = _call(new, "chatmail.settings", state["old_pillar"])
         ours = _call(old, "chatmail.settings")
         differ = sorted(k for k in ours if ours[k] != theirs.get(k))
@@ -236,6 +245,19 @@ def migrate_install(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]:
     return _step("install", old, new, work)
 
 
+def _mail_units(minion: str, pillar: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    status = _call(minion, "chatmail.status", pillar)
+    return [row for row in status.get("services", []) if row.get("unit", "").startswith(("postfix", "dovecot"))]
+
+
+def _stop_mail(minion: str) -> list[str]:
+    """Stop Postfix and Dovecot on ``minion`` where they run; the units stopped."""
+    running = [row["unit"] for row in _mail_units(minion) if row.get("state") == "active"]
+    for unit in running:
+        _call(minion, "service.stop", unit)
+    return running
+
+
 def migrate_mail_off(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]:
     """Mail off on the old relay (disable_mail, through the formula); Postfix and Dovecot are stopped."""
 
@@ -243,12 +265,7 @@ def migrate_mail_off(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]
         state["mail_off_at"] = time.time()
         _save(state)
         report = _apply(old, {"disable_mail": True})
-        status = _call(old, "chatmail.status")
-        running = [
-            row["unit"]
-            for row in status.get("services", [])
-            if row.get("unit", "").startswith(("postfix", "dovecot")) and row.get("state") == "active"
-        ]
+        running = [row["unit"] for row in _mail_units(old) if row.get("state") == "active"]
         if running:
             raise StepFailed(f"{old} still runs {running} after disable_mail")
         return report
