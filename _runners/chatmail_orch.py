@@ -234,7 +234,7 @@ def migrate_install(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]:
         report = _apply(new, {**state["old_pillar"], "stages": ["install", "configure"]})
         # Debian starts Postfix and Dovecot when it installs them: stopped until activate, so
         # that nothing on the new relay touches the copied queue and mailboxes before then
-        report["stopped"] = _stop_mail(new)
+        report["stopped"] = _stop_mail(new, state["old_pillar"])
         theirs = _call(new, "chatmail.settings", state["old_pillar"])
         ours = _call(old, "chatmail.settings")
         differ = sorted(k for k in ours if ours[k] != theirs.get(k))
@@ -250,9 +250,9 @@ def _mail_units(minion: str, pillar: dict[str, Any] | None = None) -> list[dict[
     return [row for row in status.get("services", []) if row.get("unit", "").startswith(("postfix", "dovecot"))]
 
 
-def _stop_mail(minion: str) -> list[str]:
+def _stop_mail(minion: str, pillar: dict[str, Any]) -> list[str]:
     """Stop Postfix and Dovecot on ``minion`` where they run; the units stopped."""
-    running = [row["unit"] for row in _mail_units(minion) if row.get("state") == "active"]
+    running = [row["unit"] for row in _mail_units(minion, pillar) if row.get("state") == "active"]
     for unit in running:
         _call(minion, "service.stop", unit)
     return running
