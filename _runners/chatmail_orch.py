@@ -187,7 +187,8 @@ def migrate_connect(old: str = "", new: str = "", address: str | None = None, **
     def work(state):
         for minion in (old, new):
             _call(minion, "saltutil.sync_all", timeout=600)
-        state["old_pillar"] = _call(old, "pillar.get", "chatmail") or {}
+        # unmask: Salt 3008 answers pillar.get with every value redacted unless asked not to
+        state["old_pillar"] = _call(old, "pillar.get", "chatmail", unmask=True) or {}
         if not state["old_pillar"].get("mail_domain"):
             raise StepFailed(f"{old} has no pillar chatmail:mail_domain; is it a chatmail relay?")
         state["address"] = _address(new, address)
