@@ -26,6 +26,7 @@ import salt.client
 
 CALL_TIMEOUT = 1800  # a state.apply on a fresh relay takes minutes
 QUICK_TIMEOUT = 120
+ACTIVE_WITHIN = 60  # s for a relay's status to be clean after its apply
 
 
 # -- talking to minions -----------------------------------------------------------
@@ -356,10 +357,7 @@ def migrate_activate(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]
 
     def work(state):
         report = _apply(new, state["old_pillar"])
-        status = _call(new, "chatmail.status", state["old_pillar"])
-        if not status.get("ok"):
-            bad = [row for row in status.get("services", []) + status.get("ports", []) if not row.get("ok")]
-            raise StepFailed(f"chatmail.status on {new} is not clean: {str(bad)[:1000]}")
+        report["status_after_s"] = _wait_clean(new, state["old_pillar"], ACTIVE_WITHIN)
         state["activated_at"] = time.time()
         after = _call(new, "chatmail.migrate_inventory", pillar=state["old_pillar"])
         problems = _compare(state.get("copied_inventory") or {"mailboxes": {}}, after, exact=False)
@@ -374,6 +372,20 @@ def migrate_activate(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]
         return report
 
     return _step("activate", old, new, work)
+
+
+def _wait_clean(minion: str, pillar: dict[str, Any] | None, within: float) -> float:
+    """Seconds until ``chatmail.status`` on ``minion`` is clean (daemons restarted by the apply may
+    take a moment to listen again); StepFailed with what is not clean after ``within`` s."""
+    started = time.monotonic()
+    while True:
+        status = _call(minion, "chatmail.status", pillar)
+        if status.get("ok"):
+            return round(time.monotonic() - started, 1)
+        if time.monotonic() - started > within:
+            bad = [row for row in status.get("services", []) + status.get("ports", []) if not row.get("ok")]
+            raise StepFailed(f"chatmail.status on {minion} is not clean after {within:.0f} s: {str(bad)[:1000]}")
+        time.sleep(2)
 
 
 def migrate_cleanup(old: str = "", new: str = "", **_kw: Any) -> dict[str, Any]:
@@ -409,10 +421,7 @@ def health(minion: str, peer: str | None = None, bound: float = 60, **_kw: Any) 
 
     Raises StepFailed saying which part failed.
     """
-    status = _call(minion, "chatmail.status")
-    if not status.get("ok"):
-        bad = [row for row in status.get("services", []) + status.get("ports", []) if not row.get("ok")]
-        raise StepFailed(f"chatmail.status is not clean: {str(bad)[:800]}")
+    _wait_clean(minion, None, ACTIVE_WITHIN)
     made: list[tuple[str, dict[str, str]]] = []
     try:
         sender = _call(minion, "chatmail.probe_account")

@@ -290,7 +290,7 @@ def test_rolling_upgrade_stops_at_the_relay_that_fails_its_health_check(lab, rel
     run = states["chatmail-upgrade"]
     report = run["changes"]["return"]
     assert run["result"] is False, output[-4000:]
-    assert report["upgraded"] == ["up1"], report
+    assert report["upgraded"] == ["up1"], json.dumps(report, indent=1)[-3000:]
     assert list(report["failed"]) == ["up2"], report
     assert "probe from up2 to up1" in report["failed"]["up2"] and "did not arrive" in report["failed"]["up2"]
     assert report["untouched"] == ["up3"]
