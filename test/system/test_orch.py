@@ -223,7 +223,13 @@ def test_migration_under_live_mail_loses_nothing(lab, relay, master):
     run = migrate_with_live_mail(lab, relay, master)
     states, output, sender = run["states"], run["output"], run["sender"]
     failed = {sid: s.get("comment") for sid, s in states.items() if s.get("result") is not True}
-    assert not failed, output[-6000:]
+    if failed:
+        diagnosis = (
+            run["new"]
+            .run("systemctl --no-pager status nginx postfix@- dovecot | tail -40; ss -ltnp", check=False)
+            .stdout
+        )
+        pytest.fail(f"{failed}\n{output[-4000:]}\n--- new relay:\n{diagnosis}")
     steps = step_report(states)
     for name in ("connect", "precopy", "install", "mail_off", "final_sync", "dns", "activate"):
         print(f"step {name}: {steps[name].get('duration_s')} s")
