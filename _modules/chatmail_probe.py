@@ -89,7 +89,7 @@ def probe_account() -> dict[str, str]:
 
 
 def probe_send(addr: str, password: str, to: list[str] | str) -> dict[str, Any]:
-    """Submit one probe message from ``addr`` to ``to`` on port 465; the token its Subject carries.
+    """Submit one probe message from ``addr`` to ``to`` on port 465; the token its Message-ID carries.
 
     CLI Example::
 
@@ -118,7 +118,7 @@ def probe_send(addr: str, password: str, to: list[str] | str) -> dict[str, Any]:
 
 
 def probe_wait(addr: str, password: str, token: str, timeout: float = 60) -> dict[str, Any]:
-    """Wait until the probe ``token`` is in ``addr``'s INBOX here; seconds it took, or an error after ``timeout``.
+    """Wait until the probe ``token`` (in its Message-ID) is in ``addr``'s INBOX here; seconds it took, or an error after ``timeout``.
 
     CLI Example::
 
@@ -129,7 +129,8 @@ def probe_wait(addr: str, password: str, token: str, timeout: float = 60) -> dic
     try:
         while True:
             typ, _ = conn.select("INBOX", readonly=True)
-            typ, data = conn.search(None, "SUBJECT", token)
+            # by Message-ID: the relay replaces the Subject of submitted mail (submission_header_cleanup)
+            typ, data = conn.search(None, "HEADER", "Message-ID", token)
             if typ == "OK" and data and data[0].split():
                 return {"token": token, "arrived_s": round(time.monotonic() - started, 3)}
             if time.monotonic() - started > float(timeout):

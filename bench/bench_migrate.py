@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "test" / "system"))
 
 import mailclient as mc  # noqa: E402
 from harness import Lab  # noqa: E402
-from test_orch import FormulaMaster, migrate_with_live_mail, step_report, subjects  # noqa: E402
+from test_orch import FormulaMaster, message_ids, migrate_with_live_mail, step_report  # noqa: E402
 
 STEPS = ("connect", "precopy", "install", "mail_off", "final_sync", "dns", "activate", "cleanup")
 
@@ -71,12 +71,12 @@ def main() -> None:
         last_old = max(t for _, _, t in sender.accepted if t < flipped)
         first_new = min(t for _, _, t in sender.accepted if t > flipped)
         print(f"mail downtime (sender: last 250 on old -> first on new): {first_new - last_old:6.1f} s")
-        want = {(addr, subject) for addr, subject, _ in sender.accepted}
+        want = {(addr, message_id) for addr, message_id, _ in sender.accepted}
         deadline = time.monotonic() + 90
         while True:
             have = set()
             for a in run["accounts"]:
-                have |= {(a.addr, s) for s in subjects(mc.Account(run["new"].address, a.addr, a.password))}
+                have |= {(a.addr, m) for m in message_ids(mc.Account(run["new"].address, a.addr, a.password))}
             if want <= have or time.monotonic() > deadline:
                 break
             time.sleep(2)

@@ -94,7 +94,7 @@ class Sender(threading.Thread):
         self.accounts = accounts
         self.target = target
         self.stopping = threading.Event()
-        self.accepted: list[tuple[str, str, float]] = []  # (recipient, subject, when)
+        self.accepted: list[tuple[str, str, float]] = []  # (recipient, Message-ID, when)
         self.refused: list[tuple[float, str]] = []
 
     def run(self) -> None:
@@ -102,14 +102,13 @@ class Sender(threading.Thread):
         while not self.stopping.is_set():
             sender = self.accounts[n % len(self.accounts)]
             recipient = self.accounts[(n + 1) % len(self.accounts)]
-            subject = f"live {n}"
+            data = mc.encrypted(sender.addr, [recipient.addr])
+            message_id = mc.parse(data)["Message-ID"]
             try:
                 with mc.smtp(self.target["address"], 465) as conn:
                     conn.login(sender.addr, sender.password)
-                    conn.sendmail(
-                        sender.addr, [recipient.addr], mc.encrypted(sender.addr, [recipient.addr], subject=subject)
-                    )
-                self.accepted.append((recipient.addr, subject, time.monotonic()))
+                    conn.sendmail(sender.addr, [recipient.addr], data)
+                self.accepted.append((recipient.addr, message_id, time.monotonic()))
                 n += 1
             except (OSError, smtplib.SMTPException) as exc:
                 self.refused.append((time.monotonic(), repr(exc)[:120]))
@@ -122,8 +121,9 @@ class Sender(threading.Thread):
         self.join(60)
 
 
-def subjects(account: mc.Account) -> set[str]:
-    return {mc.parse(m)["Subject"] for m in mc.fetch_all(account)}
+def message_ids(account: mc.Account) -> set[str]:
+    """The Message-IDs in the INBOX (the relay replaces every submitted Subject with "[...]")."""
+    return {mc.parse(m)["Message-ID"] for m in mc.fetch_all(account)}
 
 
 class DnsOperator(threading.Thread):
@@ -168,8 +168,11 @@ def migrate_with_live_mail(lab, relay, master: FormulaMaster, accounts_n: int = 
     apply_old_s = time.monotonic() - t0
     domain = old.pillar["mail_domain"]
     accounts = [mc.created_account(old.address, domain) for _ in range(accounts_n)]
+    before = set()
     for a in accounts:  # some mail before the move
-        assert a.send([accounts[0].addr], mc.encrypted(a.addr, [accounts[0].addr], subject=f"before {a.addr}")) == {}
+        data = mc.encrypted(a.addr, [accounts[0].addr])
+        assert a.send([accounts[0].addr], data) == {}
+        before.add(mc.parse(data)["Message-ID"])
 
     target = {"address": old.address}
     sender = Sender(accounts, target)
@@ -197,6 +200,7 @@ def migrate_with_live_mail(lab, relay, master: FormulaMaster, accounts_n: int = 
         "output": output,
         "run_s": run_s,
         "apply_old_s": apply_old_s,
+        "before": before,
     }
 
 
@@ -246,19 +250,19 @@ def test_migration_under_live_mail_loses_nothing(lab, relay, master):
     before_off = [a for a in sender.accepted if a[2] < run["operator"].flipped_at]
     assert after_flip and before_off, (len(after_flip), len(before_off))  # mail flowed on both sides of the move
     want: dict[str, set[str]] = {}
-    for addr, subject, _ in sender.accepted:
-        want.setdefault(addr, set()).add(subject)
+    for addr, message_id, _ in sender.accepted:
+        want.setdefault(addr, set()).add(message_id)
     on_new = {a.addr: mc.Account(new.address, a.addr, a.password) for a in run["accounts"]}
     deadline = time.monotonic() + 90
     while True:  # the last ones may still be in the new relay's queue
-        missing = {addr: want[addr] - subjects(on_new[addr]) for addr in want}
+        missing = {addr: want[addr] - message_ids(on_new[addr]) for addr in want}
         missing = {addr: s for addr, s in missing.items() if s}
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert not missing, (missing, new.run("postqueue -p", check=False).stdout)
     first = run["accounts"][0]
-    assert {f"before {a.addr}" for a in run["accounts"]} <= subjects(on_new[first.addr])
+    assert run["before"] <= message_ids(on_new[first.addr])
     with pytest.raises(mc.imaplib.IMAP4.error):
         mc.Account(new.address, first.addr, "not-" + first.password).imap()
 
