@@ -782,7 +782,11 @@ def migrate_copy(
 
 
 def migrate_adopt(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
-    """On the NEW relay, after the final copy: owners by name, the Postfix queue renamed.
+    """On the NEW relay, after the final copy: owners by name, the Postfix queue renamed, readers restarted.
+
+    The daemons already running that read the copied items (nginx, OpenDKIM,
+    coturn, ...; Debian starts some at install) are restarted, so that they
+    serve the old relay's certificate, key and secret.
 
     Needs the users (run the install stage first, as the steps say). Then
     ``state.apply chatmail`` activates the relay.
@@ -805,4 +809,13 @@ def migrate_adopt(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
         if os.path.lexists(path):
             _chown_tree(path, item["user"], item["group"])
             owned.append(item["name"])
-    return {"owned": owned, "accounts": len(_accounts(_host_path(s["mailboxes_dir"]))), "queue": _fix_queue(items)}
+    queue = _fix_queue(items)
+    # daemons Debian started at install read the old relay's key, certificate and secret only
+    # when they start again; a later apply's watch sees no config change to restart them for
+    restarted = _restart_readers() if _opt("chatmail.backup_root") == "/" else []
+    return {
+        "owned": owned,
+        "accounts": len(_accounts(_host_path(s["mailboxes_dir"]))),
+        "queue": queue,
+        "restarted": restarted,
+    }

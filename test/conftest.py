@@ -1,16 +1,10 @@
-"""Shared test setup: import path for chatmaild and Salt loader options."""
+"""Shared test setup: options, markers and Salt loader options (the import path: pytest.ini)."""
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHATMAILD_SRC = REPO / "chatmail" / "chatmaild" / "files"
-sys.path.insert(0, str(CHATMAILD_SRC))
+from support import salt as salt_driver
 
 
 def pytest_addoption(parser):
@@ -20,73 +14,24 @@ def pytest_addoption(parser):
         help="Debian release(s) of the system tests' relay containers: 12, 13, or a list like "
         "12,13 that the relays of a module take in turn (the first 12, the second 13, ...)",
     )
-    parser.addoption(
-        "--orchestration",
-        action="store_true",
-        help="run the system tests of chatmail.orch.migrate and chatmail.orch.upgrade (marker "
-        "orchestration; 10-20 minutes, so not part of a default run)",
-    )
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "system: boots systemd containers (needs root, slow)")
     config.addinivalue_line("markers", "e2e: drives a real Delta Chat client against a container relay")
     config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
-    config.addinivalue_line(
-        "markers", "orchestration: a salt-master orchestration over several relays (opt in: --orchestration)"
-    )
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--orchestration"):
-        return
-    skip = pytest.mark.skip(reason="orchestration system test: opt in with --orchestration (10-20 minutes)")
-    for item in items:
-        if item.get_closest_marker("orchestration"):
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def salt_minion_opts(tmp_path_factory):
-    """Minion options for saltfactories Loaders, pointed at this repo's modules."""
-    import salt.config
-
-    tmp_path = tmp_path_factory.mktemp("salt-minion")
-
-    opts = salt.config.minion_config(None)
-    root = tmp_path / "salt"
-    # Serve only the state tree: walking the whole checkout (.git, .venv)
-    # on every file list costs seconds and, under pytest's log capture, GBs.
-    served = tmp_path / "file_root"
-    served.mkdir()
-    (served / "chatmail").symlink_to(REPO / "chatmail")
-    opts.update(
-        {
-            "root_dir": str(root),
-            "cachedir": str(root / "cache"),
-            "pki_dir": str(root / "pki"),
-            "sock_dir": str(root / "sock"),
-            "file_client": "local",
-            "file_roots": {"base": [str(served)]},
-            "pillar_roots": {"base": [str(tmp_path / "pillar")]},
-            "module_dirs": [str(REPO / "_modules")],
-            "states_dirs": [str(REPO / "_states")],
-            "utils_dirs": [str(REPO / "_utils")],
-            "pillar_dirs": [str(REPO / "_pillar")],
-            "pillar": {},
-            "fileserver_list_cache_time": 0,
-        }
-    )
-    os.makedirs(opts["cachedir"], exist_ok=True)
-    return opts
+    """Minion options for saltfactories Loaders, pointed at this repo's modules (support.salt)."""
+    return salt_driver.loader_options(tmp_path_factory.mktemp("salt-minion"))
 
 
 @pytest.fixture(scope="session")
 def salt_loaders(salt_minion_opts):
     """One loader for the session: building one costs seconds."""
-    from saltfactories.utils.functional import Loaders
-
-    loaders = Loaders(salt_minion_opts)
+    loaders = salt_driver.loaders(salt_minion_opts)
     try:
         yield loaders
     finally:

@@ -1,7 +1,7 @@
 """chatmail.orch.migrate and chatmail.orch.upgrade, run by a salt-master over relay containers.
 
-Opt in with ``--orchestration`` (each test takes 8-15 minutes on two
-cores: fresh relays are applied from scratch).  The master is the one of
+Part of the default system run: each test takes 4-6 minutes on two
+cores (fresh relays are applied from scratch).  The master is the one of
 test_fleet.py (on the host, bound to the lab bridge), serving a copy of
 the formula's state tree so that a test can publish a "new revision"
 (``chatmail/VERSION``, what ``chatmail.formula_version`` reads first).
@@ -34,7 +34,7 @@ import mailclient as mc
 from relays import trust_each_other
 from test_fleet import REPO, SaltMaster, apply_all, failures, join, publish_dkim
 
-pytestmark = [pytest.mark.system, pytest.mark.orchestration]
+pytestmark = pytest.mark.system
 
 MARK = "chatmail-migrate"
 
