@@ -21,7 +21,7 @@ asks for it.  Printed:
 Everything stays on the lab's bridge.  Takes about 10-15 minutes on two
 cores (applying a fresh relay twice dominates); root only (containers).
 
-usage: bench/bench_migrate.py [--accounts 4]
+usage: scripts/bench migrate [--accounts 4]
 """
 
 from __future__ import annotations
@@ -29,15 +29,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "test"))
-sys.path.insert(0, str(REPO / "test" / "system"))
-
-import mailclient as mc  # noqa: E402
-from harness import Lab  # noqa: E402
-from test_orch import FormulaMaster, message_ids, migrate_with_live_mail, step_report  # noqa: E402
+from harness import Lab
+from support import mailclient as mc
+from support.orch import FormulaMaster, message_ids, migrate_with_live_mail, step_report
 
 STEPS = ("connect", "precopy", "install", "mail_off", "final_sync", "dns", "activate", "cleanup")
 
