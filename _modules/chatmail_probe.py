@@ -88,6 +88,18 @@ def probe_account() -> dict[str, str]:
     return {"addr": addr, "password": password}
 
 
+def probe_message(addr: str, recipients: list[str], token: str) -> bytes:
+    """The probe: a Secure-Join request (the filter's one cleartext exception), ``token`` in its Message-ID."""
+    return (
+        f"From: <{addr}>\r\nTo: {', '.join(f'<{r}>' for r in recipients)}\r\n"
+        f"Subject: {token}\r\nDate: {email.utils.formatdate()}\r\n"
+        f"Message-ID: <{token}@{addr.split('@')[1]}>\r\nSecure-Join: vc-request\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=probe\r\n\r\n"
+        "--probe\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSecure-Join: vc-request\r\n"
+        "--probe--\r\n"
+    ).encode()
+
+
 def probe_send(addr: str, password: str, to: list[str] | str) -> dict[str, Any]:
     """Submit one probe message from ``addr`` to ``to`` on port 465; the token its Message-ID carries.
 
@@ -97,14 +109,7 @@ def probe_send(addr: str, password: str, to: list[str] | str) -> dict[str, Any]:
     """
     recipients = [to] if isinstance(to, str) else list(to)
     token = "probe-" + secrets.token_hex(8)
-    message = (
-        f"From: <{addr}>\r\nTo: {', '.join(f'<{r}>' for r in recipients)}\r\n"
-        f"Subject: {token}\r\nDate: {email.utils.formatdate()}\r\n"
-        f"Message-ID: <{token}@{addr.split('@')[1]}>\r\nSecure-Join: vc-request\r\n"
-        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=probe\r\n\r\n"
-        "--probe\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSecure-Join: vc-request\r\n"
-        "--probe--\r\n"
-    ).encode()
+    message = probe_message(addr, recipients, token)
     started = time.monotonic()
     try:
         with smtplib.SMTP_SSL(HOST, SUBMISSIONS_PORT, context=_context(), timeout=TIMEOUT) as smtp:

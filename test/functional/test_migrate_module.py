@@ -110,3 +110,17 @@ def test_a_failed_step_prints_the_command_that_turns_mail_back_on(tmp_path):
     before = orch._step("precopy", "a", "b", lambda state: (_ for _ in ()).throw(orch.StepFailed("rsync failed")))
     assert "a still takes mail; nothing to undo there" in before["Error"]
     assert "needs 'from' and 'to'" in orch._step("connect", "", "b", lambda s: {})["Error"]
+
+
+def test_the_upgrade_probe_is_a_message_the_relays_filter_accepts(salt_loaders):
+    """The health check's probe passes filtermail's rules (a Secure-Join request), and nothing else would:
+    the same message without its Secure-Join header is cleartext the filter refuses."""
+    from chatmaild import mimecheck
+
+    probe = salt_loaders.modules.chatmail.probe_message("probeab12@one.test", ["probecd34@two.test"], "probe-01ab")
+    mail = mimecheck.Mail(probe)
+    assert mimecheck.is_securejoin_request(mail) and mail.from_address == "probeab12@one.test"
+    assert b"Message-ID: <probe-01ab@one.test>" in probe
+    assert not mimecheck.is_securejoin_request(
+        mimecheck.Mail(probe.replace(b"Secure-Join: vc-request\r\nMIME", b"MIME"))
+    )
