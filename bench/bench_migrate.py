@@ -34,7 +34,7 @@ from harness import Lab
 from support import mailclient as mc
 from support.orch import FormulaMaster, message_ids, migrate_with_live_mail, step_report
 
-STEPS = ("connect", "precopy", "install", "mail_off", "final_sync", "dns", "activate", "cleanup")
+STEPS = ("connect", "precopy", "install", "mail_off", "final_sync", "dns", "activate")
 
 
 def main() -> None:
