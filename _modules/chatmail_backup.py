@@ -118,6 +118,16 @@ def _items(s: dict[str, Any]) -> list[dict[str, str]]:
     return [{"name": n, "path": p, "user": u, "group": g, "staging": k} for n, p, u, g, k in rows]
 
 
+def backup_items(pillar: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """The table of what a backup (and a move) holds, for this relay's settings.
+
+    CLI Example::
+
+        salt-call chatmail.backup_items
+    """
+    return _items(_settings(pillar))
+
+
 # -- helpers -------------------------------------------------------------------
 
 
@@ -669,6 +679,7 @@ def _restart_readers() -> list[str]:
 
 # -- moving a relay without a master (docs/migration.md) -------------------------
 
+DEFAULT_SSH = "ssh -o BatchMode=yes"  # root's own key and known_hosts (the masterless steps)
 MAIL_ON_AGAIN = 'salt-call state.apply chatmail pillar=\'{"chatmail": {"disable_mail": false}}\''
 
 
@@ -685,7 +696,7 @@ def _destination(to: str, path: str) -> str:
     return f"{to}:{path}"
 
 
-def _sync(src: str, dst: str, is_dir: bool, check: bool) -> list[str]:
+def _sync(src: str, dst: str, is_dir: bool, check: bool, ssh: str = DEFAULT_SSH) -> list[str]:
     """rsync ``src`` to ``dst`` (a directory's content, deleting what is gone); with ``check`` a dry run.
 
     Returns the itemized changes (empty: both sides are equal).
@@ -697,7 +708,7 @@ def _sync(src: str, dst: str, is_dir: bool, check: bool) -> list[str]:
     target = dst.rstrip("/") + "/" if is_dir else dst
     if dst.startswith("/") and not is_dir:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-    ret = _rsync([*flags, "-e", "ssh -o BatchMode=yes", source, target])
+    ret = _rsync([*flags, "-e", ssh, source, target])
     if ret["retcode"] not in (0, 24):  # 24: files vanished while copying (expunged): the next pass has them
         raise CommandExecutionError(f"rsync {src} -> {dst} failed (exit {ret['retcode']}): {ret['stderr'].strip()}")
     return [line for line in ret["stdout"].splitlines() if line.strip()]
@@ -711,7 +722,13 @@ def _mail_off(s: dict[str, Any]) -> str:
     return "disabled"
 
 
-def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = None) -> dict[str, Any]:
+def migrate_copy(
+    to: str,
+    final: bool = False,
+    pillar: dict[str, Any] | None = None,
+    ssh: str = DEFAULT_SSH,
+    mail_off: bool = True,
+) -> dict[str, Any]:
     """On the OLD relay: copy its data to the new relay ``to`` (``root@host``), verified.
 
     Without ``final`` only the mailboxes are copied, while mail keeps
@@ -719,6 +736,9 @@ def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = N
     ``final=True`` mail is turned off here first (``disable_mail``, through
     the formula), then every item of a backup is copied (mailboxes, DKIM
     key, TLS material, TURN secret, Postfix queue) and checked.
+    ``mail_off=False`` leaves mail as it is (the orchestration turns it
+    off in a step of its own, and checks that).  ``ssh`` is rsync's remote shell (the orchestration passes one with the
+    key it made for the move, chatmail.migrate_key).
 
     CLI Example::
 
@@ -729,7 +749,7 @@ def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = N
     s = _settings(pillar)
     items = _items(s)
     report: dict[str, Any] = {"to": to, "final": bool(final)}
-    if final:
+    if final and mail_off:
         t0 = time.monotonic()
         report["mail"] = _mail_off(s)
         report["mail_off_s"] = round(time.monotonic() - t0, 3)
@@ -744,8 +764,8 @@ def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = N
         is_dir = os.path.isdir(src)
         dst = _destination(to, item["path"])
         try:
-            copied[item["name"]] = len(_sync(src, dst, is_dir, check=False))
-            pending = _sync(src, dst, is_dir, check=True)
+            copied[item["name"]] = len(_sync(src, dst, is_dir, check=False, ssh=ssh))
+            pending = _sync(src, dst, is_dir, check=True, ssh=ssh)
         except CommandExecutionError as exc:
             if final:
                 raise CommandExecutionError(
@@ -764,7 +784,11 @@ def migrate_copy(to: str, final: bool = False, pillar: dict[str, Any] | None = N
 
 
 def migrate_adopt(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
-    """On the NEW relay, after the final copy: owners by name, the Postfix queue renamed.
+    """On the NEW relay, after the final copy: owners by name, the Postfix queue renamed, readers restarted.
+
+    The daemons already running that read the copied items (nginx, OpenDKIM,
+    coturn, ...; Debian starts some at install) are restarted, so that they
+    serve the old relay's certificate, key and secret.
 
     Needs the users (run the install stage first, as the steps say). Then
     ``state.apply chatmail`` activates the relay.
@@ -787,4 +811,13 @@ def migrate_adopt(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
         if os.path.lexists(path):
             _chown_tree(path, item["user"], item["group"])
             owned.append(item["name"])
-    return {"owned": owned, "accounts": len(_accounts(_host_path(s["mailboxes_dir"]))), "queue": _fix_queue(items)}
+    queue = _fix_queue(items)
+    # daemons Debian started at install read the old relay's key, certificate and secret only
+    # when they start again; a later apply's watch sees no config change to restart them for
+    restarted = _restart_readers() if _opt("chatmail.backup_root") == "/" else []
+    return {
+        "owned": owned,
+        "accounts": len(_accounts(_host_path(s["mailboxes_dir"]))),
+        "queue": queue,
+        "restarted": restarted,
+    }

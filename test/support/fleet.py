@@ -24,7 +24,7 @@ from harness import check_target, lifecycle
 REPO = Path(__file__).resolve().parents[2]
 VENV = (REPO / ".venv").resolve()  # a worktree may link the venv of another checkout
 # what the master serves: the state tree, the reactor file and the extension modules
-SERVED = ("chatmail", "reactor", "_modules", "_states", "_utils")
+SERVED = ("chatmail", "reactor", "_modules", "_states", "_utils", "_runners")  # _runners: chatmail.orch.*
 
 
 class SaltMaster:
@@ -117,6 +117,16 @@ class SaltMaster:
             raise AssertionError(
                 f"salt {target} {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
             ) from exc
+
+    def salt_run(self, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+        """``salt-run ARGS`` on this master (e.g. ``state.orchestrate chatmail.orch.upgrade``), text output."""
+        return subprocess.run(
+            [str(VENV / "bin/salt-run"), "-c", str(self.conf), "--log-level=quiet", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_clean_env(),
+        )
 
     def wait_for(self, minions: list[str], timeout: float = 90) -> float:
         """Seconds until every minion answers test.ping."""
