@@ -26,6 +26,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "system: boots systemd containers (needs root, slow)")
     config.addinivalue_line("markers", "e2e: drives a real Delta Chat client against a container relay")
     config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
+    config.addinivalue_line("markers", "upgrade: dist-upgrades a Debian 12 relay to 13 in place (slow, -m upgrade)")
 
 
 @pytest.fixture(scope="session")
