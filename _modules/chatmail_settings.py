@@ -1,4 +1,4 @@
-"""chatmail.settings / chatmail.init_ini / chatmail.ini_to_pillar.
+"""chatmail.settings / chatmail.params / chatmail.init_ini / chatmail.ini_to_pillar.
 
 The formula's settings live in pillar ``chatmail``; their keys, types and
 defaults come from one table (``_utils/chatmail_config.py``, the same file
@@ -40,6 +40,34 @@ def settings(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
     values.update(__utils__["chatmail_config.derived"](values))
     values["ini"] = __utils__["chatmail_config.render_ini"](values)
     return values
+
+
+def params(osfinger: str | None = None) -> dict[str, Any]:
+    """The formula's constants for this minion's Debian release (or ``osfinger``).
+
+    chatmail/parameters/defaults.yaml with osfinger/<grains.osfinger>.yaml
+    merged over it (recursively; a list replaces a list), template-formula
+    style.  map.jinja takes its ``params`` from here, and so do execution
+    modules that need a per-release value (chatmail.status: which unit runs
+    Postfix's master), so both read one table.  An unsupported release
+    gets the defaults (chatmail.preflight stops a run there).
+
+    CLI Example::
+
+        salt-call chatmail.params
+    """
+    import salt.utils.yaml
+
+    def load(name: str) -> dict[str, Any]:
+        text = __salt__["cp.get_file_str"](f"salt://chatmail/parameters/{name}")
+        return (salt.utils.yaml.safe_load(text) or {}) if text else {}
+
+    defaults = load("defaults.yaml")
+    if not defaults:
+        raise CommandExecutionError("salt://chatmail/parameters/defaults.yaml is missing: the formula is not served")
+    release = __grains__.get("osfinger", "") if osfinger is None else osfinger
+    per_release = load(f"osfinger/{release}.yaml") if release in defaults.get("releases", {}) else {}
+    return __salt__["slsutil.merge"](defaults, per_release, strategy="recurse")
 
 
 def init_ini(mail_domain: str, path: str = "chatmail.ini", force: bool = False) -> dict[str, Any]:
