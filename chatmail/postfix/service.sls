@@ -10,6 +10,14 @@ include:
   - chatmail.opendkim.service
   - chatmail.chatmaild.service
 
+{%- for unit in params.postfix.replaces %}
+
+chatmail-postfix-replaced-{{ unit }}-service-dead:
+  service.dead:
+    - name: {{ unit }}
+    - enable: false
+{%- endfor %}
+
 {%- if chatmail.disable_mail %}
 
 chatmail-postfix-service-dead:
@@ -27,6 +35,9 @@ chatmail-postfix-service-running:
       - sls: chatmail.dovecot.service
       - sls: chatmail.opendkim.service
       - sls: chatmail.chatmaild.service
+{%- for unit in params.postfix.replaces %}
+      - service: chatmail-postfix-replaced-{{ unit }}-service-dead
+{%- endfor %}
     - watch:
       - sls: chatmail.postfix.config
 

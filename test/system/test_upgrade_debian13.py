@@ -24,6 +24,7 @@ Debian 13); select it with ``-m upgrade``.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import threading
 import time
 
@@ -46,6 +47,7 @@ KEPT_FILES = (
 ACCOUNTS = 3
 # keeps the formula's config files (they are the relay's, the formula rewrites them)
 # and never asks: what an unattended upgrade of a relay needs
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
 DIST_UPGRADE = "apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold dist-upgrade"
 
 
@@ -81,6 +83,15 @@ class Probe(threading.Thread):
             if not (imap_ok and smtp_ok):
                 self.first_failure.set()
             self.done.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def changes(self) -> list[tuple[float, bool, bool]]:
+        """The samples where IMAP or SMTP went from working to failing or back."""
+        found, last = [], None
+        for sample in self.samples:
+            if last is None or sample[1:] != last[1:]:
+                found.append(sample)
+            last = sample
+        return found
 
     def downtime(self, which: int) -> float:
         """Seconds between the last sample that worked before a failure and the next that worked,
@@ -120,6 +131,12 @@ class RetryingClient(threading.Thread):
             except Exception:  # noqa: BLE001 - a client retries on any failure
                 pass
             self.stop.wait(2)
+
+
+def run_or_fail(box, cmd: str, timeout: float) -> None:
+    proc = box.run(cmd, env={"DEBIAN_FRONTEND": "noninteractive"}, check=False, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
 def digest(box, path: str) -> str:
@@ -201,23 +218,33 @@ def upgraded(relay, lab):
     t0 = time.monotonic()
     old.run("sed -i 's/bookworm/trixie/g' /etc/apt/sources.list")
     old.run(["apt-get", "update", "-q"], timeout=600)
+    # the downloads first, while the relay still runs as before
+    run_or_fail(old, DIST_UPGRADE + " --download-only", timeout=1800)
+    timings["download"] = time.monotonic() - t0
+    # no daemon (re)started by the packages: Debian 13's Dovecot would not
+    # start on Debian 12's configuration, failing the upgrade (invoke-rc.d(8))
+    old.write_file(POLICY_RC_D, "#!/bin/sh\nexit 101\n", mode="0755")
     send_from_other(accounts[0])
-    upgrade = old.run(DIST_UPGRADE, env={"DEBIAN_FRONTEND": "noninteractive"}, check=False, timeout=1800)
-    timings["dist-upgrade"] = time.monotonic() - t0
-    if upgrade.returncode != 0:
-        pytest.fail(f"dist-upgrade failed ({upgrade.returncode}):\n{upgrade.stdout[-3000:]}\n{upgrade.stderr[-3000:]}")
-    send_from_other(accounts[1])
     t1 = time.monotonic()
-    venv = salt_venv(base_image(release="13", log=lab.log), log=lab.log)
-    old.reboot(venv=venv, venv_mount=SALT_VENV_MOUNT)
-    old.release = "13"
-    timings["reboot"] = time.monotonic() - t1
-    send_from_other(accounts[2])
+    run_or_fail(old, DIST_UPGRADE, timeout=1800)
+    old.run(["rm", POLICY_RC_D])
+    timings["dist-upgrade"] = time.monotonic() - t1
+    send_from_other(accounts[1])
+    # the operator rebuilds the Salt venv on Debian 13's Python (scripts/bootstrap);
+    # here the venv built inside the Debian 13 image is copied in
     t2 = time.monotonic()
+    venv = salt_venv(base_image(release="13", log=lab.log), log=lab.log)
+    (old.root / SALT_VENV_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", f"{venv}/.", str(old.root / SALT_VENV_MOUNT.lstrip("/"))], check=True)
+    old.venv_mount, old.release = SALT_VENV_MOUNT, "13"
     applied = old.apply(old.pillar)
     timings["apply"] = time.monotonic() - t2
     require_converged(old, applied, width=800)
+    send_from_other(accounts[2])
     t3 = time.monotonic()
+    old.reboot(venv=venv, venv_mount=SALT_VENV_MOUNT)
+    timings["reboot"] = time.monotonic() - t3
+    t4 = time.monotonic()
     probe.first_failure.set()  # the client sends now if the probe never saw the relay fail
     flush_queues(other, old)
     retrying.join(120)
@@ -226,7 +253,7 @@ def upgraded(relay, lab):
     while time.monotonic() < deadline and not all(mid in inbox(recipient) for recipient, mid in during):
         flush_queues(other, old)
         time.sleep(2)
-    timings["window mail after apply"] = time.monotonic() - t3
+    timings["window mail after reboot"] = time.monotonic() - t4
     time.sleep(3)  # a few probe samples after the upgrade
     probe.done.set()
     probe.join()
@@ -237,6 +264,8 @@ def upgraded(relay, lab):
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + f"; mail down (probe every {probe.interval:.0f} s): IMAP {downtime['imap']:.0f} s, SMTP submission {downtime['smtp']:.0f} s"
         + f"; retrying client: {retrying.attempts} attempts"
+        + "\nprobe changes (s since the download ended: IMAP, SMTP): "
+        + ", ".join(f"{t - t1:.0f}: {i}, {m}" for t, i, m in probe.changes())
     )
     return {
         "box": old,
