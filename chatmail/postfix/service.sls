@@ -10,12 +10,24 @@ include:
   - chatmail.opendkim.service
   - chatmail.chatmaild.service
 
+{#- A unit of an earlier release's master (postfix@- after a dist-upgrade
+    from Debian 12): its stop command no longer works on this release and
+    systemd waits 90 s for it, so its processes are killed first (mail a
+    killed smtpd had not acknowledged is retried by its sender; acknowledged
+    mail is in the queue files). #}
 {%- for unit in params.postfix.replaces %}
+
+chatmail-postfix-replaced-{{ unit }}-cmd-run:
+  cmd.run:
+    - name: systemctl kill --signal=SIGKILL {{ unit }}.service
+    - onlyif: systemctl is-active --quiet {{ unit }}.service
 
 chatmail-postfix-replaced-{{ unit }}-service-dead:
   service.dead:
     - name: {{ unit }}
     - enable: false
+    - require:
+      - cmd: chatmail-postfix-replaced-{{ unit }}-cmd-run
 {%- endfor %}
 
 {%- if chatmail.disable_mail %}
