@@ -1,8 +1,9 @@
 """chatmail.settings / chatmail.params / chatmail.init_ini / chatmail.ini_to_pillar.
 
 The formula's settings live in pillar ``chatmail``; their keys, types and
-defaults come from one table (``_utils/chatmail_config.py``, the same file
-the relay's services use).  ``chatmail.settings`` is what ``map.jinja``
+defaults come from one table (``_utils/chatmail_config.py``: the relay's
+keys from chatmaild/config.py, the table its services use, then the keys
+only the formula reads).  ``chatmail.settings`` is what ``map.jinja``
 calls: it validates the pillar and raises before any state runs, so a bad
 value never reaches a config file.
 """

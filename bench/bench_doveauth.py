@@ -10,7 +10,7 @@ do) for a fixed time, then upstream's figures (bench/reference.py).
 thread-per-connection server (upstream's model, built here only for the
 comparison) so both figures come from the same, possibly busy, machine.
 
-usage: bench/bench_doveauth.py [--seconds 10] [--clients 1,16] [--accounts 200] [--baseline]
+usage: scripts/bench doveauth [--seconds 10] [--clients 1,16] [--accounts 200] [--baseline]
 """
 
 from __future__ import annotations
@@ -26,13 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SRC = REPO / "chatmail" / "chatmaild" / "files"
-sys.path.insert(0, str(SRC))
-
-from chatmaild.config import render_ini, validate  # noqa: E402
-from chatmaild.hashing import hash_password  # noqa: E402
-from reference import print_reference  # noqa: E402
+from chatmaild.config import render_ini, validate
+from chatmaild.hashing import hash_password
+from reference import print_reference
+from support import chatmaild_env
 
 DOMAIN = "chat.example.org"
 PASSWORD = "benchmark-password"
@@ -143,7 +140,7 @@ def main() -> int:
         )
         ini = work / "chatmail.ini"
         ini.write_text(render_ini(settings))
-        env = dict(os.environ, PYTHONPATH=str(SRC))
+        env = chatmaild_env()
         print(
             f"doveauth bench: {args.accounts} accounts, passdb+userdb lookups, {args.seconds:.0f} s per run, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"

@@ -14,7 +14,7 @@
 
 At the end it prints upstream's figures for the same run (bench/reference.py).
 
-Usage: bench/bench_filtermail.py [seconds per figure, default 5]  (about 6 x that in total)
+Usage: scripts/bench filtermail [seconds per figure, default 5]  (about 6 x that in total)
 All traffic stays on 127.0.0.1.
 """
 
@@ -30,13 +30,11 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "chatmail/chatmaild/files"), str(ROOT / "test/unit/chatmaild"), str(ROOT / "test")]
-
-import mailcorpus  # noqa: E402
-from chatmaild.config import read_config  # noqa: E402
-from chatmaild.filtermail import MODES, FilterPolicy  # noqa: E402
-from reference import print_reference  # noqa: E402
+from chatmaild.config import read_config
+from chatmaild.filtermail import MODES, FilterPolicy
+from reference import print_reference
+from support import chatmaild_env, mailcorpus
+from support.mimereference import reference_is_encrypted, reference_is_securejoin
 
 HOST = "127.0.0.1"
 # The stand-in for Postfix's reinjection smtpd: stock aiosmtpd (reads DATA
@@ -119,8 +117,6 @@ def bench_check(ini: Path, seconds: float) -> None:
 
 def bench_full_parse(seconds: float) -> None:
     """For comparison: the encryption rules read on a full email.message parse."""
-    from test_filtermail_check import reference_is_encrypted, reference_is_securejoin
-
     count = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -201,7 +197,7 @@ def main() -> None:
         config = read_config(ini)
         bench_check(ini, seconds)
         bench_full_parse(seconds / 2)
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "chatmail/chatmaild/files"))
+        env = chatmaild_env()
         filt = subprocess.Popen(
             [sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"], stderr=subprocess.DEVNULL, env=env
         )

@@ -17,7 +17,7 @@ salt-minion daemon each (test/system/test_fleet.py's helpers).  Then:
 Everything stays on the lab's bridge.  Takes about 5-10 minutes on two
 cores; root only (containers).
 
-usage: bench/bench_fleet.py [--messages 100] [--skip-apply-compare]
+usage: scripts/bench fleet [--messages 100] [--skip-apply-compare]
 """
 
 from __future__ import annotations
@@ -26,16 +26,12 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "test"))
-sys.path.insert(0, str(REPO / "test" / "system"))
-
-import mailclient as mc  # noqa: E402
-from harness import Lab  # noqa: E402
-from reference import print_reference  # noqa: E402
-from test_fleet import SaltMaster, apply_all, failures, join, publish_dkim, trust  # noqa: E402
+from harness import Lab
+from reference import print_reference
+from support import mailclient as mc
+from support.fleet import SaltMaster, apply_all, failures, join, publish_dkim
+from support.relays import trust_each_other
 
 
 def timed_apply(master: SaltMaster, names: list[str]) -> float:
@@ -113,7 +109,7 @@ def main() -> None:
         print(f"state.apply chatmail, 2 relays: {two:6.1f} s")
 
         publish_dkim(lab, master, ["bench2", "bench3"])
-        trust(boxes["bench2"], [boxes["bench3"]])
+        trust_each_other([boxes["bench2"], boxes["bench3"]])
         sender = mc.created_account(boxes["bench2"].address, "bench2.test")
         recipient = mc.created_account(boxes["bench3"].address, "bench3.test")
         latencies(sender, recipient, 1)  # first connection, DNS and TLS session caches warm

@@ -19,8 +19,7 @@ mount (a file-system read, no network); messages are matched by their
 Message-ID.  At the end it prints upstream's figures for the same runs
 (bench/reference.py: where and how they were measured).
 
-Needs root (systemd-nspawn).  Run: ``.venv/bin/python bench/bench_relay.py``
-(``--release 13``: a Debian 13 relay).
+Needs root (systemd-nspawn).  Run: ``scripts/bench relay`` (``--release 13``: a Debian 13 relay).
 """
 
 from __future__ import annotations
@@ -31,16 +30,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test"))
-sys.path.insert(0, str(REPO / "test" / "system"))
-
-import mailclient as mc  # noqa: E402
-from harness import Lab, changed_states, failed_states  # noqa: E402
-from loadgen import MaildirWatcher, latency_line, maildir_new, message  # noqa: E402
-from reference import print_reference  # noqa: E402
+from harness import Lab, changed_states, failed_states
+from reference import print_reference
+from support import mailclient as mc
+from support.loadgen import MaildirWatcher, latency_line, maildir_new, message
 
 
 def sequential_latency(box, domain: str, count: int, seeds) -> list[float]:

@@ -20,7 +20,7 @@ refused 105 and 121 of 200 (451, OpenDKIM crashing); killed doveauth left
 65 of 200 accepted messages undelivered after 90 s, a killed Dovecot master
 28 and then every message of the next run (deferred for 5 minutes).
 
-Needs root (systemd-nspawn).  Run: ``.venv/bin/python bench/bench_reliability.py``
+Needs root (systemd-nspawn).  Run: ``scripts/bench reliability``
 (``--senders 20,40,80``, ``--no-chaos``, ``--no-load``).
 """
 
@@ -29,16 +29,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test"))
-sys.path.insert(0, str(REPO / "test" / "system"))
-
-import mailclient as mc  # noqa: E402
-from harness import Lab, failed_states  # noqa: E402
-from loadgen import DAEMONS, Load, journal_now, kill_and_wait_back, latency_line, restarts_in_journal  # noqa: E402
-from relays import federate  # noqa: E402
+from harness import Lab, failed_states
+from support import mailclient as mc
+from support.loadgen import DAEMONS, Load, journal_now, kill_and_wait_back, latency_line, restarts_in_journal
+from support.relays import federate
 
 PER_SENDER = 10
 

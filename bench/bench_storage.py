@@ -14,9 +14,9 @@ Hot page cache only (dropping caches would disturb everything else on the host).
 
 Usage::
 
-    .venv/bin/python bench/bench_storage.py                 # 100k mailboxes / 1M files
-    .venv/bin/python bench/bench_storage.py --scale 0.1     # 10k / 100k
-    .venv/bin/python bench/bench_storage.py --clean         # remove the cached store
+    scripts/bench storage                 # 100k mailboxes / 1M files
+    scripts/bench storage --scale 0.1     # 10k / 100k
+    scripts/bench storage --clean         # remove the cached store
 """
 
 from __future__ import annotations
@@ -33,13 +33,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "chatmail" / "chatmaild" / "files"))
-
-from chatmaild.config import Config, validate  # noqa: E402
-from chatmaild.expire import run_expire  # noqa: E402
-from chatmaild.fsreport import run_fsreport  # noqa: E402
-from reference import print_reference  # noqa: E402
+from chatmaild.config import Config, validate
+from chatmaild.expire import run_expire
+from chatmaild.fsreport import run_fsreport
+from reference import print_reference
 
 BASE = Path("/var/tmp/chatmail-bench-store")
 DOMAIN = "bench.example.org"

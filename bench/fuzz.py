@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Fuzz every parser hostile input reaches; prints inputs, crashes, hangs per target.
 
-    .venv/bin/python bench/fuzz.py                      # 100,000 inputs per target
-    .venv/bin/python bench/fuzz.py -n 5000 -t mime,rules --seed 7
+    scripts/bench fuzz                      # 100,000 inputs per target
+    scripts/bench fuzz -n 5000 -t mime,rules --seed 7
 
-Targets and what counts as a crash, hang or wrong answer: test/fuzzing.py
+Targets and what counts as a crash, hang or wrong answer: test/support/fuzzing.py
 and docs/security.md.  Exit status 1 if any target is not clean.
 """
 
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
-
-from fuzzing import TARGETS, run  # noqa: E402
+from support.fuzzing import TARGETS, run
 
 
 def main() -> int:

@@ -1,16 +1,10 @@
-"""Shared test setup: import path for chatmaild and Salt loader options."""
+"""Shared test setup: options, markers and Salt loader options (the import path: pytest.ini)."""
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CHATMAILD_SRC = REPO / "chatmail" / "chatmaild" / "files"
-sys.path.insert(0, str(CHATMAILD_SRC))
+from support import salt as salt_driver
 
 
 def pytest_addoption(parser):
@@ -31,45 +25,14 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def salt_minion_opts(tmp_path_factory):
-    """Minion options for saltfactories Loaders, pointed at this repo's modules."""
-    import salt.config
-
-    tmp_path = tmp_path_factory.mktemp("salt-minion")
-
-    opts = salt.config.minion_config(None)
-    root = tmp_path / "salt"
-    # Serve only the state tree: walking the whole checkout (.git, .venv)
-    # on every file list costs seconds and, under pytest's log capture, GBs.
-    served = tmp_path / "file_root"
-    served.mkdir()
-    (served / "chatmail").symlink_to(REPO / "chatmail")
-    opts.update(
-        {
-            "root_dir": str(root),
-            "cachedir": str(root / "cache"),
-            "pki_dir": str(root / "pki"),
-            "sock_dir": str(root / "sock"),
-            "file_client": "local",
-            "file_roots": {"base": [str(served)]},
-            "pillar_roots": {"base": [str(tmp_path / "pillar")]},
-            "module_dirs": [str(REPO / "_modules")],
-            "states_dirs": [str(REPO / "_states")],
-            "utils_dirs": [str(REPO / "_utils")],
-            "pillar_dirs": [str(REPO / "_pillar")],
-            "pillar": {},
-            "fileserver_list_cache_time": 0,
-        }
-    )
-    os.makedirs(opts["cachedir"], exist_ok=True)
-    return opts
+    """Minion options for saltfactories Loaders, pointed at this repo's modules (support.salt)."""
+    return salt_driver.loader_options(tmp_path_factory.mktemp("salt-minion"))
 
 
 @pytest.fixture(scope="session")
 def salt_loaders(salt_minion_opts):
     """One loader for the session: building one costs seconds."""
-    from saltfactories.utils.functional import Loaders
-
-    loaders = Loaders(salt_minion_opts)
+    loaders = salt_driver.loaders(salt_minion_opts)
     try:
         yield loaders
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from saltrender import render
+from support.salt import render
 
 D = "chat.example.org"
 

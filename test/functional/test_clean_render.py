@@ -11,14 +11,12 @@ which clean keeps on purpose (docs/clean.md).
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
 
-from saltrender import REPO, SALT_CALL, minion_dir
+from support.salt import REPO, low_chunks
 
 D = "chat.example.org"
 PILLARS = {
@@ -51,23 +49,6 @@ NOT_STOPPED = {"systemd-journald"}
 # Units enabled only through another unit (systemd's "indirect"): stopped,
 # and disabled by disabling that other unit (fcgiwrap.socket).
 INDIRECT = {"fcgiwrap"}
-
-
-def low_chunks(sls: str, pillar: dict, tmp: Path) -> list[dict]:
-    """Salt's compiled low chunks of ``sls``: every state with its SLS, requisites and run order."""
-    conf = minion_dir(tmp, pillar)
-    proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.show_low_sls", sls],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"salt-call failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    chunks = json.loads(proc.stdout)["local"]
-    if not all(isinstance(chunk, dict) for chunk in chunks):
-        raise RuntimeError("\n".join(map(str, chunks)))
-    return sorted(chunks, key=lambda chunk: chunk["order"])
 
 
 def fun(chunk: dict) -> str:

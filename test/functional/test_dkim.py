@@ -10,18 +10,16 @@ call is one `salt-call --local`.)
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from harness.imagetools import system_user, wrap
-from saltrender import SALT_CALL, minion_dir
+from support.salt import call, minion_dir
 
 pytestmark = pytest.mark.skipif(
     shutil.which("opendkim-genkey") is None or os.geteuid() != 0,
@@ -50,14 +48,9 @@ def keydir():
 
 def salt_call(conf: Path, *args: str):
     # in the image with the relay's programs: the key's owner is its user opendkim
-    proc = subprocess.run(
-        wrap([SALT_CALL, "--local", "-c", conf, "--out=json", *args]),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.stdout, proc.stderr
-    return json.loads(proc.stdout)["local"], proc.returncode
+    result = call(conf, *args, wrap=wrap, timeout=180)
+    assert result.data is not None, result.stderr
+    return result.data, result.returncode
 
 
 def key_present(conf: Path, keydir: Path, test: bool = False) -> dict:
@@ -118,11 +111,6 @@ def test_dkim_record_matches_the_key(conf, keydir):
 
 
 def test_dkim_record_without_key_fails(conf, keydir):
-    proc = subprocess.run(
-        wrap([SALT_CALL, "--local", "-c", conf, "--retcode-passthrough", "chatmail.dkim_record", f"keydir={keydir}"]),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode != 0
-    assert "no DKIM key" in proc.stdout + proc.stderr
+    result = call(conf, "chatmail.dkim_record", f"keydir={keydir}", wrap=wrap, timeout=180)
+    assert result.returncode != 0
+    assert "no DKIM key" in result.stdout + result.stderr

@@ -25,7 +25,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from freeports import free_tcp_udp_port as free_port
+from support.freeports import free_tcp_udp_port as free_port
 
 DOMAIN = "chat.example.org"
 ZONE = "example.org"

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,9 @@ from pathlib import Path
 import pytest
 
 from chatmaild.doveauth import AuthDict
-from freeports import free_port
-from saltrender import REPO
-
-sys.path.insert(0, str(REPO / "test/unit/chatmaild"))
-from dict_fixtures import make_config, running  # noqa: E402
+from support.dicts import make_config, running
+from support.freeports import free_port
+from support.salt import REPO
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("dovecot") or os.geteuid() != 0, reason="needs Dovecot and root (it runs its own instance)"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from saltrender import REPO, Rendered, render
+from support.salt import REPO, Rendered, render
 
 pytestmark = pytest.mark.skipif(shutil.which("doveconf") is None, reason="needs Debian's dovecot-core")
 

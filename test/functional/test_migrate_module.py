@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from test_backup_module import MAILBOXES, PILLAR, put, seed, tree
+from support.relayfiles import MAILBOXES, PILLAR, put, seed, tree
 
 pytestmark = pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync not installed")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from freeports import free_ports
 from harness.imagetools import system_path
-from saltrender import REPO, render, self_signed_cert
+from support.freeports import free_ports
+from support.salt import REPO, render, self_signed_cert
 
 D = "chat.example.org"
 CONF = "/etc/nginx/nginx.conf"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from saltrender import Rendered, render
+from support.salt import Rendered, render
 
 pytestmark = pytest.mark.skipif(shutil.which("opendkim") is None, reason="needs Debian's opendkim and opendkim-tools")
 

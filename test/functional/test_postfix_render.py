@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.imagetools import wrap
-from saltrender import REPO, Rendered, render
+from support.salt import REPO, Rendered, render
 
 pytestmark = pytest.mark.skipif(
     shutil.which("postconf") is None, reason="needs Debian's postfix (apt-get install postfix)"

@@ -9,13 +9,12 @@ gone.  The SLS is applied for real with ``salt-call --local state.sls``
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
 
-from freeports import free_port
-from saltrender import SALT_CALL, minion_dir
+from support.freeports import free_port
+from support.salt import call, minion_dir
 
 DOMAIN = "chat.example.org"
 
@@ -102,14 +101,8 @@ def apply_sls(
 ) -> tuple[int, dict[str, dict]]:
     """Exit code and {state id: result} of applying ``sls``."""
     conf = minion_dir(tmp_path, pillar, grains=grains)
-    proc = subprocess.run(
-        [str(SALT_CALL), "--local", "-c", str(conf), "--out=json", "--retcode-passthrough", "state.sls", sls, *extra],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    results = json.loads(proc.stdout)["local"]
-    return proc.returncode, {ret["__id__"]: ret for ret in results.values()}
+    result = call(conf, "state.sls", sls, *extra, timeout=300)
+    return result.returncode, {ret["__id__"]: ret for ret in result.data.values()}
 
 
 def test_sls_applies_the_state_and_fails_hard(tmp_path, port, listener):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from saltrender import REPO, render
+from support.salt import REPO, render, served_tree
 
 REACTOR = str(REPO / "reactor" / "restart_service.sls")
 MASTER_CONF = REPO / "reactor" / "master.d" / "chatmail-reactor.conf"
@@ -40,7 +40,7 @@ def reactor(tmp_path_factory):
         sock_dir=str(tmp / "sock"),
         log_file=str(tmp / "log"),
         fileserver_backend=["roots"],
-        file_roots={"base": [str(REPO)]},
+        file_roots={"base": [str(served_tree(tmp))]},
         fileserver_list_cache_time=0,
     )
     opts.update(yaml.safe_load(MASTER_CONF.read_text()))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from saltrender import render
+from support.salt import render
 
 HERE = Path(__file__).parent / "snapshots"
 D = "chat.example.org"

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from freeports import free_port
-from saltrender import self_signed_cert
+from support.freeports import free_port
+from support.salt import self_signed_cert
 
 DOMAIN = "chat.example.org"
 KEYS = {

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from saltrender import render
+from support.salt import call, minion_dir, render
 
 D = "chat.example.org"
 
@@ -119,20 +119,6 @@ def test_external_checks_files_and_watches_them(tmp_path):
 def test_external_missing_file_fails_clearly(tmp_path):
     """The real file.exists state on a missing path fails and names the path."""
     missing = tmp_path / "nope.pem"
-    proc = subprocess.run(
-        [
-            ".venv/bin/salt-call",
-            "--local",
-            "--out=json",
-            "-c",
-            str(tmp_path / "salt"),
-            "state.single",
-            "file.exists",
-            str(missing),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=str(__import__("saltrender").REPO),
-    )
-    assert proc.returncode != 0 or '"result": false' in proc.stdout
-    assert str(missing) in proc.stdout
+    result = call(minion_dir(tmp_path, {"mail_domain": D}), "state.single", "file.exists", str(missing))
+    assert result.returncode != 0 and result.data[next(iter(result.data))]["result"] is False
+    assert str(missing) in result.stdout

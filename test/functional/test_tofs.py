@@ -1,6 +1,6 @@
 """TOFS (docs/tofs.md): an operator's template in an earlier file root wins.
 
-Everything is rendered through a real masterless Salt (saltrender): the
+Everything is rendered through a real masterless Salt (support.salt): the
 operator's files live in a tmp file root served before this repository,
 exactly as docs/tofs.md tells an operator to set it up.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from saltrender import REPO, Rendered, render
+from support.salt import REPO, Rendered, render
 
 DOMAIN = "chat.example.org"
 MAIN_CF = "/etc/postfix/main.cf"

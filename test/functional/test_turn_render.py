@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from saltrender import render
+from support.salt import render
 
 D = "chat.example.org"
 MAGIC = 0x2112A442

@@ -13,8 +13,8 @@ import dns.query
 import dns.rrset
 import pytest
 
-from freeports import free_ports
-from saltrender import render
+from support.freeports import free_ports
+from support.salt import render
 
 CONF = "/etc/unbound/unbound.conf.d/chatmail.conf"
 pytestmark = pytest.mark.skipif(not shutil.which("unbound-checkconf"), reason="needs Debian's unbound")

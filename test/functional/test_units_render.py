@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from saltrender import REPO, render
+from support.salt import REPO, render
 
 LIB = "/usr/local/lib/chatmaild"
 INI = f"{LIB}/chatmail.ini"

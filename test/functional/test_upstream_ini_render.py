@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from chatmaild.config import parse_ini
-from saltrender import REPO, render
+from support.salt import REPO, render
 
 INI = REPO / "test" / "data" / "chatmail-1.12.ini"
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,6 @@ log (level warning) goes to stderr: it must hold no ERROR.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from saltrender import REPO, SALT_CALL, minion_dir
+from support.salt import REPO, call, minion_dir
 
 MARKER = "/etc/chatmail-version"
 PILLAR = {"mail_domain": "chat.example.org"}
@@ -25,27 +24,10 @@ PILLAR = {"mail_domain": "chat.example.org"}
 
 def marker(tmp: Path, file_root: Path) -> tuple[str, str]:
     """(text chatmail.version would write, salt-call's stderr) with ``file_root`` as the only file root."""
-    conf = minion_dir(tmp, PILLAR)
-    minion = yaml.safe_load((conf / "minion").read_text())
-    minion["file_roots"] = {"base": [str(file_root)]}
-    (conf / "minion").write_text(yaml.safe_dump(minion))
-    proc = subprocess.run(
-        [
-            str(SALT_CALL),
-            "--local",
-            "-c",
-            str(conf),
-            "--out=json",
-            "--retcode-passthrough",
-            "rendertest.render",
-            "chatmail.version",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout)["local"]["files"][MARKER], proc.stderr
+    conf = minion_dir(tmp, PILLAR, file_roots=[file_root], serve_repo=False)
+    result = call(conf, "rendertest.render", "chatmail.version")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.data["files"][MARKER], result.stderr
 
 
 def tarball_tree(tmp: Path, with_formula: bool = True) -> Path:

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from saltrender import render
-from webpage import accessibility_problems, page_facts
+from support.salt import render
+from support.webpage import accessibility_problems, page_facts
 
 D = "chat.example.org"
 INVITE = f"DCACCOUNT:https://{D}/new"

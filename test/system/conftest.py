@@ -12,13 +12,10 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness package
-
-from harness import Container, Lab  # noqa: E402
+from harness import Container, Lab
 
 TOOLS = ("systemd-nspawn", "debootstrap", "tinyproxy", "nsd", "nsenter", "ip")
 

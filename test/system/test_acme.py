@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from acmeserver import TERMS_OF_SERVICE, Pebble
 from harness import changed_states, check_target, failed_states
-from relays import require_converged
+from support.acmeserver import TERMS_OF_SERVICE, Pebble
+from support.relays import require_converged
 
 pytestmark = pytest.mark.system
 

@@ -15,9 +15,9 @@ import socket
 
 import pytest
 
-import mailclient as mc
 from harness import check_target
-from relays import require_converged
+from support import mailclient as mc
+from support.relays import require_converged
 
 pytestmark = pytest.mark.system
 

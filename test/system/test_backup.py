@@ -30,9 +30,9 @@ import time
 
 import pytest
 
-import mailclient as mc
 from harness import failed_states
-from relays import require_converged
+from support import mailclient as mc
+from support.relays import require_converged
 
 pytestmark = pytest.mark.system
 

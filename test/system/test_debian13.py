@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-import mailclient as mc
 from harness import changed_states, failed_states
-from relays import require_converged
-from test_relay import reapply_on_same_tree, tree_state
+from support import mailclient as mc
+from support.relays import reapply_on_same_tree, require_converged, tree_state
 
 pytestmark = [pytest.mark.system, pytest.mark.debian13]
 

@@ -19,9 +19,9 @@ import time
 import pytest
 from deltachat_rpc_client.const import MessageState
 
-import mailclient as mc
-from dcclient import ClientNamespace, DeltaChatClient, account_from_web, wait_for
-from relays import federated
+from support import mailclient as mc
+from support.dcclient import ClientNamespace, DeltaChatClient, account_from_web, wait_for
+from support.relays import federated
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 

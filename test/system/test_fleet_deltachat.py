@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from dcclient import EVENT_TIMEOUT, ClientNamespace, DeltaChatClient, account_from_web, wait_for
-from relays import federated
+from support.dcclient import EVENT_TIMEOUT, ClientNamespace, DeltaChatClient, account_from_web, wait_for
+from support.relays import federated
 
 pytestmark = [pytest.mark.system, pytest.mark.e2e]
 

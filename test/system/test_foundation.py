@@ -16,7 +16,7 @@ pytestmark = pytest.mark.system
 
 INI = "/usr/local/lib/chatmaild/chatmail.ini"
 READ_CONFIG = (
-    "import sys; sys.path.insert(0, '/usr/local/lib/chatmaild');"
+    "import sys;"
     "from chatmaild.config import read_config;"
     "c = read_config(sys.argv[1]); print(c.mail_domain, c.max_user_send_per_minute, c.mailboxes_dir)"
 )
@@ -39,7 +39,9 @@ def test_first_apply_has_no_failed_states(found, applied):
     domain = found.pillar["mail_domain"]
     assert found.read_file("/etc/mailname").strip() == domain
     # the services' own reader accepts what the formula rendered (Debian's python3 inside)
-    out = found.run(["/usr/bin/python3", "-c", READ_CONFIG, INI]).stdout.split()
+    out = found.run(
+        ["/usr/bin/env", "PYTHONPATH=/usr/local/lib/chatmaild", "/usr/bin/python3", "-c", READ_CONFIG, INI]
+    ).stdout.split()
     assert out == [domain, "60", f"/home/vmail/mail/{domain}"]
 
 

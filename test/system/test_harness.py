@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness import TargetRefused, check_target, network, stale
 
 pytestmark = pytest.mark.system
 
-HARNESS_PARENT = Path(__file__).resolve().parents[1]
+# a child Python that imports the harness the way the tests do (pytest.ini pythonpath)
+HARNESS_ENV = dict(os.environ, PYTHONPATH=str(Path(harness.__file__).resolve().parents[1]))
 
 
 @pytest.fixture(scope="module")
@@ -114,18 +117,17 @@ def test_stopping_a_container_leaves_nothing(lab):
 
 def test_killed_session_cleans_up(tmp_path):
     """A session that gets SIGTERM mid-run still removes bridge, daemons, container and mount."""
-    script = textwrap.dedent(f"""
-        import json, os, signal, sys
-        sys.path.insert(0, {str(HARNESS_PARENT)!r})
+    script = textwrap.dedent("""
+        import json, os, signal
         from harness import Lab
         lab = Lab().start()
         box = lab.boot("hkill")
-        print(json.dumps({{"bridge": lab.bridge.name, "root": str(box.root), "address": box.address,
-                          "pids": [box.nspawn_pid, box.init_pid, lab.proxy.process.pid, lab.dns.process.pid]}}),
+        print(json.dumps({"bridge": lab.bridge.name, "root": str(box.root), "address": box.address,
+                          "pids": [box.nspawn_pid, box.init_pid, lab.proxy.process.pid, lab.dns.process.pid]}),
               flush=True)
         os.kill(os.getpid(), signal.SIGTERM)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=HARNESS_ENV)
     assert proc.returncode == -15, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
     assert not Path(f"/sys/class/net/{seen['bridge']}").exists()
@@ -137,18 +139,17 @@ def test_killed_session_cleans_up(tmp_path):
 
 def test_sigkilled_session_is_cleaned_up_by_the_next_one():
     """SIGKILL runs no handler: children die with their parent, the next start removes the rest."""
-    script = textwrap.dedent(f"""
-        import json, os, signal, sys
-        sys.path.insert(0, {str(HARNESS_PARENT)!r})
+    script = textwrap.dedent("""
+        import json, os, signal
         from harness import Lab
         lab = Lab().start()
         box = lab.boot("hkill9")
-        print(json.dumps({{"bridge": lab.bridge.name, "session": str(lab.session), "root": str(box.root),
-                          "pids": [box.nspawn_pid, box.init_pid, lab.proxy.process.pid, lab.dns.process.pid]}}),
+        print(json.dumps({"bridge": lab.bridge.name, "session": str(lab.session), "root": str(box.root),
+                          "pids": [box.nspawn_pid, box.init_pid, lab.proxy.process.pid, lab.dns.process.pid]}),
               flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=HARNESS_ENV)
     assert proc.returncode == -9, proc.stderr
     seen = json.loads(proc.stdout.splitlines()[-1])
     assert Path(seen["session"]).exists()  # left behind: nothing ran at exit

@@ -16,20 +16,16 @@ from __future__ import annotations
 import smtplib
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-import browser
-import mailclient as mc
-from dcclient import ClientNamespace
 from harness import changed_states, failed_states
-from relays import POSTFIX_UNIT, require_converged
-from webpage import accessibility_problems, page_facts
-
-REPO = Path(__file__).resolve().parents[2]
-FORMULA_DIRS = ("chatmail", "_modules", "_states", "_utils")
+from support import browser
+from support import mailclient as mc
+from support.dcclient import ClientNamespace
+from support.relays import POSTFIX_UNIT, reapply_on_same_tree, require_converged, tree_state
+from support.webpage import accessibility_problems, page_facts
 
 pytestmark = pytest.mark.system
 
@@ -85,34 +81,6 @@ def applied(box):
     result = box.apply(box.pillar, "--log-level=warning")
     result.seconds = time.monotonic() - started
     result.tree = tree_state()
-    return result
-
-
-def tree_state() -> dict[str, tuple[int, int]]:
-    """(mtime, size) of every file of the formula the container sees through its bind mount.
-
-    Other people may edit the working tree while a test runs; an apply
-    after such an edit rightly changes things, so "a second apply changes
-    nothing" is judged on an apply whose tree did not change since the
-    one before it.
-    """
-    found = {}
-    for top in FORMULA_DIRS:
-        for path in (REPO / top).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
-                st = path.stat()
-                found[str(path)] = (st.st_mtime_ns, st.st_size)
-    return found
-
-
-def reapply_on_same_tree(box, pillar, tree_after_last_apply, attempts: int = 3):
-    """Apply again; if the tree changed since the last apply, apply once more (up to ``attempts``)."""
-    for _ in range(attempts):
-        changed_tree = tree_state() != tree_after_last_apply
-        result = box.apply(pillar)
-        tree_after_last_apply = tree_state()
-        if not changed_tree:
-            return result
     return result
 
 

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-import mailclient as mc
-from loadgen import DAEMONS, Load, kill_and_wait_back, latency_line
-from relays import federated
+from support import mailclient as mc
+from support.loadgen import DAEMONS, Load, kill_and_wait_back, latency_line
+from support.relays import federated
 
 pytestmark = pytest.mark.system
 

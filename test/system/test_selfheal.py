@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import mailclient as mc
 from harness import failed_states
+from support import mailclient as mc
 
 pytestmark = pytest.mark.system
 

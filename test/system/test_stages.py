@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-import mailclient
 from harness import changed_states, failed_states
+from support import mailclient
 
 pytestmark = pytest.mark.system
 

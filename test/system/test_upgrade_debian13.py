@@ -30,10 +30,10 @@ import time
 
 import pytest
 
-import mailclient as mc
 from harness import changed_states, check_target, failed_states
 from harness.image import SALT_VENV_MOUNT, base_image, salt_venv
-from relays import apply_all, federate, require_converged
+from support import mailclient as mc
+from support.relays import apply_all, federate, require_converged
 
 pytestmark = [pytest.mark.system, pytest.mark.upgrade, pytest.mark.debian13]
 

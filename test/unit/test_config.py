@@ -1,17 +1,14 @@
-"""The settings table: defaults, typing, and every kind of bad input."""
+"""The settings table: defaults, typing, and every kind of bad input.
+
+``validate`` here is the formula's (_utils/chatmail_config.py: the relay's
+keys and the formula's), as an operator's pillar meets it; ``Config`` and
+``read_config`` are what the relay's services build from the rendered ini.
+"""
 
 import pytest
 
-from chatmaild.config import (
-    SETTINGS,
-    Config,
-    SettingsError,
-    derived,
-    parse_ini,
-    read_config,
-    render_ini,
-    validate,
-)
+from chatmail_config import SETTINGS, SettingsError, derived, parse_ini, render_ini, validate
+from chatmaild.config import Config, read_config
 
 
 def problems_of(raw):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from chatmaild.config import SETTINGS, validate
+from chatmail_config import SETTINGS, validate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "pillar.example"
 

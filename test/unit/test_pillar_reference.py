@@ -6,7 +6,7 @@ import importlib.machinery
 import importlib.util
 from pathlib import Path
 
-from chatmaild.config import SETTINGS
+from chatmail_config import SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "pillar-reference"

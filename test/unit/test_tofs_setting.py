@@ -6,7 +6,7 @@ shape must fail the run with the sub-key, the value and the expected form.
 
 import pytest
 
-from chatmaild.config import SettingsError, parse_ini, render_ini, validate
+from chatmail_config import SettingsError, parse_ini, render_ini, validate
 
 BASE = {"mail_domain": "chat.example.org"}
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from chatmaild.config import SETTINGS, SettingsError, derived, parse_ini, render_ini, validate
+from chatmail_config import SETTINGS, SettingsError, derived, parse_ini, render_ini, validate
 
 INI = Path(__file__).resolve().parents[1] / "data" / "chatmail-1.12.ini"
 # every key cmdeploy 1.12's chatmail.ini template lists (commented or not)

@@ -1,10 +1,10 @@
-"""Fixtures of the chatmaild tests (helpers they build on live in dict_fixtures.py)."""
+"""Fixtures of the chatmaild tests (the helpers they build on: support.dicts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dict_fixtures import PushServer, make_config
+from support.dicts import PushServer, make_config
 
 
 @pytest.fixture

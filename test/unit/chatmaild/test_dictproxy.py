@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chatmaild.dictproxy import DictProxy, DictServer, LookupFailed, tab_escape, tab_unescape
-from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
+from support.dicts import DictClient, assert_survives_garbage, running, wait_connect
 
 
 class MemoryDict(DictProxy):

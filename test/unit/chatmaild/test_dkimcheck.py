@@ -7,10 +7,10 @@ import time
 import dns.resolver
 import pytest
 
-import mailcorpus as mc
 from chatmaild.dkimcheck import LOOKUP_TIMEOUT, DkimCheck, KeyLookupFailed, dns_txt_lookup
-from dkim_fixtures import KeyTable, sign
-from freeports import LOOPBACK, free_port
+from support import mailcorpus as mc
+from support.dkim import KeyTable, sign
+from support.freeports import LOOPBACK, free_port
 
 REMOTE = "remote@elsewhere.net"
 BOB = "bob@example.org"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -11,19 +10,7 @@ import pytest
 
 from chatmaild.doveauth import AuthDict, split_key_fields
 from chatmaild.hashing import hash_password, sha512_crypt, verify_password
-from dict_fixtures import DictClient, assert_survives_garbage, running, wait_connect
-
-ADDR = "abcdefghi@chat.example.org"
-PASSWORD = "secret-password-1"
-
-
-def esc(text: str) -> str:
-    """Dovecot's %E: backslash before \\ " and '."""
-    return "".join("\\" + c if c in "\\\"'" else c for c in text)
-
-
-def passdb(client: DictClient, addr: str, password: str) -> str:
-    return client.lookup(f'shared/passdb/{esc(password)}"{esc(addr)}', addr)
+from support.dicts import ADDR, PASSWORD, DictClient, assert_survives_garbage, entry, esc, passdb, running, wait_connect
 
 
 @pytest.fixture
@@ -39,11 +26,6 @@ def auth(config, nocreate):
         client.hello("auth")
         yield client
         client.close()
-
-
-def entry(reply: str) -> dict:
-    assert reply.startswith("O"), reply
-    return json.loads(reply[1:])
 
 
 def test_first_login_creates_account(auth, config):
@@ -286,7 +268,7 @@ def passdb_from(client: DictClient, addr: str, source: str, password: str = PASS
 
 @pytest.fixture
 def budget_auth(tmp_path, nocreate):
-    from dict_fixtures import make_config
+    from support.dicts import make_config
 
     proxy = AuthDict(make_config(tmp_path, account_creations_per_hour=2), nocreate_path=nocreate)
     with running(proxy) as path:
@@ -326,7 +308,7 @@ def test_creation_budget_refusals_cost_nothing(budget_auth):
 
 
 def test_creation_budget_slides(tmp_path, nocreate):
-    from dict_fixtures import make_config
+    from support.dicts import make_config
 
     now = [1000.0]
     proxy = AuthDict(make_config(tmp_path, account_creations_per_hour=1), nocreate_path=nocreate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from chatmaild.migrate_db import migrate_passdb
-from dict_fixtures import make_config
+from support.dicts import make_config
 
 
 def test_migrates_accounts_once(tmp_path):

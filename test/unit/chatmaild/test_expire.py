@@ -13,7 +13,17 @@ import pytest
 
 from chatmaild.config import read_config
 from chatmaild.expire import expire_to_target, run_expire
-from test_mailstore import DAY, DOMAIN, MAILBOXES, NOT_MAILBOXES, NOW, all_files, dovecot_name, seed_store, write_file
+from support.storeseed import (
+    DAY,
+    DOMAIN,
+    MAILBOXES,
+    NOT_MAILBOXES,
+    NOW,
+    all_files,
+    dovecot_name,
+    seed_store,
+    write_file,
+)
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
 INACTIVE = f"inactive@{DOMAIN}"

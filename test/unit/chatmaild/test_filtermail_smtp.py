@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 import subprocess
@@ -12,11 +11,12 @@ import time
 
 import pytest
 
-import mailcorpus as mc
 from chatmaild.reinject import Reinjector
-from dkim_fixtures import KeyTable, sign
-from filtermail_fixtures import LOOPBACK, RunningFilter, Sink, write_ini
-from freeports import free_port
+from support import chatmaild_env
+from support import mailcorpus as mc
+from support.dkim import KeyTable, sign
+from support.filtermail import LOOPBACK, RunningFilter, Sink, write_ini
+from support.freeports import free_port
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -403,7 +403,7 @@ def test_command_line(tmp_path):
     ini = write_ini(tmp_path)
     filt = RunningFilter(ini, "outgoing")  # only for the ports; not started
     sink = Sink(filt.reinject_port).start()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = chatmaild_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"], stderr=subprocess.PIPE, env=env
     )
@@ -432,6 +432,6 @@ def test_usage_error():
     proc = subprocess.run(
         [sys.executable, "-m", "chatmaild.filtermail", "x.ini", "sideways"],
         capture_output=True,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+        env=chatmaild_env(),
     )
     assert proc.returncode == 2 and b"usage" in proc.stderr

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 from chatmaild.smtpserver import FilterSMTP
-from filtermail_fixtures import LOOPBACK, free_port
+from support.filtermail import LOOPBACK, free_port
 
 LIMIT = 20_000
 

@@ -12,7 +12,7 @@ import pytest
 
 from chatmaild.config import read_config
 from chatmaild.fsreport import human_size, render, run_fsreport
-from test_mailstore import DOMAIN, EXTRAS, MAILBOXES, MESSAGES, NOW, PASSWORD_TEXT, seed_store
+from support.storeseed import DOMAIN, EXTRAS, MAILBOXES, MESSAGES, NOW, PASSWORD_TEXT, seed_store
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fuzzing import TARGETS, run
+from support.fuzzing import TARGETS, run
 
 # inputs per target: each slice runs well under a few seconds on a loaded machine
 SLICE = {

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from chatmaild.lastlogin import LastLoginDict
-from dict_fixtures import DictClient, assert_survives_garbage, running
+from support.dicts import DictClient, assert_survives_garbage, running
 
 ADDR = "abcdefghi@chat.example.org"
 LOGIN = 1_700_000_123  # 2023-11-14 22:15:23 UTC

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from chatmaild.config import validate
+from chatmail_config import validate
 from chatmaild.metadata import MetadataDict
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
-from dict_fixtures import DictClient, assert_survives_garbage, make_config, running
-from test_turncreds import openssl_hmac_sha1_base64
+from support.dicts import DictClient, assert_survives_garbage, make_config, openssl_hmac_sha1_base64, running
 
 ADDR = "abcdefghi@chat.example.org"
 GUID = "0123456789abcdef0123456789abcdef"

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from chatmaild.openpgp import check_armored, check_packets
-from mailcorpus import (
+from support.mailcorpus import (
     TAG_COMPRESSED,
     TAG_LITERAL,
     TAG_ONEPASS,

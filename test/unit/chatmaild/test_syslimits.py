@@ -13,8 +13,7 @@ import pytest
 
 from chatmaild.doveauth import AuthDict
 from chatmaild.syslimits import SystemLimits, available_memory, free_disk, load_1m
-from dict_fixtures import DictClient, make_config, running
-from test_doveauth import ADDR, PASSWORD, entry, passdb
+from support.dicts import ADDR, PASSWORD, DictClient, entry, make_config, passdb, running
 
 MB = 1024 * 1024
 NEW = "zyxwvutsr@chat.example.org"

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from chatmaild.turncreds import credentials, read_secret, turn_value
-
-
-def openssl_hmac_sha1_base64(secret: str, message: str) -> str:
-    """Independent computation of base64(HMAC-SHA1(secret, message))."""
-    digest = subprocess.run(
-        ["openssl", "dgst", "-sha1", "-hmac", secret, "-binary"],
-        input=message.encode(),
-        capture_output=True,
-        check=True,
-    ).stdout
-    return (
-        subprocess.run(["openssl", "base64", "-A"], input=digest, capture_output=True, check=True)
-        .stdout.decode()
-        .strip()
-    )
+from support.dicts import openssl_hmac_sha1_base64
 
 
 def test_credentials_match_openssl():

@@ -1,23 +1,25 @@
-"""The chatmail settings: one table of keys, their types and defaults.
+"""The relay's settings: one table of the chatmail.ini keys its services read, their types and defaults.
 
-This module is the single source of truth for what a chatmail.ini (or the
-pillar ``chatmail``) may contain.  It is used in two places:
+The relay's Python services read the chatmail.ini the formula renders
+(/usr/local/lib/chatmaild/chatmail.ini) through :func:`read_config`; the
+operator's keys, their kinds and the rules between them are here.
 
-* the relay's Python services read the rendered chatmail.ini through
-  :func:`read_config`, and
-* the Salt formula validates pillar data through the same :func:`validate`
-  (``_utils/chatmail_config.py`` is a link to this file), so a bad value
-  fails the Salt run before anything changes on the relay.
+The Salt formula validates its pillar with a table that extends this one
+(``_utils/chatmail_config.py``: this table plus the keys only the formula
+reads, such as tls_mode, stages, tofs and the backup), so a bad value fails
+the Salt run before anything changes on the relay.  Those keys never reach
+the relay's chatmail.ini (:func:`render_ini` writes the keys of this table
+only), and their rules do not ship with the relay's services.
 
 It imports nothing outside the standard library on purpose: Salt's own
-Python loads it as well as the relay's system Python.
+Python loads it (``_utils/_chatmaild_config.py`` is a link to this file) as
+well as the relay's system Python.
 """
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,8 @@ __all__ = [
     "SettingsError",
     "Config",
     "validate",
+    "typed",
+    "cross_checks",
     "parse_ini",
     "read_ini",
     "render_ini",
@@ -217,26 +221,6 @@ def kind_optional_url(value: Any) -> str | None:
     return text
 
 
-def kind_url(value: Any) -> str:
-    text = _as_text(value)
-    if not re.match(r"^https?://[^\s/]+", text):
-        raise ValueError("expected an http(s):// URL")
-    return text
-
-
-def kind_domain_or_empty(value: Any) -> str:
-    text = _as_text(value)
-    return kind_domain(text) if text else ""
-
-
-def kind_terms_url(value: Any) -> str:
-    """A terms-of-service URL as an ACME server names it: https://..., or data:... (pebble)."""
-    text = _as_text(value)
-    if text and not re.match(r"^(https?://[^\s/]+|data:)\S*$", text):
-        raise ValueError("expected the https:// (or data:) URL the ACME server gives as its terms of service, or empty")
-    return text
-
-
 def kind_ip_or_empty(value: Any) -> str:
     text = _as_text(value)
     if text:
@@ -262,220 +246,17 @@ def kind_cert_and_key(value: Any) -> list[str]:
     return paths
 
 
-_RESTIC_URL = re.compile(r"^(sftp|rest|s3|b2|azure|gs|swift|rclone):\S+$")
-_CALENDAR = re.compile(r"^[A-Za-z0-9 *:,./~+-]+$")
-
-
-def kind_repository_or_empty(value: Any) -> str:
-    """Where backups go: an absolute directory or a restic repository URL."""
-    text = _as_text(value)
-    if text and not (text.startswith("/") or _RESTIC_URL.match(text)):
-        raise ValueError(
-            "expected an absolute directory or a restic repository URL "
-            "(sftp:host:/path, rest:https://..., s3:...), or empty"
-        )
-    return text
-
-
-def kind_calendar(value: Any) -> str:
-    """A systemd OnCalendar expression (daily, *-*-* 03:30, Mon..Fri 02:00)."""
-    text = _as_text(value)
-    if not text or not _CALENDAR.match(text):
-        raise ValueError("expected a systemd calendar expression like daily or *-*-* 03:30:00")
-    return text
-
-
-def one_of(*choices: str) -> Callable[[Any], str]:
-    def kind(value: Any) -> str:
-        # YAML reads a bare off/no as false: name the choices, not the type
-        text = value if isinstance(value, str) else None
-        if text is None or text.strip() not in choices:
-            raise ValueError("expected one of: " + ", ".join(choices))
-        return text.strip()
-
-    return kind
-
-
-def subset_of(*choices: str) -> Callable[[Any], list[str]]:
-    def kind(value: Any) -> list[str]:
-        words = kind_words(value.replace(",", " ") if isinstance(value, str) else value)
-        bad = [w for w in words if w not in choices]
-        if bad or not words:
-            raise ValueError("expected a list of: " + ", ".join(choices))
-        return [c for c in choices if c in words]
-
-    return kind
-
-
-def kind_forward_zones(value: Any) -> dict[str, list[str]]:
-    """DNS zones unbound forwards elsewhere: {zone: [addr[@port], ...]}.
-
-    In chatmail.ini written as ``zone=addr,addr other.zone=addr@5353``.
-    """
-    expected = "expected zones mapped to resolver addresses, e.g. {test.: [10.0.0.1@53]}"
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        pairs = {}
-        for item in value.split():
-            zone, sep, addrs = item.partition("=")
-            if not sep:
-                raise ValueError(expected)
-            pairs[zone] = addrs.split(",")
-        value = pairs
-    if not isinstance(value, dict):
-        raise ValueError(expected)
-    zones: dict[str, list[str]] = {}
-    for zone, addrs in value.items():
-        if isinstance(addrs, str):
-            addrs = [addrs]
-        if not isinstance(addrs, (list, tuple)) or not addrs:
-            raise ValueError(expected)
-        checked = []
-        for addr in addrs:
-            host, _, port = str(addr).partition("@")
-            try:
-                ipaddress.ip_address(host)
-                if port:
-                    kind_port(port)
-            except ValueError:
-                raise ValueError(expected) from None
-            checked.append(str(addr))
-        zones[str(zone).rstrip(".") + "."] = checked
-    return zones
-
-
-_APPVERSION_SOURCE = {"sourceId": str, "versionInteger": int, "versionString": str, "downloadUrl": str}
-
-
-def kind_appversions(value: Any) -> dict[str, Any] | None:
-    """The app version index clients read from IMAP METADATA; None: the formula's own file.
-
-    Checked the way Delta Chat core reads it (typed structs): one value of
-    the wrong type makes core drop the whole index, so it is refused here.
-    In chatmail.ini it is JSON text; in pillar a mapping.
-    """
-    expected = (
-        "expected {clients: [{clientId: ..., sources: [{sourceId: ..., versionInteger: <0..2^32-1>, "
-        "versionString: ..., downloadUrl: https://...}]}]}"
-    )
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValueError("is not JSON; " + expected) from None
-    clients = value.get("clients") if isinstance(value, dict) else None
-    if not isinstance(clients, list) or set(value) != {"clients"}:
-        raise ValueError(expected)
-    for client in clients:
-        if not (
-            isinstance(client, dict)
-            and set(client) == {"clientId", "sources"}
-            and isinstance(client["clientId"], str)
-            and client["clientId"]
-            and isinstance(client["sources"], list)
-        ):
-            raise ValueError(f"client {client!r}: " + expected)
-        for source in client["sources"]:
-            ok = (
-                isinstance(source, dict)
-                and set(source) == set(_APPVERSION_SOURCE)
-                and all(
-                    isinstance(source[k], t) and not isinstance(source[k], bool) for k, t in _APPVERSION_SOURCE.items()
-                )
-            )
-            if not ok or not 0 <= source["versionInteger"] < 2**32 or not source["downloadUrl"].startswith("https://"):
-                raise ValueError(f"source {source!r}: " + expected)
-    return value
-
-
-_SALT_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-_GRAIN = re.compile(r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)*$")
-_STATE_ID = re.compile(r"^chatmail-[a-z0-9-]+$")
-
-
-def _is_salt_path(text: Any) -> bool:
-    """A relative path inside the file roots that cannot climb out of them."""
-    return isinstance(text, str) and bool(_SALT_PATH.match(text)) and ".." not in text.split("/")
-
-
-def _tofs_path_prefix(value: Any) -> str:
-    text = value.strip().rstrip("/") if isinstance(value, str) else ""
-    if not _is_salt_path(text):
-        raise ValueError(
-            "expected a folder in the file roots like chatmail or site/chatmail (relative: no salt://, no leading /, no ..)"
-        )
-    return text
-
-
-def _tofs_files_switch(value: Any) -> list[str]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and _GRAIN.match(v) for v in value):
-        raise ValueError("expected a list of grain names, e.g. [id, os_family]")
-    return list(value)
-
-
-def _tofs_source_files(value: Any) -> dict[str, list[str]]:
-    expected = (
-        "expected state IDs mapped to lists of file names, e.g. {chatmail-postfix-main-cf-file-managed: [main.cf.j2]}"
-    )
-    if not isinstance(value, dict):
-        raise ValueError(expected)
-    files: dict[str, list[str]] = {}
-    for state_id, names in value.items():
-        if not (isinstance(state_id, str) and _STATE_ID.match(state_id)):
-            raise ValueError(f"{state_id!r} is not a state ID of this formula; " + expected)
-        if not (isinstance(names, (list, tuple)) and names and all(map(_is_salt_path, names))):
-            raise ValueError(f"{state_id}: got {names!r}; " + expected)
-        files[state_id] = list(names)
-    return files
-
-
-_TOFS_KEYS = {
-    "path_prefix": _tofs_path_prefix,
-    "files_switch": _tofs_files_switch,
-    "source_files": _tofs_source_files,
-}
-
-
-def kind_tofs(value: Any) -> dict[str, Any]:
-    """Where templates are looked up (chatmail/libtofs.jinja, docs/tofs.md).
-
-    Pillar only: a mapping of path_prefix, files_switch and source_files,
-    each optional.  chatmail.ini cannot hold it (its values are strings).
-    """
-    if value is None:
-        return {"path_prefix": "chatmail", "files_switch": ["id"], "source_files": {}}
-    if not isinstance(value, dict):
-        raise ValueError("expected a mapping (pillar only, not chatmail.ini) with keys " + ", ".join(_TOFS_KEYS))
-    problems = []
-    tofs = kind_tofs(None)
-    for key, sub in value.items():
-        if key not in _TOFS_KEYS:
-            hint = difflib.get_close_matches(str(key), _TOFS_KEYS, n=1)
-            also = f" (did you mean {hint[0]}?)" if hint else ""
-            problems.append(f"tofs:{key}: unknown key{also}; expected only " + ", ".join(_TOFS_KEYS))
-            continue
-        try:
-            tofs[key] = _TOFS_KEYS[key](sub)
-        except ValueError as exc:
-            problems.append(f"tofs:{key}: got {sub!r}; {exc}")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return tofs
-
-
 # -- the table -------------------------------------------------------------
 
 
 class Setting:
     """One key: how to read it, its default, what it is for, who reads it.
 
-    ``scope`` is "ini" for chatmail.ini keys (rendered for the services),
-    "formula" for keys only the Salt formula reads, and "upstream" for keys
-    of upstream's chatmail.ini that configure parts this formula does not
-    run: accepted so that file converts unchanged, with no effect.  (A plain class, not a
+    ``scope`` is "ini" for chatmail.ini keys (rendered for the services)
+    and "upstream" for keys of upstream's chatmail.ini that configure parts
+    this formula does not run: accepted so that file converts unchanged,
+    with no effect.  (The formula's own table adds "formula" keys, which
+    only the Salt formula reads: _utils/chatmail_config.py.)  (A plain class, not a
     dataclass: Salt's loader imports this file without registering it in
     sys.modules, which dataclasses need.)
     """
@@ -491,7 +272,6 @@ class Setting:
 
 MAX_LOCAL_PART = 64  # octets, RFC 5321 4.5.3.1.1; doveauth creates nothing longer
 REQUIRED = object()
-STAGES = ("install", "configure", "activate")
 
 # a table: one row per line: not reformatted
 # fmt: off
@@ -516,7 +296,7 @@ SETTINGS: dict[str, Setting] = {
     "account_creations_per_hour": Setting(kind_count, 200, "accounts first logins from one client address (IPv6: its /64) may create per hour; 0: no limit"),
     "passthrough_senders": Setting(kind_addresses, [], "local senders allowed to send cleartext"),
     "passthrough_recipients": Setting(kind_addresses, [], "recipients (or @domain) that may get cleartext"),
-    "www_folder": Setting(kind_path_or_empty, "", "folder with a custom website (salt:// or absolute)"),
+    "www_folder": Setting(kind_path_or_empty, "", "folder on the relay (absolute path) served as the website instead of the built-in pages"),
     "filtermail_smtp_port": Setting(kind_port, 10080, "outgoing filter port"),
     "postfix_reinject_port": Setting(kind_port, 10025, "outgoing reinjection port"),
     "filtermail_smtp_port_incoming": Setting(kind_port, 10081, "incoming filter port"),
@@ -537,27 +317,6 @@ SETTINGS: dict[str, Setting] = {
     "filtermail_http_port_incoming": Setting(kind_port, 10082, "upstream's filtermail HTTPS relay-to-relay port (no effect here)", "upstream"),
     "filtermail_lmtp_port_transport": Setting(kind_port, 10083, "upstream's filtermail LMTP transport port (no effect here)", "upstream"),
     "turn_socket_path": Setting(kind_path_or_empty, "/run/chatmail-turn/turn.socket", "upstream's TURN credentials socket (no effect here)", "upstream"),
-    # formula-only keys
-    "tls_mode": Setting(one_of("acme", "self_signed", "external"), "acme", "how the relay gets its certificate", "formula"),
-    "acme_directory": Setting(kind_url, "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL", "formula"),
-    "acme_ca_file": Setting(kind_path_or_empty, "", "CA bundle (PEM) acmetool trusts for acme_directory instead of the system roots", "formula"),
-    "acme_terms_url": Setting(kind_terms_url, "", "a further terms-of-service URL acmetool accepts (another CA, or terms newer than the formula)", "formula"),
-    "acme_caa_issuer": Setting(kind_domain_or_empty, "", "CAA issuer domain dns_zone publishes; empty: known from acme_directory", "formula"),
-    "tls_cert_file": Setting(kind_path_or_empty, "", "certificate chain for tls_mode external", "formula"),
-    "tls_key_file": Setting(kind_path_or_empty, "", "private key for tls_mode external", "formula"),
-    "dns_forward_zones": Setting(kind_forward_zones, {}, "zones unbound forwards to other resolvers", "formula"),
-    "dovecot_source": Setting(one_of("debian", "chatmail"), "debian", "Debian's Dovecot or chatmail's patched build", "formula"),
-    "disable_mail": Setting(kind_bool, False, "stop and disable Postfix and Dovecot", "formula"),
-    "stages": Setting(subset_of(*STAGES), list(STAGES), "which stages a run applies", "formula"),
-    "selfheal": Setting(one_of("disabled", "masterless", "master"), "disabled", "restart Postfix/Dovecot via Salt beacons and a reactor", "formula"),
-    "appversions": Setting(kind_appversions, None, "app version index served as IMAP METADATA; absent: the formula's appversions.json", "formula"),
-    "backup_repository": Setting(kind_repository_or_empty, "", "restic repository for chatmail.backup and its timer; empty: no timer", "formula"),
-    "backup_password_file": Setting(kind_path_or_empty, "/etc/chatmail-backup/password", "the backup repository's password (made on first backup)", "formula"),
-    "backup_schedule": Setting(kind_calendar, "daily", "when the backup timer runs (systemd OnCalendar)", "formula"),
-    "backup_keep": Setting(kind_count, 14, "backups kept (older ones pruned); 0 keeps all", "formula"),
-    "newemail_per_minute": Setting(kind_count, 120, "POSTs to /new one client address may make per minute (nginx limit_req); 0: no limit", "formula"),
-    "newemail_burst": Setting(kind_count, 5, "POSTs to /new above the rate one client address may make at once", "formula"),
-    "tofs": Setting(kind_tofs, kind_tofs(None), "where templates are looked up, to override single ones (docs/tofs.md)", "formula"),
 }
 # fmt: on
 
@@ -575,6 +334,21 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
     ``source`` names where the values came from (pillar key or file) so
     the message points the operator at the right place.
     """
+    settings, problems = typed(raw, SETTINGS, source)
+    if not problems:
+        problems = cross_checks(settings, source)
+    if problems:
+        raise SettingsError(problems, source)
+    return settings
+
+
+def typed(raw: dict[str, Any] | None, table: dict[str, Setting], source: str) -> tuple[dict[str, Any], list[str]]:
+    """Each key of ``table`` with its kind applied (or its default), and the problems found.
+
+    Problems: a key ``table`` does not know (with a "did you mean" for a
+    typo), a missing required key, a value its kind refuses.  Shared with the
+    formula's table (``_utils/chatmail_config.py``), which extends this one.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -582,13 +356,13 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
     problems: list[str] = []
     settings: dict[str, Any] = {}
     for key in raw:
-        if key not in SETTINGS:
-            hint = difflib.get_close_matches(str(key), SETTINGS, n=1)
+        if key not in table:
+            hint = difflib.get_close_matches(str(key), table, n=1)
             also = f" (did you mean {hint[0]}?)" if hint else ""
             problems.append(
                 f"{source}:{key}: got {raw[key]!r} for an unknown key{also}; expected one of the keys in pillar.example"
             )
-    for key, setting in SETTINGS.items():
+    for key, setting in table.items():
         if key not in raw:
             if setting.default is REQUIRED:
                 problems.append(f"{source}:{key}: missing; {setting.doc} is required, e.g. chat.example.org")
@@ -600,52 +374,11 @@ def validate(raw: dict[str, Any] | None, source: str = "chatmail") -> dict[str, 
             settings[key] = setting.kind(raw[key])
         except ValueError as exc:
             problems.append(f"{source}:{key}: got {raw[key]!r}; {exc}")
-    if not problems:
-        problems.extend(_upstream_tls_modes(settings, raw, source))
-    if not problems:
-        problems.extend(_cross_checks(settings, source))
-    if problems:
-        raise SettingsError(problems, source)
-    return settings
+    return settings, problems
 
 
-def _upstream_tls_modes(s: dict[str, Any], raw: dict[str, Any], source: str) -> list[str]:
-    """Upstream's way of choosing the certificate, mapped onto tls_mode.
-
-    Upstream has no tls_mode: ``tls_external_cert_and_key`` means external,
-    a mail_domain starting with ``_`` means self-signed (no CA issues a
-    certificate for such a name), anything else ACME.  An explicit tls_mode
-    that says otherwise is a contradiction, not something to guess about.
-    """
-    problems = []
-    pair = s["tls_external_cert_and_key"]
-    if pair:
-        if "tls_mode" in raw and s["tls_mode"] != "external":
-            problems.append(
-                f"{source}:tls_mode: got {s['tls_mode']!r}, but tls_external_cert_and_key is set; "
-                "expected tls_mode external (or leave tls_mode out)"
-            )
-        for key, path in zip(("tls_cert_file", "tls_key_file"), pair):
-            if s[key] and s[key] != path:
-                problems.append(
-                    f"{source}:{key}: got {s[key]!r}, but tls_external_cert_and_key says {path!r}; "
-                    "expected one of the two (or both the same)"
-                )
-        s["tls_mode"] = "external"
-        s["tls_cert_file"], s["tls_key_file"] = pair
-    elif s["mail_domain"].startswith("_"):
-        if "tls_mode" not in raw:
-            s["tls_mode"] = "self_signed"
-        elif s["tls_mode"] == "acme":
-            problems.append(
-                f"{source}:tls_mode: got 'acme' for {s['mail_domain']!r}; no CA issues certificates for a "
-                "name starting with '_'; expected self_signed or external (or leave tls_mode out)"
-            )
-    return problems
-
-
-def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
-    """Rules that involve more than one key."""
+def cross_checks(s: dict[str, Any], source: str) -> list[str]:
+    """Rules that involve more than one key of this table."""
     problems = []
     if s["username_max_length"] > MAX_LOCAL_PART:
         problems.append(
@@ -665,10 +398,6 @@ def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
                     f"{source}:{key}: got {s[key]!r}, the contact of the upstream operator "
                     f"({found[0]}); expected your own contact details for {s['mail_domain']}"
                 )
-    if s["tls_mode"] == "external":
-        for key in ("tls_cert_file", "tls_key_file"):
-            if not s[key]:
-                problems.append(f"{source}:{key}: missing; tls_mode external needs an absolute path")
     ports = [
         "filtermail_smtp_port",
         "postfix_reinject_port",
@@ -684,25 +413,14 @@ def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
 
 
 def derived(settings: dict[str, Any]) -> dict[str, Any]:
-    """Values computed from the settings, shared by the formula and services."""
+    """Values computed from the settings, for the services (and the formula, which adds its own)."""
     domain = settings["mail_domain"]
-    tls = {
-        "acme": (f"/var/lib/acme/live/{domain}/fullchain", f"/var/lib/acme/live/{domain}/privkey"),
-        "self_signed": ("/etc/ssl/certs/mailserver.pem", "/etc/ssl/private/mailserver.key"),
-        "external": (settings["tls_cert_file"], settings["tls_key_file"]),
-    }[settings["tls_mode"]]
     iroh = settings["iroh_relay"]
     return {
         "mailboxes_dir": settings["mailboxes_dir"] or f"/home/vmail/mail/{domain}",
-        "tls_cert_path": tls[0],
-        "tls_key_path": tls[1],
         # absent key: run a local iroh-relay and advertise it
         "iroh_relay_url": f"https://{domain}" if iroh is None else iroh,
         "iroh_relay_local": iroh is None,
-        # the file chatmail-metadata serves; None: the formula's own file
-        "appversions_json": None
-        if settings["appversions"] is None
-        else json.dumps(settings["appversions"], indent=2) + "\n",
     }
 
 

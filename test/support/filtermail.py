@@ -18,7 +18,8 @@ from aiosmtpd.controller import Controller
 
 from chatmaild.config import read_config
 from chatmaild.filtermail import MODES, serve
-from freeports import LOOPBACK, free_port, free_ports
+
+from .freeports import LOOPBACK, free_port, free_ports
 
 
 @dataclass

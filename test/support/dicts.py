@@ -7,8 +7,10 @@ talks the Dovecot dict protocol to it over that socket.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -214,3 +216,41 @@ class PushServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# -- doveauth: one account and its lookups --------------------------------------
+
+ADDR = "abcdefghi@chat.example.org"
+PASSWORD = "secret-password-1"
+
+
+def esc(text: str) -> str:
+    """Dovecot's %E: backslash before \\ " and '."""
+    return "".join("\\" + c if c in "\\\"'" else c for c in text)
+
+
+def passdb(client: DictClient, addr: str, password: str) -> str:
+    return client.lookup(f'shared/passdb/{esc(password)}"{esc(addr)}', addr)
+
+
+def entry(reply: str) -> dict:
+    assert reply.startswith("O"), reply
+    return json.loads(reply[1:])
+
+
+# -- chatmail-metadata: TURN credentials, computed independently -------------------
+
+
+def openssl_hmac_sha1_base64(secret: str, message: str) -> str:
+    """Independent computation of base64(HMAC-SHA1(secret, message))."""
+    digest = subprocess.run(
+        ["openssl", "dgst", "-sha1", "-hmac", secret, "-binary"],
+        input=message.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    return (
+        subprocess.run(["openssl", "base64", "-A"], input=digest, capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )

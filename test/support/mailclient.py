@@ -5,8 +5,8 @@ passes the address through :func:`harness.check_target` before it opens
 a socket.  Relays in tests use self-signed certificates, so TLS here checks
 nothing (the point is to speak the real protocols, not to test PKI).
 
-Messages come from the filtermail corpus builder (test/unit/chatmaild/
-mailcorpus.py): OpenPGP-shaped mail with real packet framing and armor,
+Messages come from the filtermail corpus builder (support.mailcorpus):
+OpenPGP-shaped mail with real packet framing and armor,
 which the relay's filter accepts like a Delta Chat message.
 """
 
@@ -22,15 +22,12 @@ import secrets
 import smtplib
 import ssl
 import string
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness import check_target
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "chatmaild"))
-import mailcorpus  # noqa: E402
+from . import mailcorpus
 
 TIMEOUT = 20
 # IMAP commands imaplib does not know (RFC 5464)

@@ -22,9 +22,13 @@ import pytest
 
 from harness import failed_states
 
+from . import REPO
+
 CERT = "/etc/ssl/certs/mailserver.pem"
 # the unit of Postfix's master per Debian release (chatmail/parameters: postfix.unit)
 POSTFIX_UNIT = {"12": "postfix@-", "13": "postfix"}
+# what a container sees of the working tree through its bind mount and applies
+FORMULA_DIRS = ("chatmail", "_modules", "_states", "_utils")
 
 
 def apply_all(boxes) -> dict[str, list[str]]:
@@ -95,3 +99,31 @@ def publish_zone(lab, box) -> None:
         if (record["name"], record["type"]) not in have:
             lab.dns.records.append((record["name"], record["type"], record["value"]))
     lab.dns.reload()
+
+
+def tree_state() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file of the formula the container sees through its bind mount.
+
+    Other people may edit the working tree while a test runs; an apply
+    after such an edit rightly changes things, so "a second apply changes
+    nothing" is judged on an apply whose tree did not change since the
+    one before it.
+    """
+    found = {}
+    for top in FORMULA_DIRS:
+        for path in (REPO / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                st = path.stat()
+                found[str(path)] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+def reapply_on_same_tree(box, pillar, tree_after_last_apply, attempts: int = 3):
+    """Apply again; if the tree changed since the last apply, apply once more (up to ``attempts``)."""
+    for _ in range(attempts):
+        changed_tree = tree_state() != tree_after_last_apply
+        result = box.apply(pillar)
+        tree_after_last_apply = tree_state()
+        if not changed_tree:
+            return result
+    return result

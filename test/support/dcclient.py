@@ -140,7 +140,7 @@ def transport(addr: str, password: str, server: str) -> dict:
 
 def account_from_web(dc, box):
     """A configured, online account on ``dc`` (a DeltaChat) with credentials from ``box``'s /new."""
-    import mailclient as mc
+    from . import mailclient as mc
 
     domain = box.pillar["mail_domain"]
     creds = mc.new_account_from_web(box.address, domain)

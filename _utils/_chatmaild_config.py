@@ -1,0 +1,1 @@
+../chatmail/chatmaild/files/chatmaild/config.py
