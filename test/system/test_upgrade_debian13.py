@@ -18,7 +18,7 @@ all along; the longest gaps are the relay's mail downtime, printed and
 recorded (``record_property``).
 
 The module takes several minutes (the dist-upgrade downloads and unpacks
-Debian 13); select it with ``-m upgrade``.
+Debian 13): it runs only when selected, ``-m upgrade`` (conftest OPT_IN).
 """
 
 from __future__ import annotations
