@@ -144,7 +144,7 @@ def digest(box, path: str) -> str:
 
 
 def inbox(account: mc.Account) -> dict[str, bytes]:
-    """Message-ID -> flags of every message in the INBOX."""
+    """Message-ID -> flags (but \\Recent) of every message in the INBOX."""
     conn = account.imap()
     try:
         found = {}
@@ -153,7 +153,8 @@ def inbox(account: mc.Account) -> dict[str, bytes]:
             assert typ == "OK", data
             flags = data[0][0].split(b"FLAGS (", 1)[1].split(b")", 1)[0]
             message_id = mc.parse(data[0][1])["Message-ID"]
-            found[message_id] = b" ".join(sorted(flags.split()))
+            # \Recent belongs to a session (the first to see the message), not to the message
+            found[message_id] = b" ".join(sorted(f for f in flags.split() if f != b"\\Recent"))
         return found
     finally:
         conn.logout()
