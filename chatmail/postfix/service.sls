@@ -12,14 +12,18 @@ include:
 
 {#- A unit of an earlier release's master (postfix@- after a dist-upgrade
     from Debian 12): its stop command no longer works on this release and
-    systemd waits 90 s for it, so its processes are killed first (mail a
+    systemd waits 90 s for it, so its processes are killed while it stops (mail a
     killed smtpd had not acknowledged is retried by its sender; acknowledged
     mail is in the queue files). #}
 {%- for unit in params.postfix.replaces %}
 
 chatmail-postfix-replaced-{{ unit }}-cmd-run:
   cmd.run:
-    - name: systemctl kill --signal=SIGKILL {{ unit }}.service
+    {#- the stop job first: a unit killed while it is being stopped is not restarted #}
+    - name: >-
+        systemctl stop --no-block {{ unit }}.service;
+        systemctl kill --signal=SIGKILL {{ unit }}.service;
+        timeout 30 sh -c 'while systemctl is-active --quiet {{ unit }}.service; do sleep 0.2; done'
     - onlyif: systemctl is-active --quiet {{ unit }}.service
 
 chatmail-postfix-replaced-{{ unit }}-service-dead:
