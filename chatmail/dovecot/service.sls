@@ -1,7 +1,7 @@
 {#- Dovecot starts before Postfix: it creates Postfix's private/auth and
     private/dovecot-lmtp sockets; it needs the doveauth, metadata and
     lastlogin sockets of the chatmaild services.  disable_mail stops and disables it. #}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- if "activate" in chatmail.stages %}
 
 include:
@@ -46,8 +46,9 @@ chatmail-dovecot-service-restarted-if-stale:
     - name: dovecot
     - configs:
       - /etc/dovecot/dovecot.conf
-      - /etc/dovecot/auth.conf
-      - /etc/dovecot/push_notification.lua
+{%- for file in params.dovecot.files %}
+      - /etc/dovecot/{{ file }}
+{%- endfor %}
       - /etc/systemd/system/dovecot.service.d
     - require:
       - service: chatmail-dovecot-service-running
