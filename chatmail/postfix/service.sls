@@ -26,10 +26,13 @@ chatmail-postfix-replaced-{{ unit }}-cmd-run:
         timeout 30 sh -c 'while systemctl is-active --quiet {{ unit }}.service; do sleep 0.2; done'
     - onlyif: systemctl is-active --quiet {{ unit }}.service
 
-chatmail-postfix-replaced-{{ unit }}-service-dead:
-  service.dead:
+{#- masked, not only disabled: Debian 13's postfix.service conflicts with
+    postfix@-, which is PartOf it, so while postfix@- is loaded (until the
+    reboot after the upgrade) every restart of postfix.service fails with
+    "conflicting jobs"; a masked unit has no PartOf #}
+chatmail-postfix-replaced-{{ unit }}-service-masked:
+  service.masked:
     - name: {{ unit }}
-    - enable: false
     - require:
       - cmd: chatmail-postfix-replaced-{{ unit }}-cmd-run
 {%- endfor %}
@@ -52,7 +55,7 @@ chatmail-postfix-service-running:
       - sls: chatmail.opendkim.service
       - sls: chatmail.chatmaild.service
 {%- for unit in params.postfix.replaces %}
-      - service: chatmail-postfix-replaced-{{ unit }}-service-dead
+      - service: chatmail-postfix-replaced-{{ unit }}-service-masked
 {%- endfor %}
     - watch:
       - sls: chatmail.postfix.config
