@@ -17,23 +17,12 @@ chatmail-dovecot-service-dead:
 
 {%- else %}
 
-{#- Debian's package starts Dovecot on its own configuration first, and its
-    auth-penalty listener leaves a socket behind that nothing serves once
-    the relay's configuration (listener off) runs: 2.4's auth then logs
-    "Connection refused" at every start instead of finding no socket. #}
-chatmail-dovecot-anvil-auth-penalty-file-absent:
-  file.absent:
-    - name: /run/dovecot/anvil-auth-penalty
-    - require:
-      - sls: chatmail.dovecot.config
-
 chatmail-dovecot-service-running:
   service.running:
     - name: dovecot
     - enable: true
     - require:
       - sls: chatmail.chatmaild.service
-      - file: chatmail-dovecot-anvil-auth-penalty-file-absent
     - watch:
       - sls: chatmail.dovecot.config
 
