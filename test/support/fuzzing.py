@@ -494,7 +494,15 @@ class DoveauthTarget(DictTarget):
         from chatmaild.doveauth import AuthDict
 
         (tmp / "mail").mkdir()
-        return AuthDict(_config(tmp), nocreate_path=tmp / "nocreate")
+        # the load guard (max_load_1m) would refuse the sentinel on a busy machine: not what is fuzzed here
+        return AuthDict(_config(tmp, max_load_1m=1000), nocreate_path=tmp / "nocreate")
+
+    def start(self):
+        super().start()
+        # create the sentinel account before the fuzzing spends 192.0.2.1's account creation budget:
+        # the liveness check is a login of an existing account, which the budget never limits
+        if not self.alive():
+            raise RuntimeError("doveauth does not create the sentinel account")
 
     def alive(self):
         replies = self.exchange(self.seeds[0] + b"\n")

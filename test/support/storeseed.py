@@ -38,15 +38,21 @@ MESSAGES = [
     (A, "cur", 3, 3, 300000, "keep"),  # large but younger than delete_large_after
     (A, "cur", 10, 10, 200000, "keep"),  # exactly 200000 is not larger than 200000
     (A, "cur", 19, 19, 1000, "keep"),
-    # INBOX trusts the name's delivery time; an mtime that disagrees does not matter
+    # INBOX trusts the name's save time; an mtime that disagrees does not matter:
+    # APPEND with an old date (or a move into the INBOX) is kept for the full period ...
     (A, "cur", 2, 30, 800, "keep"),
     (A, "cur", 30, 2, 900, "old"),
+    # ... and APPEND with a date in the future does not make a message immortal
+    (A, "cur", 25, -100, 850, "old"),
     # files without a Dovecot name fall back to mtime and stat size
     (A, "cur", None, 25, 100, "old"),
     (A, "new", None, 1, 110, "keep"),
     # subfolders of old clients: moved messages keep their received date as mtime
     (A, ".DeltaChat/cur", 1, 25, 1200, "old"),
     (A, ".DeltaChat/cur", 25, 25, 1300, "old"),
+    # ... and the older of name and mtime counts there: a future-dated APPEND still expires
+    (A, ".DeltaChat/cur", 25, -100, 1250, "old"),
+    (A, ".DeltaChat/new", 2, -100, 1260, "keep"),
     (A, ".DeltaChat/new", 2, 2, 1400, "keep"),
     (A, ".DeltaChat/cur", 2, 10, 250000, "large"),
     (A, ".DeltaChat/new", 2, 10, 250000, "keep"),
@@ -106,12 +112,18 @@ def seed_store(root: Path, now: datetime = NOW) -> dict[str, dict]:
             name = dovecot_name(int(t - name_age * DAY), seq, size, mdir)
         path = root / mailbox / mdir / name
         write_file(path, size, t - mtime_age * DAY)
+        if name_age is None:
+            age = mtime_age  # not a Dovecot name: mtime
+        elif "/" in mdir:
+            age = max(name_age, mtime_age)  # subfolder: the older of the two
+        else:
+            age = name_age  # INBOX: the name's save time
         messages[str(path)] = {
             "mailbox": mailbox,
             "mdir": mdir.rsplit("/", 1)[-1],
             "size": size,
             "fate": fate,
-            "time": t - (mtime_age if name_age is None or "/" in mdir else name_age) * DAY,
+            "time": t - age * DAY,
         }
     for mailbox, rel, size in EXTRAS:
         write_file(root / mailbox / rel, size, t - DAY)

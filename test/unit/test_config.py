@@ -67,6 +67,8 @@ def test_ini_strings_are_typed_like_yaml_values():
         ({"mail_domain": "chat.example.org", "filtermail_smtp_port": 70000}, "filtermail_smtp_port", "between 1 and 65535"),
         ({"mail_domain": "chat.example.org", "privacy_mail": "privacy@testrun.org"}, "privacy_mail", "your own contact"),
         ({"mail_domain": "chat.example.org", "privacy_postal": "Merlinux GmbH\nBerlin"}, "privacy_postal", "upstream operator"),
+        # found by the hypothesis round trip: chatmail.ini would read this line as a comment and drop it
+        ({"mail_domain": "chat.example.org", "privacy_postal": "Main Street\n# 3\nTown"}, "privacy_postal", "reads as a comment"),
         ({"mail_domain": "chat.example.org", "tls_mode": "letsencrypt"}, "tls_mode", "acme, self_signed, external"),
         ({"mail_domain": "chat.example.org", "tls_mode": False}, "tls_mode", "acme, self_signed, external"),
         ({"mail_domain": "chat.example.org", "tls_mode": "external"}, "tls_cert_file", "absolute path"),
@@ -128,7 +130,7 @@ def test_ini_round_trip_keeps_every_value(tmp_path):
             "mail_domain": "chat.example.org",
             "max_mailbox_size": "1g",
             "passthrough_senders": "bot@chat.example.org",
-            "privacy_postal": "Jane Doe\n  Main Street 1\n  12345 Town",
+            "privacy_postal": "Jane Doe\n  Main Street 1\n\n  12345 Town",
             "iroh_relay": "",
             "disable_ipv6": True,
         }

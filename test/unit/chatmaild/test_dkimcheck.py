@@ -46,6 +46,15 @@ def test_missing_signature_refused(check):
     assert reply.startswith("554 5.7.1 ") and "elsewhere.net" in reply
 
 
+def test_an_8bit_from_domain_gets_a_sendable_refusal(check):
+    """Found by fuzzing: a From: domain with 8-bit bytes (surrogate-escaped) made the reply unencodable,
+    so the client got 451 "internal error" for ever instead of 554."""
+    domain = b"mx\xed\xa0\x80.example.net".decode("utf-8", "surrogateescape")
+    reply = check.refusal(mc.encrypted(REMOTE, [BOB]), domain)
+    assert reply.startswith("554 5.7.1") and "mx???.example.net" in reply
+    reply.encode("ascii")
+
+
 def test_signature_of_another_domain_does_not_count(check):
     reply = check.refusal(sign(mc.encrypted(REMOTE, [BOB]), "other.example"), "elsewhere.net")
     assert reply.startswith("554 5.7.1 No valid DKIM signature found")

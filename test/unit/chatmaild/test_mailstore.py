@@ -113,3 +113,15 @@ def test_reference_time_is_aware_utc_and_shifts_forward():
     ref = mailstore.reference_time(3, NOW)
     assert ref.tzinfo is not None and (ref - NOW).days == 3
     assert mailstore.reference_time().utcoffset().total_seconds() == 0
+
+
+def test_a_cold_cache_scan_in_threads_yields_the_same_mailboxes_in_the_same_order(store):
+    """Once the probe says the cache is cold, threads scan ahead; the caller sees no difference."""
+    root, _ = store
+    sequential = list(mailstore.iter_mailboxes(root, with_extras=True, workers=1))
+    threaded = list(mailstore.iter_mailboxes(root, with_extras=True, workers=4, cold_after=0, probe=2))
+    assert len(sequential) > 2
+    assert [m.name for m in threaded] == [m.name for m in sequential]
+    for a, b in zip(threaded, sequential):
+        assert sorted(a.messages) == sorted(b.messages) and sorted(a.extra_files) == sorted(b.extra_files)
+        assert a.last_login == b.last_login

@@ -186,12 +186,27 @@ def kind_text(value: Any) -> str:
 
 
 def kind_multiline(value: Any) -> str:
-    """Free text that may span lines (privacy contacts)."""
+    """Free text that may span lines (privacy contacts).
+
+    chatmail.ini holds it as continuation lines, which cannot be blank (a
+    blank line ends nothing but is skipped) and cannot start with ``#`` or
+    ``;`` (read as a comment and dropped; found by the hypothesis round-trip
+    property).  Blank lines are therefore dropped here too, and a comment-like
+    line is refused, so the value the pillar gives is the value chatmail.ini
+    gives back.
+    """
     if value is None:
         return ""
     if isinstance(value, (dict, list, tuple, bool)):
         raise ValueError("expected text")
-    return "\n".join(line.strip() for line in str(value).strip().splitlines())
+    lines = [line.strip() for line in str(value).strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("#", ";")):
+            raise ValueError(
+                f"line {line!r} starts with {line[0]!r}, which chatmail.ini reads as a comment; "
+                "expected lines that start with something else (e.g. 'No. 3' for '# 3')"
+            )
+    return "\n".join(lines)
 
 
 def kind_words(value: Any) -> list[str]:

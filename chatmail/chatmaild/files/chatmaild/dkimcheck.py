@@ -93,6 +93,8 @@ class DkimCheck:
 
     def refusal(self, data: bytes, from_domain: str) -> str | None:
         from_domain = from_domain.lower().rstrip(".")
+        # the domain comes from the message: 8-bit bytes in it must not make the reply unsendable
+        shown = _one_line(from_domain) if from_domain else "the From: domain"
         try:
             notes = _Notes()
             message = dkim.DKIM(data, minkey=self.minkey, logger=notes)
@@ -108,14 +110,14 @@ class DkimCheck:
                 if message.verify(idx=index, dnsfunc=self._dnsfunc):
                     return None
                 why = notes.errors[-1] if notes.errors else "does not verify"
-                error = f"DKIM signature of {from_domain} is invalid: {_one_line(why)}"
+                error = f"DKIM signature of {shown} is invalid: {_one_line(why)}"
             except KeyLookupFailed as exc:
                 log.warning("DKIM key lookup failed temporarily: %s", exc)
                 return f"451 4.4.3 DKIM key lookup failed temporarily ({_one_line(exc)}), try again later"
             except Exception as exc:  # noqa: BLE001 - malformed signatures make dkimpy raise IndexError & co.
-                error = f"DKIM signature of {from_domain} is invalid: {_one_line(exc)}"
+                error = f"DKIM signature of {shown} is invalid: {_one_line(exc)}"
         if error is None:
-            return f"554 5.7.1 No valid DKIM signature found: none made by {from_domain or 'the From: domain'}"
+            return f"554 5.7.1 No valid DKIM signature found: none made by {shown}"
         return f"554 5.7.1 {error}"
 
     def _dnsfunc(self, name: bytes | str, timeout: float = LOOKUP_TIMEOUT) -> bytes | None:

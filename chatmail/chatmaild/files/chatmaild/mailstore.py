@@ -11,23 +11,37 @@ Symlinks are never followed.
 Which timestamp makes a message "old", and why most files need no stat()
 -----------------------------------------------------------------------
 Dovecot names a maildir file ``<unix time>.M<usec>P<pid>.<host>,S=<size>,W=<vsize>:2,<flags>``
-when it creates the file in a folder, and sets the file's mtime to the
-message's received date.  The age of a message is its received date
-(= mtime, as upstream uses), and the name gives the same value for free
-where the two cannot differ:
+when it saves the file into a folder: the name's time is the *save time*
+(when this relay stored the file in this folder) and ``S=`` its size.  The
+file's mtime is the IMAP received date (INTERNALDATE), which Dovecot reads
+back with stat().  For an LMTP delivery both are the same moment.  They
+differ when a save carries a received date of its own, which Dovecot then
+writes with utime():
 
-* In the INBOX (``<mailbox>/{cur,new,tmp}``) messages arrive by LMTP
-  delivery: the name's time and the mtime are the same moment (the name is
-  taken when the file is opened in ``tmp/``, the mtime when it is closed a
-  moment later), so the name's time is used and no stat() is needed.
-* In subfolders (``.DeltaChat`` of old clients) messages arrive by IMAP
-  MOVE/COPY, which Dovecot does with a hard link under a *new* name: the
-  name then carries the time of the move, while the mtime (shared inode)
-  still carries the received date.  There the mtime is authoritative, so
-  those files are stat()ed.
-* Flag changes (``:2,S`` -> ``:2,ST``) are renames; a rename changes the
-  ctime, never the mtime, so neither timestamp drifts when a client marks a
-  message seen.
+* IMAP APPEND with a date argument (any date, past or future);
+* COPY/MOVE into another folder: a hard link (shared inode, so the old
+  mtime) under a new name, or a copy whose mtime is set to the original's;
+* dsync / ``doveadm import`` / ``doveadm backup``, which keep received dates;
+* anyone running ``touch`` or ``cp`` without ``-p`` on the store (``rsync -a``,
+  the documented migration, keeps both).
+
+Flag changes (``:2,S`` -> ``:2,ST``) are renames: they change the ctime,
+never the mtime nor the name's time.
+
+The rule the jobs apply (docs/design.md 5.8):
+
+* In the INBOX (``<mailbox>/{cur,new,tmp}``), where mail arrives by LMTP,
+  the age is the name's save time: no stat().  When the two disagree the
+  name is the better measure of "how long this relay has held the file":
+  a message APPENDed with a date in the future is not kept for ever, and
+  one APPENDed or moved in with an old date is kept for the full period
+  from its save, not removed at the next run.
+* In subfolders (``.DeltaChat`` of old clients), where files arrive by
+  MOVE/COPY, a name's time is the time of the move, so moving messages
+  back and forth would keep them young: there the age is the older of the
+  name's time and the mtime (one stat() per file).  That is the received
+  date for moved files (as upstream, which always uses the mtime) and the
+  save time for a future-dated APPEND.
 
 The size comes from ``,S=<bytes>`` (the file's size on disk, which Dovecot
 also uses for its maildir quota).  A file whose name lacks the timestamp or
@@ -48,7 +62,10 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from stat import S_ISREG
 from typing import NamedTuple
@@ -71,7 +88,7 @@ def reference_time(days: float = 0, now: datetime | None = None) -> datetime:
 class Message(NamedTuple):
     path: str
     mdir: str  # name of the parent directory: cur, new or tmp
-    time: float  # received date (see module docstring)
+    time: float  # the age the rules use: save time from the name, or older mtime (module docstring)
     size: int  # bytes on disk
 
 
@@ -137,9 +154,13 @@ def _scan_message_dir(path: str, mdir: str, trust_name_time: bool, out: list[Mes
             continue
         if not S_ISREG(st.st_mode):
             continue
-        when = name_time(name) if trust_name_time else None
+        when = name_time(name)
+        if when is None:
+            when = st.st_mtime
+        elif not trust_name_time:
+            when = min(when, st.st_mtime)
         size = int(found.group(2)) if found is not None else name_size(name)
-        append(Message(file_path, mdir, st.st_mtime if when is None else when, st.st_size if size is None else size))
+        append(Message(file_path, mdir, when, st.st_size if size is None else size))
 
 
 def _scan_folder(path: str, is_inbox: bool, messages: list[Message], extras: list[ExtraFile] | None) -> None:
@@ -192,9 +213,49 @@ def mailbox_paths(mailboxes_dir: str | os.PathLike, maxnum: int | None = None) -
                 yield entry.path
 
 
+# A scan slower than this per mailbox means the kernel is reading directories from disk
+# (hot cache: ~50-100 us; cold: ~500-800 us on the 2-core test machine, docs/design.md 5.8)
+COLD_SECONDS_PER_MAILBOX = 0.0003
+PROBE_MAILBOXES = 200  # mailboxes scanned one by one before deciding
+PREFETCH_WORKERS = 16  # concurrent scans once the cache is cold: the disk serves many reads at once
+PREFETCH_WINDOW = 256  # mailboxes scanned ahead at most (bounds memory)
+
+
 def iter_mailboxes(
-    mailboxes_dir: str | os.PathLike, maxnum: int | None = None, with_extras: bool = False
+    mailboxes_dir: str | os.PathLike,
+    maxnum: int | None = None,
+    with_extras: bool = False,
+    workers: int = PREFETCH_WORKERS,
+    cold_after: float = COLD_SECONDS_PER_MAILBOX,
+    probe: int = PROBE_MAILBOXES,
 ) -> Iterator[Mailbox]:
-    """Scan each account directory in turn; one mailbox in memory at a time."""
-    for path in mailbox_paths(mailboxes_dir, maxnum):
-        yield scan_mailbox(path, with_extras)
+    """Scan each account directory in turn, in directory order.
+
+    From a hot cache the scan is CPU-bound and runs here, one mailbox at a
+    time.  When the first ``probe`` mailboxes take longer than ``cold_after``
+    seconds each, the directories come from disk and each read waits on it:
+    then up to ``workers`` threads scan the next mailboxes ahead (at most
+    PREFETCH_WINDOW), so the disk serves many reads at once.  The caller
+    still gets every mailbox in the same order, one after another, and does
+    all removals itself; the scans only read.  Threads do not pay from a
+    hot cache (they contend for the interpreter), hence the probe.
+    """
+    paths = mailbox_paths(mailboxes_dir, maxnum)
+    scanning = 0.0
+    for count, path in enumerate(paths, 1):
+        started = time.monotonic()
+        mailbox = scan_mailbox(path, with_extras)
+        scanning += time.monotonic() - started
+        yield mailbox
+        if count == probe and workers > 1 and scanning / count > cold_after:
+            break
+    else:
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="mailstore-scan") as pool:
+        window: deque[Future[Mailbox]] = deque()
+        for path in paths:
+            window.append(pool.submit(scan_mailbox, path, with_extras))
+            if len(window) >= PREFETCH_WINDOW:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
