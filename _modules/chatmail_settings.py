@@ -1,4 +1,4 @@
-"""chatmail.settings / chatmail.init_ini / chatmail.ini_to_pillar.
+"""chatmail.settings / chatmail.params / chatmail.init_ini / chatmail.ini_to_pillar.
 
 The formula's settings live in pillar ``chatmail``; their keys, types and
 defaults come from one table (``_utils/chatmail_config.py``: the relay's

@@ -45,12 +45,16 @@ CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "backup": lambda s: bool(s["backup_repository"]),
 }
 
+# The row of the unit that runs Postfix's master: a per-release value
+# (chatmail.params postfix.unit: postfix@- on Debian 12, postfix on 13).
+POSTFIX_MASTER = "<params postfix.unit>"
+
 # Every unit the formula keeps running (its service.running states; the
 # system test compares this table with them).
 # (unit, condition, stopped by disable_mail)
 SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("postfix.service", "always", True),
-    ("postfix@-.service", "always", True),
+    (POSTFIX_MASTER, "always", True),
     ("dovecot.service", "always", True),
     ("opendkim.service", "always", False),
     ("nginx.service", "always", False),
@@ -251,8 +255,20 @@ def listeners() -> dict[str, Any]:
     return {"listeners": _parse_ss(out["stdout"])}
 
 
+def _service_rows() -> list[tuple[str, str, bool]]:
+    """SERVICES on this release: POSTFIX_MASTER named, each unit once (on Debian 13
+    postfix.service is the master itself)."""
+    master = __salt__["chatmail.params"]()["postfix"]["unit"] + ".service"
+    rows: dict[str, tuple[str, str, bool]] = {}
+    for unit, condition, mail in SERVICES:
+        unit = master if unit == POSTFIX_MASTER else unit
+        rows.setdefault(unit, (unit, condition, mail))
+    return list(rows.values())
+
+
 def _services(s: dict[str, Any]) -> list[dict[str, Any]]:
-    units = [unit for unit, _, _ in SERVICES]
+    table = _service_rows()
+    units = [unit for unit, _, _ in table]
     out = _run(["systemctl", "is-active", *units])
     states = out["stdout"].split() if out is not None else []
     detail = None
@@ -262,7 +278,7 @@ def _services(s: dict[str, Any]) -> list[dict[str, Any]]:
         detail = (out["stderr"].strip().splitlines() or ["systemctl gave no answer"])[0]
         states = []
     rows = []
-    for index, (unit, condition, mail) in enumerate(SERVICES):
+    for index, (unit, condition, mail) in enumerate(table):
         wanted = CONDITIONS[condition](s) and not (mail and s["disable_mail"])
         state = states[index] if states else "unknown"
         row = {"unit": unit, "expected": "active" if wanted else "inactive", "state": state}

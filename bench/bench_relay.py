@@ -19,7 +19,7 @@ mount (a file-system read, no network); messages are matched by their
 Message-ID.  At the end it prints upstream's figures for the same runs
 (bench/reference.py: where and how they were measured).
 
-Needs root (systemd-nspawn).  Run: ``scripts/bench relay``.
+Needs root (systemd-nspawn).  Run: ``scripts/bench relay`` (``--release 13``: a Debian 13 relay).
 """
 
 from __future__ import annotations
@@ -130,11 +130,13 @@ def main() -> int:
         action="store_true",
         help="keep the test zone forwarded (as the system tests do) instead of a public-DNS setup",
     )
+    parser.add_argument("--release", default="12", choices=("12", "13"), help="the relay container's Debian release")
     args = parser.parse_args()
 
     lab = Lab(log=lambda m: print(m, file=sys.stderr)).start()
     try:
-        box = lab.boot("bench1")
+        box = lab.boot("bench1", release=args.release)
+        print(f"Debian {args.release} relay: {box.read_file('/etc/debian_version').strip()}")
         # no rate limit in the way: the load run sends many messages per sender per minute,
         # and every account of every round comes from this host's one address
         pillar = lab.default_pillar(

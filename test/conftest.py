@@ -25,6 +25,7 @@ def pytest_configure(config):
         " cached, built first when -m names this marker",
     )
     config.addinivalue_line("markers", "debian13: runs on a Debian 13 (trixie) relay container (-m debian13)")
+    config.addinivalue_line("markers", "upgrade: dist-upgrades a Debian 12 relay to 13 in place (slow, -m upgrade)")
 
 
 @pytest.fixture(scope="session")

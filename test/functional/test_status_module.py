@@ -157,3 +157,21 @@ def test_port_table_uses_configured_ports(chatmail, relay_files):
     assert 10025 not in by_port and 10081 not in by_port
     assert by_port[3903]["needed"] is True and by_port[3903]["precheck"] is False
     assert by_port[80]["needed"] is False  # no ACME redirector with tls_mode external
+
+
+@pytest.mark.parametrize(("osfinger", "master"), [("Debian-12", "postfix@-.service"), ("Debian-13", "postfix.service")])
+def test_status_expects_the_postfix_master_unit_of_the_release(chatmail, relay_files, salt_loaders, osfinger, master):
+    """Debian 12 runs Postfix's master in postfix@-, Debian 13 in postfix.service (no postfix@- there):
+    status expects the release's unit active, and lists each unit once."""
+    grains = salt_loaders.opts.setdefault("grains", {})
+    saved = grains.get("osfinger")
+    grains["osfinger"] = osfinger
+    try:
+        rows = chatmail.status(pillar(relay_files))["services"]
+    finally:
+        grains["osfinger"] = saved
+    units = [row["unit"] for row in rows]
+    assert len(units) == len(set(units))
+    assert master in units and {row["unit"]: row["expected"] for row in rows}[master] == "active"
+    if osfinger == "Debian-13":
+        assert "postfix@-.service" not in units

@@ -29,12 +29,23 @@ def _why_not_runnable() -> str | None:
     return None
 
 
+# Markers of tests too slow for every run (CI's budget): they run only when
+# the -m expression names them (e.g. ``-m upgrade``).
+OPT_IN = {"upgrade": "the Debian 12 -> 13 dist-upgrade takes 8-12 min; select it with -m upgrade"}
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _why_not_runnable()
     if reason:
         for item in items:
             if item.get_closest_marker("system"):
                 item.add_marker(pytest.mark.skip(reason=reason))
+    selected = config.getoption("-m") or ""
+    for marker, why in OPT_IN.items():
+        if marker not in selected:
+            for item in items:
+                if item.get_closest_marker(marker):
+                    item.add_marker(pytest.mark.skip(reason=f"opt-in: {why}"))
 
 
 def pytest_terminal_summary(terminalreporter):

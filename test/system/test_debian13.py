@@ -119,3 +119,27 @@ def test_postfix_master_is_supervised(live):
         except ConnectionRefusedError:
             live.run(["sleep", "0.1"])
     pytest.fail("Postfix did not listen on 465 again within 5 s of its master's restart")
+
+
+def test_doveadm_lists_every_account(live, domain):
+    """The Lua userdb iterates through doveauth: doveadm's user '*' and -A see every account."""
+    accounts = {mc.created_account(live.address, domain).addr for _ in range(2)}
+    listed = set(live.run(["doveadm", "user", "*"]).stdout.split())
+    assert accounts <= listed
+    quota = live.run(["doveadm", "quota", "get", "-A"]).stdout
+    assert all(addr in quota for addr in accounts)
+
+
+def test_logins_and_deliveries_log_no_dovecot_error(live, domain):
+    """Neither a login, a failed login nor an LMTP delivery makes Dovecot 2.4 log an error
+    (anvil's socket is open to lmtp's vmail; no dead auth-penalty socket is left)."""
+    since = live.run(["date", "+%s"]).stdout.strip()
+    live.run(["systemctl", "restart", "dovecot"])  # a fresh auth process, as after a deploy
+    sender, recipient = mc.created_account(live.address, domain), mc.created_account(live.address, domain)
+    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
+    assert len(mc.wait_for_messages(recipient)) == 1
+    with pytest.raises(mc.imaplib.IMAP4.error):
+        mc.Account(recipient.host, recipient.addr, recipient.password + "x").imap()
+    journal = live.run(["journalctl", "-u", "dovecot", f"--since=@{since}", "--no-pager", "-o", "cat"]).stdout
+    errors = [line for line in journal.splitlines() if "Error:" in line or "Fatal:" in line]
+    assert errors == []

@@ -6,11 +6,13 @@
 --           the first login; the answer's hash is checked by Dovecot, so
 --           a wrong password on an existing account fails)
 --   userdb: L shared/userdb/<user>
+--   userdb iteration (doveadm user '*', doveadm -A): I<flags> <max> shared/userdb/
 -- The answer is doveauth's flat JSON object of strings; its "password"
 -- names its own scheme.  Runs in auth-worker (user vmail, use_worker).
 local unix = require "socket.unix"
 
 local SOCKET = "/run/doveauth/doveauth.socket"
+local USERDB_PREFIX = "shared/userdb/"
 local TIMEOUT = 10  -- seconds; doveauth answers in about a millisecond
 local conn = nil
 
@@ -114,11 +116,42 @@ function auth_passdb_lookup(req)
 end
 
 function auth_userdb_lookup(req)
-  local entry, err = account("userdb", "shared/userdb/" .. key_escape(req.user), req.user)
+  local entry, err = account("userdb", USERDB_PREFIX .. key_escape(req.user), req.user)
   if entry == nil then
     return dovecot.auth.USERDB_RESULT_INTERNAL_FAILURE, err
   elseif entry == false or entry.home == nil then
     return dovecot.auth.USERDB_RESULT_USER_UNKNOWN, "no such account"
   end
   return dovecot.auth.USERDB_RESULT_OK, { home = entry.home, uid = entry.uid, gid = entry.gid }
+end
+
+-- Every account, for doveadm's userdb iteration: doveauth lists the
+-- account directories as rows "O<key>\t<value>", ending with an empty line.
+function auth_userdb_iterate()
+  local users = {}
+  local line = "I0\t0\t" .. tab_escape(USERDB_PREFIX) .. "\t\n"
+  local c, err = connect()
+  if c == nil then
+    error("cannot connect to " .. SOCKET .. ": " .. tostring(err))
+  end
+  local ok, send_err = c:send(line)
+  if not ok then
+    c:close()
+    error("cannot ask " .. SOCKET .. ": " .. tostring(send_err))
+  end
+  while true do
+    local reply, receive_err = c:receive("*l")
+    if reply == nil then
+      c:close()
+      error("no complete answer from " .. SOCKET .. ": " .. tostring(receive_err))
+    elseif reply == "" then
+      break
+    end
+    local key = tab_unescape((reply:sub(2):match("^[^\t]*")))
+    if reply:sub(1, 1) == "O" and key:sub(1, #USERDB_PREFIX) == USERDB_PREFIX then
+      users[#users + 1] = key:sub(#USERDB_PREFIX + 1)
+    end
+  end
+  c:close()
+  return users
 end
