@@ -81,7 +81,9 @@ def test_unreadable_value_does_not_block(tmp_path, caplog):
 def test_real_readers_measure_this_host(tmp_path):
     assert load_1m() >= 0
     assert available_memory() > 0
-    assert free_disk(tmp_path / "not" / "yet") == free_disk(tmp_path) > 0  # nearest existing parent
+    # nearest existing parent; other writers on the disk may move the figure a little between the calls
+    assert free_disk(tmp_path) > 0
+    assert abs(free_disk(tmp_path / "not" / "yet") - free_disk(tmp_path)) < 64 * MB
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:  8000000 kB\nMemAvailable:  204800 kB\n")
     assert available_memory(meminfo) == 200 * MB
