@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import lifecycle
 from .dns import resolv_conf
+from .image import mount_overlay
 from .stale import STATE_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -339,23 +340,8 @@ class Container:
     # -- internals ---------------------------------------------------------------------
 
     def _mount_overlay(self) -> None:
-        upper, work = self.state_dir / "upper", self.state_dir / "work"
-        for d in (upper, work, self.root):
-            d.mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(self.root):
-            subprocess.run(
-                [
-                    "mount",
-                    "-t",
-                    "overlay",
-                    "overlay",
-                    "-o",
-                    f"lowerdir={self.image},upperdir={upper},workdir={work}",
-                    str(self.root),
-                ],
-                check=True,
-                capture_output=True,
-            )
+            mount_overlay(self.image, self.state_dir, self.root)
 
     def _unmount_overlay(self) -> None:
         for _ in range(50):

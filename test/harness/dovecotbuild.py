@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .image import CACHE, MIRROR, _clean_env, base_image, suite
+from .image import CACHE, MIRROR, _clean_env, base_image, mount_overlay, suite
 
 SCRIPT = Path(__file__).resolve().parents[2] / "chatmail/dovecot/files/chatmail-dovecot-rebuild"
 SCRIPT_MOUNT = "/usr/local/sbin/chatmail-dovecot-rebuild"
@@ -94,22 +94,8 @@ class _overlay:
 
     def __enter__(self) -> Path:
         self.tmp = Path(tempfile.mkdtemp(prefix="dovecot-build-", dir=CACHE))
-        root, upper, work = (self.tmp / d for d in ("root", "upper", "work"))
-        for d in (root, upper, work):
-            d.mkdir()
-        subprocess.run(
-            [
-                "mount",
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                f"lowerdir={self.image},upperdir={upper},workdir={work}",
-                str(root),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        root = self.tmp / "root"
+        mount_overlay(self.image, self.tmp, root)
         self.root = root
         codename = (root / "etc/os-release").read_text().split("VERSION_CODENAME=", 1)[1].split()[0]
         (root / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())

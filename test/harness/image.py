@@ -187,6 +187,18 @@ def build(root: Path, packages: list[str], suite: str) -> None:
         item.unlink()
 
 
+def mount_overlay(lower: Path, state: Path, root: Path) -> None:
+    """Mount a writable overlay of ``lower`` at ``root``; its changes go to ``state``/upper (and ``state``/work)."""
+    upper, work = state / "upper", state / "work"
+    for d in (upper, work, root):
+        d.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(root)],
+        check=True,
+        capture_output=True,
+    )
+
+
 def _chroot(root: Path, *cmd: str, check: bool = True) -> None:
     subprocess.run(
         ["chroot", str(root), *cmd],
