@@ -240,7 +240,8 @@ for label, rel, size, age, name_age, dovecot, flags in [
     ("kept:large-unseen", "keep@D/new", 250000, 5, None, True, ""),
     ("gone:old-tmp", "keep@D/tmp", 100, 25, None, True, ""),
     ("gone:moved-today-received-long-ago", "keep@D/.DeltaChat/cur", 100, 15, 0, True, ":2,S"),
-    ("kept:name-old-but-received-lately", "keep@D/.DeltaChat/cur", 100, 5, 15, True, ":2,S"),
+    # saved 15 days ago with a received date 10 days later (a future-dated APPEND): the older time counts
+    ("gone:saved-long-ago-dated-later", "keep@D/.DeltaChat/cur", 100, 5, 15, True, ":2,S"),
     ("kept:large-unseen", "keep@D/.DeltaChat/new", 250000, 5, None, True, ""),
     ("gone:maildirsize", "keep@D/maildirsize", 20, 0, None, False, ""),
     ("kept", "keep@D/dovecot-uidlist", 20, 30, None, False, ""),
@@ -282,11 +283,11 @@ def test_expire_with_a_days_offset_removes_exactly_the_expired_files(ops):
 
     dry = call(ops, "chatmail.expire", f"days={EXPIRE_DAYS}")
     assert dry["dry_run"] is True and store_listing(ops, root) == before
-    assert (dry["files_removed"], dry["mailboxes_removed"]) == (4, 1), dry
+    assert (dry["files_removed"], dry["mailboxes_removed"]) == (5, 1), dry
 
     done = call(ops, "chatmail.expire", f"days={EXPIRE_DAYS}", "remove=True")
     assert done["errors"] == 0 and done["dry_run"] is False
-    assert (done["files_removed"], done["mailboxes_removed"], done["files_in_removed_mailboxes"]) == (4, 1, 2), done
+    assert (done["files_removed"], done["mailboxes_removed"], done["files_in_removed_mailboxes"]) == (5, 1, 2), done
     after = store_listing(ops, root)
     assert after <= before, "expire created files"
     assert before - after == expected
