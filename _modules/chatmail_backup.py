@@ -90,7 +90,7 @@ def _items(s: dict[str, Any]) -> list[dict[str, str]]:
     Owners are names: a fresh relay's uids differ from the old one's.
     The paths are those the states write (chatmail/parameters/defaults.yaml).
     """
-    params = __utils__["chatmail_params.load"](__salt__, __grains__)
+    params = __salt__["chatmail.params"]()
     tls = {
         "acme": [("tls/acme", params["tls"]["acme_state"], "root", "root")],
         "self_signed": [

@@ -44,7 +44,7 @@ def dkim_record(selector: str = "opendkim", domain: str | None = None, keydir: s
     if domain is None:
         domain = __salt__["chatmail.settings"]()["mail_domain"]
     if keydir is None:
-        keydir = __utils__["chatmail_params.load"](__salt__, __grains__)["opendkim"]["keydir"]
+        keydir = __salt__["chatmail.params"]()["opendkim"]["keydir"]
     private = os.path.join(keydir, selector + ".private")
     if not os.path.exists(private):
         raise CommandExecutionError(f"no DKIM key at {private}; apply chatmail.opendkim first")

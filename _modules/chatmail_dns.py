@@ -88,9 +88,7 @@ def _public_addresses(candidates: list[str]) -> list[str]:
 
 def _params() -> dict[str, Any]:
     """The formula's constants table (chatmail/parameters/), where the states put the files read here."""
-    if "chatmail.params" not in __context__:
-        __context__["chatmail.params"] = __utils__["chatmail_params.load"](__salt__, __grains__)
-    return __context__["chatmail.params"]
+    return __salt__["chatmail.params"]()  # read once per run (chatmail.params caches it)
 
 
 def _mta_sts_live() -> str:

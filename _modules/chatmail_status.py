@@ -457,10 +457,7 @@ def _disk(mailboxes_dir: str) -> dict[str, Any]:
 
 def _version() -> dict[str, Any]:
     # minion option chatmail.version_file overrides where chatmail.version writes it
-    path = (
-        __opts__.get("chatmail.version_file")
-        or __utils__["chatmail_params.load"](__salt__, __grains__)["version"]["marker"]
-    )
+    path = __opts__.get("chatmail.version_file") or __salt__["chatmail.params"]()["version"]["marker"]
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()

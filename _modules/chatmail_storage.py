@@ -42,7 +42,7 @@ def _opt(key: str) -> str:
         return __opts__[key]
     if key in DEFAULTS:
         return DEFAULTS[key]
-    lib = __utils__["chatmail_params.load"](__salt__, __grains__)["chatmaild"]["lib"]
+    lib = __salt__["chatmail.params"]()["chatmaild"]["lib"]
     return {"chatmail.chatmaild_dir": lib, "chatmail.ini_path": lib + "/chatmail.ini"}[key]
 
 
