@@ -517,7 +517,13 @@ def test_disable_mail_stops_only_postfix_and_dovecot(live):
     result = live.apply({**live.pillar, "disable_mail": True})
     assert failed_states(result) == []
     mail_services = on_release(live, MAIL_SERVICES)
-    mail = live.run(["systemctl", "is-active", *mail_services], check=False).stdout.split()
+    # a master being stopped (Postfix's instance follows its wrapper) may still be "deactivating"
+    deadline = time.monotonic() + 30
+    while True:
+        mail = live.run(["systemctl", "is-active", *mail_services], check=False).stdout.split()
+        if "deactivating" not in mail or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
     assert mail == ["inactive"] * len(mail_services)
     enabled = live.run(["systemctl", "is-enabled", "postfix", "dovecot"], check=False).stdout.split()
     assert enabled == ["disabled", "disabled"]
