@@ -107,7 +107,8 @@ def test_no_relay_daemon_is_installed(bootstrapped):
 
 def test_no_new_unit_is_active(bootstrapped):
     _, (units_before, _), _, (units_after, _) = bootstrapped
-    assert not units_after - units_before
+    new = sorted(units_after - units_before)
+    assert not new, f"became active: {', '.join(new)}"
 
 
 def test_nothing_listens_on_relay_or_peer_ports(bootstrapped):
