@@ -4,10 +4,13 @@ Services restart through ``watch`` on their config SLS, which only sees
 changes made in the same run.  When a relay is moved (docs/migration.md)
 the configure stage runs alone first and the activate stage later; in
 between, daemons that Debian started at package install or at boot keep
-running with the config they read then.  An activate-only run uses this
-state instead of ``watch``: the daemon is restarted when it is active and
-any of its config files (or, for a directory, any file below it) was
-modified after the unit last became active.  A daemon that is not running
+running with the config they read then, and a later run (activate-only
+or all stages) finds nothing changed for ``watch`` to see.  So every run
+that activates has this state beside ``watch``: the daemon is restarted
+when it is active and any of its config files (or, for a directory, any
+file below it) was modified after the unit last became active (systemd
+first re-reads a unit file or drop-in that changed on disk, else the
+restart would use the old one).  A daemon that is not running
 is left to ``service.running``, which starts it with the current files; a
 freshly restarted daemon is newer than its files, so a second run changes
 nothing.  Under ``test=True`` it reports what it would do.
@@ -103,6 +106,8 @@ def restarted_if_stale(name: str, configs: list[str], unit: str | None = None) -
         ret["comment"] = f"{unit} would be restarted: changed since it started: {shown}"
         ret["changes"] = {"restarted": unit, "newer": newer}
         return ret
+    if _systemctl("show", "-p", "NeedDaemonReload", "--value", unit)["stdout"].strip() == "yes":
+        _systemctl("daemon-reload")
     out = _systemctl("restart", unit)
     if out["retcode"] != 0:
         ret["result"] = False

@@ -7,8 +7,11 @@
 
 include:
   - chatmail.backup.config
+{#- the timer keeps the schedule it was started with: restarted when its
+    unit file is newer (the job's service and launcher are read afresh by
+    each run of the job) -#}
 {{ service("chatmail-backup-timer-service", params.backup.unit, running=backup.enabled,
-    watch=["sls: chatmail.backup.config"], dead_onlyif="test -e " ~ backup.timer_file) }}
+    watch=["sls: chatmail.backup.config"], stale=[backup.timer_file], dead_onlyif="test -e " ~ backup.timer_file) }}
 {%-   if not backup.enabled %}
 {%-     for thing, path in [("launcher", salt["file.dirname"](backup.launcher)),
                             ("service", backup.service_file), ("timer", backup.timer_file)] %}

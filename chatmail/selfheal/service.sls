@@ -11,8 +11,14 @@
 include:
   - chatmail.selfheal.config
 {%-   set running = selfheal.mode == "masterless" and selfheal.units %}
+{#- the daemon reads its masterless files (minion config, beacons, reactor,
+    launcher, unit): restarted when one is newer than it -#}
+{%-   set stale = [] %}
+{%-   for thing, (path, mode, template, perm) in selfheal.files | dictsort if mode == "masterless" %}
+{%-     do stale.append(path) %}
+{%-   endfor %}
 {{ service("chatmail-selfheal-service", params.selfheal.unit, running=running,
-    watch=["sls: chatmail.selfheal.config"], dead_onlyif="test -e " ~ selfheal.unit_file) }}
+    watch=["sls: chatmail.selfheal.config"], stale=stale, dead_onlyif="test -e " ~ selfheal.unit_file) }}
 {%-   if not running %}
 {%-     for thing, (path, mode, template, perm) in selfheal.files | dictsort if mode == "masterless" %}
 
