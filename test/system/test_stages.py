@@ -3,8 +3,10 @@
 The test image ships Postfix, Dovecot, OpenDKIM and nginx preinstalled, so
 they start at boot with Debian's own config - the daemons a real server
 has running when step 2 of a migration writes the relay's config.  The
-activate-only run must restart them onto that config (``watch`` cannot:
-the config changed in an earlier run), then change nothing on a repeat.
+later run - activate-only (relay ``stage1``) or all stages (``stage2``,
+step 6 of docs/migration.md) - must restart them onto that config
+(``watch`` cannot: the config changed in an earlier run), then change
+nothing on a repeat.
 """
 
 from __future__ import annotations
@@ -109,3 +111,54 @@ def test_full_apply_after_stages_changes_nothing(staged, activated):
     full = staged.apply(staged.pillar)
     assert failed_states(full) == []
     assert changed_states(full) == []
+
+
+# -- install+configure, then a run of all stages (step 6 of docs/migration.md) --
+
+# what each daemon Debian starts before the formula reads (its main config)
+CONFIGS = {"nginx": "/etc/nginx/nginx.conf", "opendkim": "/etc/opendkim.conf"}
+
+
+def _started(container, unit: str) -> int:
+    """When ``unit`` last became active (epoch seconds); 0 when it is not active."""
+    out = container.run(["systemctl", "show", "--timestamp=unix", "-p", "ActiveEnterTimestamp", "--value", unit])
+    stamp = out.stdout.strip()
+    return int(stamp.lstrip("@")) if _active(container, unit) and stamp.startswith("@") else 0
+
+
+def _mtime(container, path: str) -> int:
+    return int(container.run(["stat", "-c", "%Y", path]).stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def staged_full(relay):
+    return relay("stage2")
+
+
+@pytest.fixture(scope="module")
+def configured_then_full(staged_full):
+    """install+configure, then all stages: the later run has no config change for ``watch``."""
+    configured = staged_full.apply(_pillar(staged_full, "install", "configure"))
+    before = {unit: _started(staged_full, unit) for unit in CONFIGS}
+    full = staged_full.apply(staged_full.pillar)
+    return configured, before, full
+
+
+def test_full_apply_after_configure_restarts_daemons_onto_the_relay_config(staged_full, configured_then_full):
+    configured, before, full = configured_then_full
+    assert failed_states(configured) == []
+    assert failed_states(full) == []
+    assert full.retcode == 0
+    for unit, config in CONFIGS.items():
+        # the precondition: Debian started it, before the configure run wrote its config
+        assert 0 < before[unit] < _mtime(staged_full, config), f"{unit} should run since boot, on Debian's config"
+        started = _started(staged_full, unit)
+        assert started >= _mtime(staged_full, config), f"{unit} still runs with the config it had before {config}"
+    # the relay's nginx config is live: it, not Debian's default site, answers on 443
+    assert "nginx" in _listener(staged_full, 443), _listener(staged_full, 443)
+
+
+def test_full_apply_again_changes_nothing(staged_full, configured_then_full):
+    again = staged_full.apply(staged_full.pillar)
+    assert failed_states(again) == []
+    assert changed_states(again) == []
