@@ -67,6 +67,8 @@ READ_ON_USE = {
     "/var/www/html/.well-known/autoconfig/mail/config-v1.1.xml": "a static file nginx serves",
     "/var/www/html/.well-known/mta-sts.txt": "a static file nginx serves",
     "/etc/sysctl.d/90-chatmail-dovecot.conf": "sysctl.present sets the running kernel's value at once",
+    "/etc/systemd/system/chatmail-backup.service": "the backup timer starts this oneshot job afresh",
+    "/usr/local/lib/chatmail-backup/salt-call": "run by each backup job",
 }
 # the grains of each supported release (chatmail/parameters/osfinger/)
 RELEASE_GRAINS = {
