@@ -2,7 +2,8 @@
 
 The commands are read from README.md (the indented blocks of that
 section) and run as written, only with the container's domain for
-chat.example.org.  The container plays the fresh Debian 12 server: the
+chat.example.org.  The container plays the fresh Debian 12 server, and
+then a fresh Debian 13 one (Python 3.13: its own hash-pinned set): the
 repository arrives as a git clone in /root/chatmail-formula (made from the
 bind-mounted tree, as the container has no internet), and
 ``scripts/install-relay`` installs its own Salt from PyPI through the
@@ -74,10 +75,10 @@ def blocks():
     return install, upgrade
 
 
-@pytest.fixture(scope="module")
-def server(relay):
-    """A fresh container with the repository cloned to /root/chatmail-formula (and git to read it)."""
-    container = relay("readme1")
+@pytest.fixture(scope="module", params=["12", "13"])
+def server(relay, request):
+    """A fresh container of each Debian release with the repository cloned to /root/chatmail-formula (and git to read it)."""
+    container = relay(f"readme{request.param}", release=request.param)
     # the base image preinstalls the relay's packages; a fresh server has no nginx on port 80
     # (which ACME needs, so the dry run's pre-flight check would refuse it)
     container.run(["systemctl", "disable", "--now", "nginx"])
