@@ -15,8 +15,10 @@ import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import salt.utils.beacons
 import yaml
 
 from support.salt import REPO, render, served_tree
@@ -96,7 +98,20 @@ CASES = {
         ],
     ),
     "master: postfix@- running again": (on_master("relay1", "postfix@-", True), []),
-    "master: the postfix wrapper is not ours to restart": (on_master("relay1", "postfix", False), []),
+    # a Debian 13 relay's beacon watches postfix.service (it runs the master there); a
+    # Debian 12 relay's watches postfix@- only, so its wrapper postfix.service is never reported
+    "master: postfix down on a Debian 13 relay": (
+        on_master("trixie1", "postfix", False),
+        [
+            (
+                "local",
+                "log.warning",
+                "trixie1",
+                "chatmail selfheal: postfix on trixie1 reported not running; restarting it",
+            ),
+            ("local", "service.restart", "trixie1", "postfix"),
+        ],
+    ),
     "master: another service down": (on_master("relay1", "nginx", False), []),
     "master: an operator's own service beacon": (on_master("relay1", "dovecot", False, "service"), []),
     "master: no running field": (on_master("relay1", "dovecot", None), []),
@@ -156,6 +171,8 @@ def test_master_config_routes_only_chatmail_beacons_to_the_reactor(reactor):
 
 # -- chatmail.selfheal -------------------------------------------------------------
 
+DEBIAN13 = {"os": "Debian", "os_family": "Debian", "osfinger": "Debian-13", "osarch": "amd64"}
+
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
@@ -165,11 +182,13 @@ def rendered(tmp_path_factory):
         "master": {"selfheal": "master"},
         "disabled": {},
         "masterless, mail disabled": {"selfheal": "masterless", "disable_mail": True},
+        "masterless, Debian 13": {"selfheal": "masterless"},
     }
 
     def one(name):
         pillar = {"mail_domain": "relay1.test", **cases[name]}
-        return name, render("chatmail.selfheal", pillar, tmp_path_factory.mktemp("selfheal"))
+        grains = DEBIAN13 if "Debian 13" in name else None
+        return name, render("chatmail.selfheal", pillar, tmp_path_factory.mktemp("selfheal"), grains=grains)
 
     with ThreadPoolExecutor(len(cases)) as pool:
         return dict(pool.map(one, cases))
@@ -217,6 +236,16 @@ def test_beacon_config_is_valid_for_salts_service_beacon(rendered):
     assert all(s["onchangeonly"] is True for s in flat["services"].values())
     assert 0 < flat["interval"] <= 5
     assert salt.beacons.service.validate(items) == (True, "Valid beacon configuration")
+
+
+def test_debian13_watches_the_postfix_unit_that_runs_its_master(rendered):
+    """On Debian 13 postfix.service runs the master (params.postfix.unit), postfix@- is gone;
+    the master's reactor restarts that name (case "master: postfix down on a Debian 13 relay")."""
+    r = rendered["masterless, Debian 13"]
+    conf = yaml.safe_load(r.files["/etc/chatmail-selfheal/minion.d/chatmail-beacons.conf"])
+    flat = salt.utils.beacons.list_to_dict(conf["beacons"]["chatmail_services"])
+    assert sorted(flat["services"]) == ["dovecot", "postfix"]
+    assert r.files["/etc/chatmail-selfheal/reactor/restart_service.sls"] == Path(REACTOR).read_text()
 
 
 def test_launcher_runs_the_salt_that_applied_the_formula(rendered, tmp_path):

@@ -11,12 +11,17 @@
     Only the units the formula watches are restarted, and only when the
     event says they are not running; anything else renders no reaction.
     They come from one table, chatmail/parameters/ (selfheal.watched: the
-    components, each with its unit; on Debian 12 postfix@-, Debian's real Postfix daemon: postfix.service
-    is a oneshot wrapper that stays "active" when the daemon is dead):
-    in the relay's own minion, from that minion's chatmail_services beacon
-    config (which chatmail.selfheal wrote from the table for the relay's
-    release); on a salt-master, which has no beacon config, from the table
-    itself (salt://chatmail/parameters/defaults.yaml, next to this file). -#}
+    components, each with its unit, per release: on Debian 12 postfix@-,
+    Debian's real Postfix daemon: postfix.service is a oneshot wrapper that
+    stays "active" when the daemon is dead; on Debian 13 postfix.service,
+    which runs the master itself): in the relay's own minion, from that
+    minion's chatmail_services beacon config (which chatmail.selfheal wrote
+    from the table for the relay's release); on a salt-master, which has no
+    beacon config and serves relays of every release, from the table itself
+    (salt://chatmail/parameters/, defaults.yaml merged with each release's
+    osfinger file, next to this file): the units of any supported release.
+    A relay's beacon reports only the units of its own release, so each is
+    restarted by the name its release runs. -#}
 {%- set beacon = (opts.get("beacons") or {}).get("chatmail_services") %}
 {%- set watched = [] %}
 {%- if beacon %}
@@ -24,9 +29,11 @@
 {%-     do watched.extend(item.services) %}
 {%-   endfor %}
 {%- else %}
+{%-   from "chatmail/selfheal/units.jinja" import watched_units %}
 {%-   import_yaml "chatmail/parameters/defaults.yaml" as defaults %}
-{%-   for component in defaults.selfheal.watched %}
-{%-     do watched.append(defaults[component].unit) %}
+{%-   for osfinger in defaults.releases %}
+{%-     import_yaml "chatmail/parameters/osfinger/" ~ osfinger ~ ".yaml" as release %}
+{%-     do watched_units(salt["slsutil.merge"](defaults, release or {}, strategy="recurse"), watched) %}
 {%-   endfor %}
 {%- endif %}
 {%- set local = tag == "__beacons_return" %}
