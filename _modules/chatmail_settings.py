@@ -1,4 +1,4 @@
-"""chatmail.settings / chatmail.params / chatmail.init_ini / chatmail.ini_to_pillar.
+"""chatmail.settings / chatmail.params / chatmail.stale_paths / chatmail.init_ini / chatmail.ini_to_pillar.
 
 The formula's settings live in pillar ``chatmail``; their keys, types and
 defaults come from one table (``_utils/chatmail_config.py``: the relay's
@@ -101,3 +101,25 @@ def params() -> dict[str, Any]:
     if key not in __context__:  # read once per run: every SLS file asks (map.jinja)
         __context__[key] = __utils__["chatmail_params.load"](__salt__, __grains__)
     return copy.deepcopy(__context__[key])
+
+
+def stale_paths(files: list[dict[str, Any]]) -> list[str]:
+    """What a daemon reads of a ``files`` table (chatmail/parameters/defaults.yaml), for its stale restart.
+
+    Each file's path, but for a unit drop-in (in a ``*.d`` directory) the
+    directory, so an operator's own drop-ins count too; entries with
+    ``stale: false`` are left out.  The ``service()`` macro
+    (chatmail/service.jinja) calls it: a loop in Jinja would be compiled
+    again by every SLS file that imports the macro.
+
+    CLI Example::
+
+        salt-call chatmail.stale_paths '[{"path": "/etc/x.conf"}]'
+    """
+    paths = []
+    for file in files:
+        if not file.get("stale", True):
+            continue
+        parent = os.path.dirname(file["path"])
+        paths.append(parent if file.get("unit_file") and parent.endswith(".d") else file["path"])
+    return paths

@@ -2,7 +2,8 @@
     and its files go (the password and the repository stay). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/backup/map.jinja" import backup with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- call stage("activate", "chatmail-backup-service-skipped") %}
 
 include:

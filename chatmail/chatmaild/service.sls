@@ -4,7 +4,8 @@
     when the chatmaild code or chatmail.ini changed, and when its unit did
     (Salt reloads systemd when a unit file changed). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
 {%- set lib = params.chatmaild.lib %}

@@ -2,7 +2,8 @@
     private/dovecot-lmtp sockets; it needs the doveauth, metadata and
     lastlogin sockets of the chatmaild services.  disable_mail stops and disables it. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- set dovecot = params.dovecot %}
 {%- call stage("activate", "chatmail-dovecot-service-skipped") %}
 

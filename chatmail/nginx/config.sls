@@ -19,6 +19,8 @@ chatmail-nginx-{{ file.id }}-file-managed:
     - context:
         chatmail: {{ chatmail | json }}
         www: {{ params.website.www }}
+        cgi: {{ params.fcgiwrap.cgi }}
+        chatmaild_lib: {{ params.chatmaild.lib }}
     - user: root
     - group: root
     - mode: "0644"

@@ -1,7 +1,8 @@
 {#- nginx starts only after the certificate exists (tls) and restarts
     whenever its config changed; CGI behind /new needs fcgiwrap. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- call stage("activate", "chatmail-nginx-service-skipped") %}
 
 include:

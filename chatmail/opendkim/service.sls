@@ -1,7 +1,8 @@
 {#- OpenDKIM must be up (its milter socket) before Postfix starts; it
     follows the chatmaild services like the rest of the mail path. #}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- set opendkim = params.opendkim %}
 {%- call stage("activate", "chatmail-opendkim-service-skipped") %}
 

@@ -2,7 +2,8 @@
     private/dovecot-lmtp) and the chatmaild services (filtermail ports).
     disable_mail stops and disables it (design.md §8.5). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- set postfix = params.postfix %}
 {%- call stage("activate", "chatmail-postfix-service-skipped") %}
 

@@ -5,7 +5,8 @@
     mode, or nothing to watch (disable_mail): stop and remove the daemon. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/selfheal/map.jinja" import selfheal with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- call stage("activate", "chatmail-selfheal-service-skipped") %}
 
 include:

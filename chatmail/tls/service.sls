@@ -6,7 +6,8 @@
     starts without one.  external: a path unit reloads the same daemons
     when the operator replaces the files. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- from "chatmail/tls/map.jinja" import tls with context %}
 {#- the unit files are written by the configure stage: watched only when it runs -#}
 {%- set configured = "configure" in chatmail.stages %}

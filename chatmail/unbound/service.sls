@@ -4,7 +4,8 @@
     and a broken resolver shows up at once instead of being masked. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/unbound/ipv6.jinja" import unbound_ipv6 with context %}
-{%- from "chatmail/macros.jinja" import stage, service with context %}
+{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/service.jinja" import service with context %}
 {%- call stage("activate", "chatmail-unbound-service-skipped") %}
 
 include:

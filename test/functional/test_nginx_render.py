@@ -177,8 +177,9 @@ def running_nginx(tmp_path):
         (
             "fastcgi_param SCRIPT_FILENAME /usr/lib/cgi-bin/newemail.py;",
             f"fastcgi_param SCRIPT_FILENAME {REPO}/chatmail/chatmaild/files/chatmaild/newemail.py;"
-            f" fastcgi_param CHATMAIL_INI {ini}; fastcgi_param PYTHONPATH {REPO}/chatmail/chatmaild/files;",
+            f" fastcgi_param PYTHONPATH {REPO}/chatmail/chatmaild/files;",
         ),
+        ("fastcgi_param CHATMAIL_INI /usr/local/lib/chatmaild/chatmail.ini;", f"fastcgi_param CHATMAIL_INI {ini};"),
     ]:
         assert old in text, old
         text = text.replace(old, new)

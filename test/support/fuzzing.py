@@ -346,7 +346,7 @@ class NewemailTarget(Target):
         import json
 
         account = json.loads(body)
-        cfg = newemail.read_config(self.ini)
+        cfg = newemail.read_relay_config(str(self.ini))
         why = accountrules.address_refusal(
             account["email"], cfg.mail_domain, cfg.username_min_length, cfg.username_max_length
         )

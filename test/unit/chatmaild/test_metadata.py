@@ -191,3 +191,20 @@ def test_main_refuses_missing_mailbox_dir(tmp_path):
     ini = tmp_path / "chatmail.ini"
     ini.write_text(render_ini(cfg.settings))
     assert main([str(tmp_path / "s.socket"), str(ini)]) == 1
+
+
+def test_started_service_reads_appversions_beside_its_ini(tmp_path, appversions):
+    """The formula writes appversions.json beside chatmail.ini (chatmaild.lib): the service the
+    unit starts with that ini answers with it."""
+    from chatmaild.config import read_config
+    from chatmaild.metadata import _start
+
+    (tmp_path / "mail").mkdir()
+    ini = tmp_path / "chatmail.ini"
+    ini.write_text(f"[params]\nmail_domain = chat.example.org\nmailboxes_dir = {tmp_path / 'mail'}\n")
+    proxy = _start(read_config(ini))
+    try:
+        assert proxy.appversions_path == appversions
+        assert json.loads(proxy.server_entries["appversions"]()) == json.loads(appversions.read_text())
+    finally:
+        proxy.notifier.stop()

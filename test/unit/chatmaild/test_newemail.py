@@ -91,6 +91,27 @@ def test_copied_script_finds_chatmaild_by_itself(tmp_path):
     assert proc.returncode != 0 and "No module named 'chatmaild'" in proc.stderr
 
 
+def test_copied_script_imports_chatmaild_from_beside_the_ini(tmp_path):
+    """On a relay chatmail.ini and the chatmaild package share one folder (chatmaild.lib):
+    the copied script, run without PYTHONPATH, imports chatmaild from the folder of CHATMAIL_INI."""
+    lib = tmp_path / "lib"
+    shutil.copytree(CHATMAILD_DIR, lib / "chatmaild", ignore=shutil.ignore_patterns("__pycache__"))
+    copy = tmp_path / "cgi-bin" / "newemail.py"
+    copy.parent.mkdir()
+    shutil.copy(SCRIPT, copy)
+    code, headers, body = run_cgi(write_ini(lib), script=copy, pythonpath=None)
+    assert code == 0 and headers["Status"].startswith("200")
+    assert json.loads(body)["email"].endswith("@chat.example.org")
+
+
+def test_without_chatmail_ini_answers_500(tmp_path):
+    """nginx passes CHATMAIL_INI; without it the script has no relay to describe."""
+    env = {"PATH": os.environ["PATH"], "REQUEST_METHOD": "POST", "PYTHONPATH": str(CHATMAILD_DIR.parent)}
+    proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, env=env, timeout=60)
+    assert proc.returncode == 1 and b"500" in proc.stdout.split(b"\r\n", 1)[0]
+    assert b"CHATMAIL_INI is not set" in proc.stderr
+
+
 def test_unreadable_config_answers_500(tmp_path):
     code, headers, body = run_cgi(tmp_path / "missing.ini")
     assert code == 1 and headers["Status"].startswith("500")

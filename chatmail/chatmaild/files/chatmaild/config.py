@@ -1,7 +1,8 @@
 """The relay's settings: one table of the chatmail.ini keys its services read, their types and defaults.
 
 The relay's Python services read the chatmail.ini the formula renders
-(/usr/local/lib/chatmaild/chatmail.ini) through :func:`read_config`; the
+(in chatmaild.lib of the formula's parameters table; its units pass the
+path) through :func:`read_config`; the
 operator's keys, their kinds and the rules between them are here.
 
 The Salt formula validates its pillar with a table that extends this one
@@ -550,8 +551,10 @@ def render_ini(settings: dict[str, Any], scopes: tuple[str, ...] = ("ini",)) -> 
 class Config:
     """Settings for the relay's services: built once, passed to each service."""
 
-    def __init__(self, settings: dict[str, Any]):
+    def __init__(self, settings: dict[str, Any], path: str | Path | None = None):
         self.settings = settings
+        # the chatmail.ini it was read from: the formula writes the services' other files beside it
+        self.path = Path(path) if path is not None else None
         for key, value in settings.items():
             setattr(self, key, value)
         extra = derived(settings)
@@ -572,4 +575,4 @@ class Config:
 def read_config(path: str | Path) -> Config:
     """The Config of a rendered chatmail.ini (as the services get it)."""
     raw = read_ini(path)
-    return Config(validate(raw, source=str(path)))
+    return Config(validate(raw, source=str(path)), path)

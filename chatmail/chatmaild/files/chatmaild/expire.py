@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from chatmaild.config import Config, read_config, size_bytes
-from chatmaild.mailstore import DAY, DEFAULT_INI, Mailbox, Message, iter_mailboxes, reference_time, scan_mailbox
+from chatmaild.mailstore import DAY, Mailbox, Message, iter_mailboxes, reference_time, scan_mailbox
 
 LARGE_MESSAGE = 200000  # bytes; rule 3 applies to messages larger than this
 EMPTY_MAILBOX_GRACE = DAY  # an empty mailbox dir younger than this may be mid-creation
@@ -300,7 +300,7 @@ def _stderr(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatmail-expire", description=__doc__.split("\n")[0])
-    parser.add_argument("ini", nargs="?", default=DEFAULT_INI, help=f"chatmail.ini (default {DEFAULT_INI})")
+    parser.add_argument("ini", help="chatmail.ini (the units pass the relay's)")
     parser.add_argument("--days", type=float, default=0, help="pretend the clock is DAYS days later")
     parser.add_argument("--maxnum", type=int, default=None, help="examine at most N mailboxes")
     parser.add_argument("--remove", action="store_true", help="really remove (default: dry run)")

@@ -10,7 +10,6 @@ report.  It walks the store with the same iteration as expire
 
 Examples::
 
-    python3 -m chatmaild.fsreport /usr/local/lib/chatmaild/chatmail.ini
     python3 -m chatmaild.fsreport chatmail.ini --mdir cur --min-login-age 30
     python3 -m chatmaild.fsreport chatmail.ini --maxnum 1000 --json
     python3 -m chatmaild.fsreport chatmail.ini --textfile /var/lib/chatmail-fsreport/
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from chatmaild.config import Config, read_config
 from chatmaild.dictproxy_fs import write_atomic
-from chatmaild.mailstore import DAY, DEFAULT_INI, MESSAGE_DIRS, Mailbox, iter_mailboxes, reference_time
+from chatmaild.mailstore import DAY, MESSAGE_DIRS, Mailbox, iter_mailboxes, reference_time
 
 SIZE_BUCKETS = (0, 160000, 500000, 2000000)  # bytes: "messages at least this large"
 LOGIN_WINDOWS = (1, 10, 30, 40, 80, 100, 150)  # days: "logged in within"
@@ -263,7 +262,7 @@ def write_textfile(path: str | Path, report: dict) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chatmail-fsreport", description=__doc__.split("\n")[0])
-    parser.add_argument("ini", nargs="?", default=DEFAULT_INI, help=f"chatmail.ini (default {DEFAULT_INI})")
+    parser.add_argument("ini", help="chatmail.ini (the units pass the relay's)")
     parser.add_argument("--days", type=float, default=0, help="pretend the clock is DAYS days later")
     parser.add_argument(
         "--min-login-age",

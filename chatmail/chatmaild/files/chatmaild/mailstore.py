@@ -73,7 +73,6 @@ from typing import NamedTuple
 MESSAGE_DIRS = frozenset(("cur", "new", "tmp"))
 PASSWORD = "password"
 DAY = 86400
-DEFAULT_INI = "/usr/local/lib/chatmaild/chatmail.ini"
 
 
 def reference_time(days: float = 0, now: datetime | None = None) -> datetime:

@@ -33,11 +33,14 @@ SERVER_ENTRY = "vendor/vendor.dovecot/pvt/server/vendor/deltachat/"
 # clients split larger groups into several messages instead of failing.
 MAX_SMTP_RECIPIENTS = 1000
 # written by chatmail.chatmaild.config (pillar appversions, or the formula's file)
-APPVERSIONS_PATH = Path("/usr/local/lib/chatmaild/appversions.json")
+# beside chatmail.ini, in chatmaild.lib of the formula's parameters table
+APPVERSIONS_NAME = "appversions.json"
 
 
-def read_appversions(path: Path) -> str | None:
+def read_appversions(path: Path | None) -> str | None:
     """The app version index as one line of JSON (the dict protocol is line-based), or None."""
+    if path is None:
+        return None
     try:
         data = json.loads(Path(path).read_bytes())
     except FileNotFoundError:
@@ -57,13 +60,13 @@ class MetadataDict(DictProxy):
         tokens: TokenStore,
         notifier: Notifier,
         turn_secret: Path = SECRET_PATH,
-        appversions: Path = APPVERSIONS_PATH,
+        appversions: Path | None = None,
     ):
         self.config = config
         self.tokens = tokens
         self.notifier = notifier
         self.turn_secret = Path(turn_secret)
-        self.appversions_path = Path(appversions)
+        self.appversions_path = Path(appversions) if appversions is not None else None
         # server entries: name -> function answering the lookup
         self.server_entries = {
             "irohrelay": self.iroh_relay,
@@ -131,7 +134,8 @@ def _start(config: Config) -> MetadataDict | None:
     queued = notifier.load()
     log.info("re-queued %d pending notifications", queued)
     notifier.start()
-    return MetadataDict(config, tokens, notifier)
+    appversions = config.path.parent / APPVERSIONS_NAME if config.path else None
+    return MetadataDict(config, tokens, notifier, appversions=appversions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Account counts in Prometheus text format (design.md §5.10).
 
-Run every 5 minutes by cron as ``python3 -m chatmaild.metrics MB > /var/www/html/metrics``
-(``MB`` = the mailbox root; a chatmail.ini path works too).  An account is
+Upstream runs it every 5 minutes by cron as ``python3 -m chatmaild.metrics MB > WWW/metrics``
+(``WWW``: the website folder, website.www of the formula's parameters table;
+``MB``: the mailbox root; a chatmail.ini path works too).  An account is
 a directory of ``MB`` that has a ``cur`` directory, i.e. one that Dovecot
 has opened at least once; CI accounts are those created by test suites.
 """

@@ -4,9 +4,12 @@
 It creates nothing: the account comes into existence at its first login
 (doveauth).  Both parts come from ``secrets`` (a CSPRNG) because whoever
 can guess a suggestion before its owner logs in can take the account.
-The formula copies this file to ``/usr/lib/cgi-bin/newemail.py``; nginx
-only passes POST requests to it.  ``CHATMAIL_INI`` in the environment
-replaces the deployed ini path (tests).
+The formula copies this file to the CGI path of its parameters table
+(fcgiwrap.cgi in chatmail/parameters/defaults.yaml); nginx only passes POST
+requests to it, with ``CHATMAIL_INI`` (a FastCGI parameter, which fcgiwrap
+hands over as an environment variable) naming the relay's chatmail.ini.
+The chatmaild package lies beside that file (chatmaild.lib of the table):
+the copied script, which has no PYTHONPATH, imports it from there.
 
 A relay whose certificate is self-signed by design (an IP-only relay or a
 ``_`` domain) also answers with a ``dclogin:`` URL: the credentials, the
@@ -28,17 +31,9 @@ import subprocess
 import sys
 from urllib.parse import quote
 
-CHATMAILD_DIR = "/usr/local/lib/chatmaild"
-CONFIG_PATH = CHATMAILD_DIR + "/chatmail.ini"
 USERNAME_CHARS = string.ascii_lowercase + string.digits
 PASSWORD_CHARS = string.ascii_letters + string.digits + string.punctuation
 PASSWORD_EXTRA = 3  # a suggested password is this much longer than the minimum
-
-try:
-    from chatmaild.config import read_config
-except ImportError:  # run as the copied CGI script: chatmaild lives beside the ini
-    sys.path.insert(0, CHATMAILD_DIR)
-    from chatmaild.config import read_config
 
 
 def random_text(alphabet: str, length: int) -> str:
@@ -89,9 +84,22 @@ def cgi_response(status: str, body: dict, as_html: bool = False) -> str:
     return "\r\n".join(headers) + "\r\n\r\n" + text
 
 
-def main() -> int:
+def read_relay_config(ini: str):
+    """chatmaild's Config of ``ini``; as the copied CGI script, chatmaild is imported from beside it."""
     try:
-        config = read_config(os.environ.get("CHATMAIL_INI", CONFIG_PATH))
+        from chatmaild.config import read_config
+    except ImportError:  # run as the copied CGI script: chatmaild lives beside the ini
+        sys.path.insert(0, os.path.dirname(ini))
+        from chatmaild.config import read_config
+    return read_config(ini)
+
+
+def main() -> int:
+    ini = os.environ.get("CHATMAIL_INI", "")
+    try:
+        if not ini:
+            raise ValueError("CHATMAIL_INI is not set (nginx passes it)")
+        config = read_relay_config(ini)
     except (OSError, ValueError) as exc:
         print(f"newemail: cannot read config: {exc}", file=sys.stderr)
         sys.stdout.write(cgi_response("500 Internal Server Error", {"error": "server misconfigured"}))
