@@ -164,7 +164,13 @@ class Container:
         lifecycle.unregister(self._handle)
         self.timings["stop"] = time.monotonic() - started
 
-    def reboot(self, timeout: float = 90, venv: Path | None = None, venv_mount: str | None = None) -> Container:
+    def reboot(
+        self,
+        timeout: float = 90,
+        venv: Path | None = None,
+        venv_mount: str | None = None,
+        poweroff_timeout: float = 45,
+    ) -> Container:
         """Power the container off cleanly and boot it again on the same overlay (its files stay).
 
         What ``reboot`` is on a server: every daemon stops the way systemd
@@ -174,12 +180,22 @@ class Container:
         started = time.monotonic()
         if self.nspawn_pid and _alive(self.nspawn_pid):
             os.kill(self.nspawn_pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
-            if not _wait_gone(self.nspawn_pid, self.process, timeout):
-                # a unit that hangs in its stop: a second SIGTERM makes nspawn end the container at once
+            if not _wait_gone(self.nspawn_pid, self.process, poweroff_timeout):
+                # a unit that hangs in its stop (after a dist-upgrade the old
+                # release's systemd/dbus may never finish): the power-off is
+                # bounded, then forced the way a hypervisor's reset is.  A second
+                # SIGTERM is not enough (nspawn waits for the hung init), so the
+                # container's init gets SIGKILL: the kernel ends its PID namespace.
                 self.timings["poweroff_forced"] = 1.0
-                os.kill(self.nspawn_pid, signal.SIGTERM)
-                if not _wait_gone(self.nspawn_pid, self.process, 30):
-                    raise RuntimeError(f"container {self.name} did not power off:\n{self.console_log()}")
+                print(
+                    f"harness: {self.name} power-off hung {poweroff_timeout:.0f} s, forced; console:\n{self.console_log()[-4000:]}"
+                )
+                if self.init_pid and _alive(self.init_pid):
+                    os.kill(self.init_pid, signal.SIGKILL)
+                if not _wait_gone(self.nspawn_pid, self.process, 15):
+                    os.kill(self.nspawn_pid, signal.SIGKILL)
+                    if not _wait_gone(self.nspawn_pid, self.process, 10):
+                        raise RuntimeError(f"container {self.name} did not power off:\n{self.console_log()}")
         if self.init_pid and _alive(self.init_pid):
             _wait_gone(self.init_pid, None, 5)
         self._unmount_overlay()
