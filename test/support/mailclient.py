@@ -219,3 +219,20 @@ def _sni_context(server_name: str) -> ssl.SSLContext:
 
     ctx.wrap_socket = wrap_socket
     return ctx
+
+
+# every way a client reaches a relay: (IMAP port, SMTP port); 443 is nginx's ALPN multiplexer
+CLIENT_PORTS = {"implicit TLS": (993, 465), "STARTTLS": (143, 587), "443 ALPN": (443, 443)}
+
+
+def check_client_ports(sender: Account, recipient: Account, ports: str) -> None:
+    """``sender`` logs in over IMAP on one of CLIENT_PORTS (the chatmail capabilities are
+    announced there) and sends to ``recipient`` over its SMTP port; the mail arrives."""
+    imap_port, smtp_port = CLIENT_PORTS[ports]
+    conn = sender.imap(imap_port)
+    try:
+        assert {"XCHATMAIL", "XDELTAPUSH"} <= set(conn.capabilities)
+    finally:
+        conn.logout()
+    assert sender.send([recipient.addr], encrypted(sender.addr, [recipient.addr]), port=smtp_port) == {}
+    assert len(wait_for_messages(recipient, 1)) == 1

@@ -100,22 +100,10 @@ def test_mail_between_two_accounts(live, domain):
     assert mc.parse(received[0])["From"] == sender.addr
 
 
-# every way a client reaches the relay: (IMAP port, SMTP port); 443 is nginx's ALPN multiplexer
-CLIENT_PORTS = {"implicit TLS": (993, 465), "STARTTLS": (143, 587), "443 ALPN": (443, 443)}
-
-
-@pytest.mark.parametrize("ports", CLIENT_PORTS)
+@pytest.mark.parametrize("ports", mc.CLIENT_PORTS)
 def test_clients_log_in_and_send_on_every_port(live, domain, ports):
     """Dovecot 2.4 takes IMAP from nginx on 443 too (its PROXY-protocol listener on 8993)."""
-    imap_port, smtp_port = CLIENT_PORTS[ports]
-    sender, recipient = mc.created_account(live.address, domain), mc.created_account(live.address, domain)
-    conn = sender.imap(imap_port)
-    try:
-        assert {"XCHATMAIL", "XDELTAPUSH"} <= set(conn.capabilities)
-    finally:
-        conn.logout()
-    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr]), port=smtp_port) == {}
-    assert len(mc.wait_for_messages(recipient, 1)) == 1
+    mc.check_client_ports(mc.created_account(live.address, domain), mc.created_account(live.address, domain), ports)
 
 
 def test_status_is_ok_on_debian13(live):

@@ -286,21 +286,9 @@ def test_web_pages_in_a_browser(live, domain, lab, tmp_path_factory, record_prop
     _imap_login(acc)
 
 
-# every way a client reaches the relay: (IMAP port, SMTP port); 443 is nginx's ALPN multiplexer
-CLIENT_PORTS = {"implicit TLS": (993, 465), "STARTTLS": (143, 587), "443 ALPN": (443, 443)}
-
-
-@pytest.mark.parametrize("ports", CLIENT_PORTS)
+@pytest.mark.parametrize("ports", mc.CLIENT_PORTS)
 def test_clients_log_in_and_send_on_every_port(live, domain, ports):
-    imap_port, smtp_port = CLIENT_PORTS[ports]
-    sender, recipient = account(live, domain), account(live, domain)
-    conn = sender.imap(imap_port)
-    try:
-        assert {"XCHATMAIL", "XDELTAPUSH"} <= set(conn.capabilities)
-    finally:
-        conn.logout()
-    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr]), port=smtp_port) == {}
-    assert len(mc.wait_for_messages(recipient, 1)) == 1
+    mc.check_client_ports(account(live, domain), account(live, domain), ports)
 
 
 # port 25 takes mail for local users without login (and refuses it for lack of DKIM, tested below)
