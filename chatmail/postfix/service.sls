@@ -21,11 +21,14 @@ include:
 
 chatmail-postfix-replaced-{{ unit }}-cmd-run:
   cmd.run:
-    {#- the stop job first: a unit killed while it is being stopped is not restarted #}
+    {#- the stop job first: a unit killed while it is being stopped is not
+        restarted; then its failed state is reset, so systemd unloads it (a
+        failed unit stays loaded, with its PartOf, see below) #}
     - name: >-
         systemctl stop --no-block {{ unit }}.service;
         systemctl kill --signal=SIGKILL {{ unit }}.service;
-        timeout 30 sh -c 'while systemctl is-active --quiet {{ unit }}.service; do sleep 0.2; done'
+        timeout 30 sh -c 'while systemctl is-active --quiet {{ unit }}.service; do sleep 0.2; done';
+        systemctl reset-failed {{ unit }}.service 2>/dev/null || true
     - onlyif: systemctl is-active --quiet {{ unit }}.service
 
 {#- masked, not only disabled: Debian 13's postfix.service conflicts with
