@@ -71,46 +71,30 @@ def masterless(*events):
     return "__beacons_return", {"beacons": beacons, "_stamp": "2026-01-01T00:00:00.000000"}
 
 
+def restarted(relay: str, unit: str) -> list[tuple]:
+    """The reactions to ``unit`` reported down on ``relay``: a warning in the log, then its restart."""
+    return [
+        ("local", "log.warning", relay, f"chatmail selfheal: {unit} on {relay} reported not running; restarting it"),
+        ("local", "service.restart", relay, unit),
+    ]
+
+
 # case: (tag, data), reactions expected as (client, function, target, args)
 CASES = {
     "master: postfix@- down": (
         on_master("relay1", "postfix@-", False),
-        [
-            (
-                "local",
-                "log.warning",
-                "relay1",
-                "chatmail selfheal: postfix@- on relay1 reported not running; restarting it",
-            ),
-            ("local", "service.restart", "relay1", "postfix@-"),
-        ],
+        restarted("relay1", "postfix@-"),
     ),
     "master: dovecot down on the other relay": (
         on_master("relay2", "dovecot", False),
-        [
-            (
-                "local",
-                "log.warning",
-                "relay2",
-                "chatmail selfheal: dovecot on relay2 reported not running; restarting it",
-            ),
-            ("local", "service.restart", "relay2", "dovecot"),
-        ],
+        restarted("relay2", "dovecot"),
     ),
     "master: postfix@- running again": (on_master("relay1", "postfix@-", True), []),
     # a Debian 13 relay's beacon watches postfix.service (it runs the master there); a
     # Debian 12 relay's watches postfix@- only, so its wrapper postfix.service is never reported
     "master: postfix down on a Debian 13 relay": (
         on_master("trixie1", "postfix", False),
-        [
-            (
-                "local",
-                "log.warning",
-                "trixie1",
-                "chatmail selfheal: postfix on trixie1 reported not running; restarting it",
-            ),
-            ("local", "service.restart", "trixie1", "postfix"),
-        ],
+        restarted("trixie1", "postfix"),
     ),
     "master: another service down": (on_master("relay1", "nginx", False), []),
     "master: an operator's own service beacon": (on_master("relay1", "dovecot", False, "service"), []),
