@@ -10,6 +10,7 @@
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
 {%- set lib = params.chatmaild.lib %}
 {%- set ini = lib ~ "/chatmail.ini" %}
+{%- set turn_secret = params.turn.secret_dir ~ "/secret" %}
 {%- set unit_files = [] %}
 {%- for name, unit in units.daemons | dictsort %}
 {%-   do unit_files.append((name, name ~ ".service", "daemon.service.j2", unit)) %}
@@ -28,7 +29,7 @@ chatmail-chatmaild-{{ file | replace(".", "-") }}-file-managed:
     - name: {{ params.systemd_dir }}/{{ file }}
     - source: {{ files_switch("chatmaild", "units/" ~ template, "chatmail-chatmaild-" ~ (file | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
-    - context: {{ {"name": name, "unit": unit, "lib": lib, "ini": ini} | json }}
+    - context: {{ {"name": name, "unit": unit, "lib": lib, "ini": ini, "turn_secret": turn_secret} | json }}
     - user: root
     - group: root
     - mode: "0644"

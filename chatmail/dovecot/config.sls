@@ -20,6 +20,7 @@ chatmail-dovecot-conf-file-managed:
     - context:
         chatmail: {{ chatmail | json }}
         chatmaild_lib: {{ params.chatmaild.lib }}
+        conf_dir: {{ dovecot.conf_dir }}
     - user: root
     - group: root
     - mode: "0644"

@@ -1,7 +1,7 @@
 {#- Leftovers of older upstream deployments (design.md §7.9), removed on every
     run; each state is a no-op once the host is clean.  (acmetool's old
     cron job and hooks are removed by chatmail.tls.) -#}
-{%- from "chatmail/map.jinja" import mapdata as chatmail with context %}
+{%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/macros.jinja" import stage with context %}
 {%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service"] %}
 {%- set old_paths = [
@@ -9,7 +9,7 @@
   "/etc/apt/keyrings/obs-home-deltachat.gpg",
   "/etc/mta-sts-daemon.yml",
   "/usr/local/lib/postfix-mta-sts-resolver",
-  "/etc/systemd/system/mta-sts-daemon.service",
+  params.systemd_dir ~ "/mta-sts-daemon.service",
 ] %}
 {%- call stage("configure", "chatmail-legacy-skipped") %}
 {%-   for unit in old_services %}

@@ -32,6 +32,7 @@ chatmail-postfix-{{ name | replace(".", "-") }}-file-managed:
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
+        conf_dir: {{ postfix.conf_dir }}
     - user: root
     - group: root
     - mode: "0644"

@@ -7,6 +7,9 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/macros.jinja" import stage with context %}
 {%- set secret_dir = params.turn.secret_dir %}
+{#- each file's path by its id, for the files that name one another #}
+{%- set paths = {} %}
+{%- for file in params.turn.files %}{% do paths.update({file.id: file.path}) %}{% endfor %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- call stage("configure", "chatmail-turn-config-skipped") %}
 
@@ -41,6 +44,7 @@ chatmail-turn-{{ file.id }}-file-managed:
     - context:
         chatmail: {{ chatmail | json }}
         secret_dir: {{ secret_dir }}
+        paths: {{ paths | json }}
     - user: root
     - group: root
     - mode: "{{ file.mode }}"

@@ -50,7 +50,9 @@ def test_daemon_units(units, name):
     module, args, runtime, umask = DAEMONS[name]
     d = directives(unit_text(units, f"{name}.service"))
     assert d["ExecStart"] == [f"/usr/bin/python3 -m chatmaild.{module} {args}"]
-    assert d["Environment"] == [f"PYTHONPATH={LIB}"]
+    # chatmail-metadata hands out TURN credentials made from the secret the turn state writes
+    secret = ["CHATMAIL_TURN_SECRET=/etc/chatmail-turn/secret"] if name == "chatmail-metadata" else []
+    assert d["Environment"] == [f"PYTHONPATH={LIB}", *secret]
     assert d["User"] == ["vmail"] and d["Restart"] == ["always"] and d["WantedBy"] == ["multi-user.target"]
     assert d.get("RuntimeDirectory") == ([runtime] if runtime else None)
     assert d.get("UMask") == ([umask] if umask else None)

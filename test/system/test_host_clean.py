@@ -35,8 +35,10 @@ ARCHIVES = "var/cache/apt/archives"
 def active_units(box) -> set[str]:
     out = box.run(["systemctl", "list-units", "--state=active", "--plain", "--no-legend", "--all"]).stdout
     units = {line.split()[0] for line in out.splitlines() if line.strip()}
-    # the harness's own `systemd-run` of this very command
-    return {u for u in units if not u.startswith("run-u")}
+    # the harness's own `systemd-run` of this very command, and the credential
+    # mounts systemd makes for a oneshot while it (re)runs (systemd-tmpfiles-setup
+    # after an apt install): systemd's plumbing, no daemon
+    return {u for u in units if not u.startswith(("run-u", "run-credentials-"))}
 
 
 def listening_ports(box) -> dict[int, str]:

@@ -24,6 +24,7 @@ from harness import changed_states, failed_states
 from support import browser
 from support import mailclient as mc
 from support.dcclient import ClientNamespace
+from support.dicts import openssl_hmac_sha1_base64
 from support.relays import POSTFIX_UNIT, reapply_on_same_tree, require_converged, tree_state
 from support.webpage import accessibility_problems, page_facts
 
@@ -423,6 +424,22 @@ def test_devicetoken_metadata_round_trip(live, domain):
             assert typ == "OK" and mc.metadata_value(data) == expected, data
     finally:
         conn.logout()
+
+
+def test_turn_credentials_come_from_the_relays_secret(live, domain):
+    """Server metadata ``turn``: ``<domain>:3478:<expiry>:<password>``, the password being the
+    HMAC coturn recomputes from the secret the formula made (the unit names its file)."""
+    conn = account(live, domain).imap()
+    try:
+        typ, data = mc.metadata(conn, '""', "/shared/vendor/deltachat/turn")
+    finally:
+        conn.logout()
+    assert typ == "OK", data
+    host, port, expiry, password = mc.metadata_value(data).split(":")
+    assert (host, port) == (domain, "3478")
+    assert int(expiry) > time.time() + 4 * 86400
+    secret = live.run(["cat", "/etc/chatmail-turn/secret"]).stdout.strip()
+    assert password == openssl_hmac_sha1_base64(secret, expiry)
 
 
 def register_device(box, domain: str, token: str) -> mc.Account:

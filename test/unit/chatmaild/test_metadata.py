@@ -208,3 +208,29 @@ def test_started_service_reads_appversions_beside_its_ini(tmp_path, appversions)
         assert json.loads(proxy.server_entries["appversions"]()) == json.loads(appversions.read_text())
     finally:
         proxy.notifier.stop()
+
+
+@pytest.mark.parametrize("from_unit", [True, False], ids=["secret-named", "not-named"])
+def test_started_service_takes_the_turn_secret_its_unit_names(tmp_path, monkeypatch, secret, from_unit):
+    """The unit names the secret file (CHATMAIL_TURN_SECRET); without it the service still
+    serves everything else and hands out no TURN credentials instead of guessing a path."""
+    from chatmaild.config import read_config
+    from chatmaild.metadata import TURN_SECRET_ENV, _start
+
+    if from_unit:
+        monkeypatch.setenv(TURN_SECRET_ENV, str(secret))
+    else:
+        monkeypatch.delenv(TURN_SECRET_ENV, raising=False)
+    (tmp_path / "mail").mkdir()
+    ini = tmp_path / "chatmail.ini"
+    ini.write_text(f"[params]\nmail_domain = chat.example.org\nmailboxes_dir = {tmp_path / 'mail'}\n")
+    proxy = _start(read_config(ini))
+    try:
+        value = proxy.server_entries["turn"]()
+        if from_unit:
+            assert value.startswith("chat.example.org:3478:")
+        else:
+            assert value is None
+        assert proxy.server_entries["maxsmtprecipients"]()
+    finally:
+        proxy.notifier.stop()

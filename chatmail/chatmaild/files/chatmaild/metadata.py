@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .config import Config
 from .dictproxy import DictProxy, Transaction, run_service
 from .metadata_tokens import TokenStore
 from .notifier import Notifier
-from .turncreds import SECRET_PATH, turn_value
+from .turncreds import turn_value
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ MAX_SMTP_RECIPIENTS = 1000
 # written by chatmail.chatmaild.config (pillar appversions, or the formula's file)
 # beside chatmail.ini, in chatmaild.lib of the formula's parameters table
 APPVERSIONS_NAME = "appversions.json"
+# the TURN secret file; the formula sets it in the unit (chatmail/parameters: turn.secret_dir)
+TURN_SECRET_ENV = "CHATMAIL_TURN_SECRET"
 
 
 def read_appversions(path: Path | None) -> str | None:
@@ -59,13 +62,13 @@ class MetadataDict(DictProxy):
         config: Config,
         tokens: TokenStore,
         notifier: Notifier,
-        turn_secret: Path = SECRET_PATH,
+        turn_secret: Path | None,
         appversions: Path | None = None,
     ):
         self.config = config
         self.tokens = tokens
         self.notifier = notifier
-        self.turn_secret = Path(turn_secret)
+        self.turn_secret = Path(turn_secret) if turn_secret else None
         self.appversions_path = Path(appversions) if appversions is not None else None
         # server entries: name -> function answering the lookup
         self.server_entries = {
@@ -80,6 +83,8 @@ class MetadataDict(DictProxy):
         return self.config.iroh_relay_url or None
 
     def turn(self) -> str | None:
+        if self.turn_secret is None:
+            return None
         try:
             return turn_value(self.config.mail_domain, self.turn_secret)
         except (OSError, ValueError) as exc:
@@ -135,7 +140,10 @@ def _start(config: Config) -> MetadataDict | None:
     log.info("re-queued %d pending notifications", queued)
     notifier.start()
     appversions = config.path.parent / APPVERSIONS_NAME if config.path else None
-    return MetadataDict(config, tokens, notifier, appversions=appversions)
+    turn_secret = os.environ.get(TURN_SECRET_ENV)
+    if not turn_secret:
+        log.warning("%s is not set: no TURN credentials will be handed out", TURN_SECRET_ENV)
+    return MetadataDict(config, tokens, notifier, turn_secret=turn_secret, appversions=appversions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,9 @@ username deliberately carries no ``:<id>`` suffix (which coturn would also
 accept): Delta Chat reads the metadata value as ``host:port:user:password``
 and a colon inside the username would shift the fields.
 
-The secret lives in :data:`SECRET_PATH` (root:vmail 0640, one line); the
-formula writes the same value into coturn's ``static-auth-secret``.
+The secret is one line in a root:vmail 0640 file whose path the formula
+passes to chatmail-metadata (``CHATMAIL_TURN_SECRET`` in its unit, from the
+parameters table); coturn's ``static-auth-secret`` gets the same value.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ import hmac
 import time
 from pathlib import Path
 
-SECRET_PATH = Path("/etc/chatmail-turn/secret")
 TURN_PORT = 3478
 VALIDITY = 5 * 86400  # as long as chatmail-turn's credentials
 
 
-def read_secret(path: Path = SECRET_PATH) -> bytes:
+def read_secret(path: Path) -> bytes:
     secret = Path(path).read_bytes().strip()
     if not secret:
         raise ValueError(f"{path} is empty")
@@ -39,7 +39,7 @@ def credentials(secret: bytes, now: float | None = None, validity: int = VALIDIT
     return username, base64.b64encode(digest).decode("ascii")
 
 
-def turn_value(domain: str, secret_path: Path = SECRET_PATH, now: float | None = None) -> str:
+def turn_value(domain: str, secret_path: Path, now: float | None = None) -> str:
     """The metadata value ``<domain>:3478:<username>:<password>``."""
     username, password = credentials(read_secret(secret_path), now)
     return f"{domain}:{TURN_PORT}:{username}:{password}"
