@@ -90,13 +90,18 @@ class Container:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self, timeout: float = 90) -> Container:
-        """Mount the overlay, write the per-container files, boot, wait for systemd."""
+    def start(self, timeout: float = 90, first_boot: bool = True) -> Container:
+        """Mount the overlay, write the per-container files (first boot only), boot, wait for systemd.
+
+        A reboot leaves them as the container left them: a server's
+        resolv.conf or hosts file does not change when it restarts, and the
+        formula's own resolv.conf must still be there after one."""
         started = time.monotonic()
         if not self.persistent:
             self._handle = lifecycle.register(f"container {self.name}", self.stop)
         self._mount_overlay()
-        self._write_config_files()
+        if first_boot:
+            self._write_config_files()
         log = open(self.state_dir / "console.log", "ab")
         cmd = [
             "systemd-nspawn",
@@ -204,7 +209,7 @@ class Container:
             self.venv = Path(venv)
             self.venv_mount = venv_mount or str(self.venv)
         self.init_pid = self.nspawn_pid = None
-        self.start(timeout)
+        self.start(timeout, first_boot=False)
         self.timings["reboot"] = time.monotonic() - started
         return self
 
