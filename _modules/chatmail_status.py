@@ -65,7 +65,6 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("filtermail.service", "always", False),
     ("filtermail-incoming.service", "always", False),
     ("fcgiwrap.socket", "always", False),
-    ("fcgiwrap.service", "always", False),
     ("coturn.service", "always", False),
     ("systemd-journald.service", "always", False),
     ("chatmail-expire.timer", "always", False),

@@ -5,5 +5,5 @@
 {%- from "chatmail/clean.jinja" import cleaned with context %}
 {{ cleaned("fcgiwrap",
     units=params.fcgiwrap.units,
-    indirect=params.fcgiwrap.units[1:],
+    indirect=params.fcgiwrap.on_demand,
     paths=[params.fcgiwrap.cgi]) }}

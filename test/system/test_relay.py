@@ -37,7 +37,7 @@ RELAY_SERVICES = (
     "chatmail-metadata",
     "doveauth",
     "dovecot",
-    "fcgiwrap",
+    "fcgiwrap.socket",  # fcgiwrap.service starts on the first request (test_fcgiwrap_starts_on_demand)
     "filtermail",
     "filtermail-incoming",
     "lastlogin",
@@ -251,6 +251,17 @@ def test_new_account_over_https(live, domain):
     assert len(acc.password) > 9  # password_min_length
     _imap_login(acc)
     _smtp_login(acc)
+
+
+def test_fcgiwrap_starts_on_demand_and_the_relay_is_ok_without_it(live, domain):
+    """As after a reboot: fcgiwrap.service is down until nginx's first CGI request starts it
+    through its socket.  Status says ok meanwhile, and /new works."""
+    live.run(["systemctl", "stop", "fcgiwrap.service"])
+    status = live.salt_call("chatmail.status")
+    assert status.retcode == 0 and status["local"]["ok"] is True, status["local"]
+    acc = mc.new_account_from_web(live.address, domain)
+    _imap_login(acc)
+    assert live.run(["systemctl", "is-active", "fcgiwrap.service"]).stdout.strip() == "active"
 
 
 WEB_PAGES = ("index.html", "info.html", "privacy.html")

@@ -237,6 +237,10 @@ def upgraded(relay, lab):
     (old.root / SALT_VENV_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", f"{venv}/.", str(old.root / SALT_VENV_MOUNT.lstrip("/"))], check=True)
     old.venv_mount, old.release = SALT_VENV_MOUNT, "13"
+    # the harness's minion caches its grains (grains_cache, minion.conf); a dist-upgrade
+    # changes them (osfinger Debian-13), and an operator's minion, which caches nothing
+    # by default, reads them afresh
+    old.run(["rm", "-f", "/var/cache/salt/minion/grains.cache.p"])
     # (policy-rc.d stays: the packages the apply adds, e.g. dovecot-auth-lua,
     # would restart Dovecot on the old configuration and fail)
     applied = old.apply(old.pillar)
