@@ -31,7 +31,7 @@ def _why_not_runnable() -> str | None:
 
 # Markers of tests too slow for every run (CI's budget): they run only when
 # the -m expression names them (e.g. ``-m upgrade``).
-OPT_IN = {"upgrade": "the Debian 12 -> 13 dist-upgrade takes 8-12 min; select it with -m upgrade"}
+OPT_IN = {"upgrade": "the Debian 12 -> 13 dist-upgrade takes 5-12 min; select it with -m upgrade"}
 
 
 def pytest_collection_modifyitems(config, items):

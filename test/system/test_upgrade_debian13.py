@@ -295,6 +295,13 @@ def test_the_relay_runs_debian13_with_dovecot24(upgraded):
     assert box.run(["dovecot", "--version"]).stdout.startswith("2.4.")
 
 
+def test_status_is_ok_after_the_reboot(upgraded):
+    """Step 4's check, before anything else touches the relay: every service the formula runs
+    came up by itself at boot."""
+    status = upgraded["box"].salt_call("chatmail.status")
+    assert status.retcode == 0 and status["local"]["ok"] is True, status["local"]
+
+
 def test_the_apply_after_the_upgrade_converges_and_a_second_changes_nothing(upgraded):
     box = upgraded["box"]
     assert failed_states(upgraded["applied"]) == []
