@@ -61,9 +61,12 @@ def require_converged(box, result, width: int = 1500):
     return box
 
 
-def federated(relay, lab, *names: str) -> list:
-    """Relays ``names`` booted, applied at once and federated; fails the test if one does not converge."""
-    boxes = [relay(name) for name in names]
+def federated(relay, lab, *names: str, releases: tuple[str | None, ...] = ()) -> list:
+    """Relays ``names`` booted, applied at once and federated; fails the test if one does not converge.
+
+    ``releases`` gives the Debian release of each relay in turn (None or
+    missing: the ``relay`` factory's default, ``--relay-release``)."""
+    boxes = [relay(name, release=(releases[i] if i < len(releases) else None)) for i, name in enumerate(names)]
     failures = apply_all(boxes)
     if any(failures.values()):
         logs = "\n".join(box.failed_units_log() for box in boxes if failures[box.name])

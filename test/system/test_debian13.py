@@ -2,8 +2,11 @@
 
 The subset of test_relay.py that shows the formula makes a relay of a bare
 Debian 13 container: converge, a zero-change re-apply, accounts created on
-first login (Dovecot 2.4's Lua passdb/userdb asking doveauth) and mail
-between two accounts over SMTP and IMAP.  Select it with ``-m debian13``.
+first login (Dovecot 2.4's Lua passdb/userdb asking doveauth), mail
+between two accounts over SMTP and IMAP, and the mail policy checks of
+support/policy.py that test_relay.py runs on Debian 12.  The Delta Chat
+end-to-end run on Debian 13, and mail between a Debian 12 and a Debian 13
+relay, are in test_fleet_deltachat.py.  Select it with ``-m debian13``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import pytest
 
 from harness import changed_states, failed_states
 from support import mailclient as mc
+from support import policy
 from support.relays import reapply_on_same_tree, require_converged, tree_state
 
 pytestmark = [pytest.mark.system, pytest.mark.debian13]
@@ -157,3 +161,37 @@ def test_logins_and_deliveries_log_no_dovecot_error(live, domain):
     journal = live.run(["journalctl", "-u", "dovecot", f"--since=@{since}", "--no-pager", "-o", "cat"]).stdout
     errors = [line for line in journal.splitlines() if "Error:" in line or "Fatal:" in line]
     assert errors == []
+
+
+# -- the relay's mail policy, the same checks as on Debian 12 (support/policy.py) ------------
+
+
+@pytest.mark.parametrize("port,target", policy.NO_LOGIN, ids=policy.NO_LOGIN_IDS)
+def test_no_relaying_without_login(live, domain, port, target):
+    policy.no_relaying_without_login(live, domain, port, target)
+
+
+def test_encrypted_message_arrives_with_hidden_subject_and_no_client_address(live, domain, lab):
+    policy.encrypted_mail_arrives_with_hidden_subject(live, domain, lab.bridge.address)
+
+
+def test_cleartext_to_a_protected_recipient_is_refused(live, domain):
+    policy.cleartext_is_refused(live, domain)
+
+
+@pytest.mark.parametrize("forged", policy.FORGED)
+def test_forged_from_header_is_refused(live, domain, forged):
+    policy.forged_from_header_is_refused(live, domain, forged)
+
+
+def test_envelope_sender_other_than_login_is_refused(live, domain):
+    policy.envelope_sender_other_than_login_is_refused(live, domain)
+
+
+def test_vrfy_does_not_tell_which_addresses_exist(live, domain):
+    policy.vrfy_tells_nothing(live, domain)
+
+
+@pytest.mark.parametrize("sender", policy.UNSIGNED_SENDERS)
+def test_incoming_mail_without_dkim_signature_is_refused(live, domain, sender):
+    policy.unsigned_incoming_mail_is_refused(live, domain, sender)

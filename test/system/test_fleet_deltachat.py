@@ -1,5 +1,8 @@
 """Delta Chat across a fleet: an account on one relay and an account on another talk (design.md §8.7 AC-14, AC-25).
 
+The first relay runs Debian 12, the second Debian 13: the clients' end-to-end
+run covers both releases, and mail crosses between them both ways.
+
 Two relays, each applied masterless and made peers of each other the way
 the internet would (relays.py: each trusts the other's self-signed
 certificate, each relay's DKIM key is in the test DNS).  Each account runs
@@ -34,8 +37,9 @@ SPACED, SPACING = 5, 2.0
 
 @pytest.fixture(scope="module")
 def relays(relay, lab):
-    """Two relays that can mail each other (trusted certificates, their DNS records in the test DNS)."""
-    return federated(relay, lab, "fdc1", "fdc2")
+    """Two relays that can mail each other (trusted certificates, their DNS records in the test DNS):
+    a Debian 12 relay and a Debian 13 relay, so every run shows the two releases federate."""
+    return federated(relay, lab, "fdc1", "fdc2", releases=("12", "13"))
 
 
 def online_account(lab, box, tag: str):
