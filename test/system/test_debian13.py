@@ -11,6 +11,8 @@ relay, are in test_fleet_deltachat.py.  Select it with ``-m debian13``.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness import changed_states, failed_states
@@ -124,12 +126,15 @@ def test_postfix_master_is_supervised(live):
     pid = live.run(["systemctl", "show", "-p", "MainPID", "--value", "postfix"]).stdout.strip()
     assert pid != "0"
     live.run(["kill", "-9", pid])
-    for _ in range(100):
+    # a deadline, not a count of polls: on a loaded machine each poll takes longer, and
+    # systemd first stops what is left of the old master (seen: over 10 s with a second test run)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         now = live.run(["systemctl", "show", "-p", "MainPID", "--value", "postfix"]).stdout.strip()
         if now not in ("0", pid):
             break
-        live.run(["sleep", "0.1"])
-    assert now not in ("0", pid)
+        time.sleep(0.1)
+    assert now not in ("0", pid), "postfix.service did not start a new master within 30 s"
     for _ in range(50):  # the new master opens its listeners a moment after it starts
         try:
             assert mc.smtp(live.address).noop()[0] == 250
@@ -163,35 +168,8 @@ def test_logins_and_deliveries_log_no_dovecot_error(live, domain):
     assert errors == []
 
 
-# -- the relay's mail policy, the same checks as on Debian 12 (support/policy.py) ------------
+# -- the relay's mail policy, the same tests as on Debian 12 ---------------------------------
 
 
-@pytest.mark.parametrize("port,target", policy.NO_LOGIN, ids=policy.NO_LOGIN_IDS)
-def test_no_relaying_without_login(live, domain, port, target):
-    policy.no_relaying_without_login(live, domain, port, target)
-
-
-def test_encrypted_message_arrives_with_hidden_subject_and_no_client_address(live, domain, lab):
-    policy.encrypted_mail_arrives_with_hidden_subject(live, domain, lab.bridge.address)
-
-
-def test_cleartext_to_a_protected_recipient_is_refused(live, domain):
-    policy.cleartext_is_refused(live, domain)
-
-
-@pytest.mark.parametrize("forged", policy.FORGED)
-def test_forged_from_header_is_refused(live, domain, forged):
-    policy.forged_from_header_is_refused(live, domain, forged)
-
-
-def test_envelope_sender_other_than_login_is_refused(live, domain):
-    policy.envelope_sender_other_than_login_is_refused(live, domain)
-
-
-def test_vrfy_does_not_tell_which_addresses_exist(live, domain):
-    policy.vrfy_tells_nothing(live, domain)
-
-
-@pytest.mark.parametrize("sender", policy.UNSIGNED_SENDERS)
-def test_incoming_mail_without_dkim_signature_is_refused(live, domain, sender):
-    policy.unsigned_incoming_mail_is_refused(live, domain, sender)
+class TestMailPolicy(policy.MailPolicy):
+    """support/policy.py on this relay."""
