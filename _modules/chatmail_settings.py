@@ -43,7 +43,7 @@ def settings(pillar: dict[str, Any] | None = None) -> dict[str, Any]:
             values = __utils__["chatmail_config.validate"](pillar, "pillar chatmail")
         except ValueError as exc:
             raise CommandExecutionError(str(exc)) from None
-        values.update(__utils__["chatmail_config.derived"](values))
+        values.update(__utils__["chatmail_config.derived"](values, params()["tls"]))
         values["ini"] = __utils__["chatmail_config.render_ini"](values)
         __context__[key] = values
     return copy.deepcopy(__context__[key])

@@ -386,12 +386,16 @@ def _cross_checks(s: dict[str, Any], source: str) -> list[str]:
     return problems
 
 
-def derived(settings: dict[str, Any]) -> dict[str, Any]:
-    """Values computed from the settings: the relay's (chatmaild.config.derived) and the formula's."""
+def derived(settings: dict[str, Any], tls_params: dict[str, Any]) -> dict[str, Any]:
+    """Values computed from the settings: the relay's (chatmaild.config.derived) and the formula's.
+
+    ``tls_params``: the parameters table's ``tls`` (chatmail/parameters/), where the
+    certificate of each tls_mode lies."""
     domain = settings["mail_domain"]
+    live = f"{tls_params['acme_state']}/live/{domain}"
     tls = {
-        "acme": (f"/var/lib/acme/live/{domain}/fullchain", f"/var/lib/acme/live/{domain}/privkey"),
-        "self_signed": ("/etc/ssl/certs/mailserver.pem", "/etc/ssl/private/mailserver.key"),
+        "acme": (f"{live}/fullchain", f"{live}/privkey"),
+        "self_signed": (tls_params["self_signed_cert"], tls_params["self_signed_key"]),
         "external": (settings["tls_cert_file"], settings["tls_key_file"]),
     }[settings["tls_mode"]]
     return {

@@ -9,6 +9,7 @@ import pytest
 
 from chatmail_config import SETTINGS, SettingsError, derived, parse_ini, render_ini, validate
 from chatmaild.config import Config, read_config
+from support.params import TLS
 
 
 def problems_of(raw):
@@ -27,7 +28,7 @@ def test_defaults_match_the_reference_relay():
     assert (s["filtermail_smtp_port"], s["postfix_reinject_port"]) == (10080, 10025)
     assert (s["filtermail_smtp_port_incoming"], s["postfix_reinject_port_incoming"]) == (10081, 10026)
     assert s["disable_ipv6"] is False and s["iroh_relay"] is None
-    assert derived(s)["mailboxes_dir"] == "/home/vmail/mail/chat.example.org"
+    assert derived(s, TLS)["mailboxes_dir"] == "/home/vmail/mail/chat.example.org"
 
 
 def test_ini_strings_are_typed_like_yaml_values():
@@ -110,11 +111,11 @@ def test_upstream_privacy_contacts_are_fine_on_testrun_domains():
 
 def test_iroh_relay_absent_empty_and_url_differ():
     base = {"mail_domain": "chat.example.org"}
-    assert derived(validate(base))["iroh_relay_local"] is True
-    assert derived(validate(base))["iroh_relay_url"] == "https://chat.example.org"
-    empty = derived(validate({**base, "iroh_relay": ""}))
+    assert derived(validate(base), TLS)["iroh_relay_local"] is True
+    assert derived(validate(base), TLS)["iroh_relay_url"] == "https://chat.example.org"
+    empty = derived(validate({**base, "iroh_relay": ""}), TLS)
     assert (empty["iroh_relay_url"], empty["iroh_relay_local"]) == ("", False)
-    url = derived(validate({**base, "iroh_relay": " https://iroh.example.net "}))
+    url = derived(validate({**base, "iroh_relay": " https://iroh.example.net "}), TLS)
     assert (url["iroh_relay_url"], url["iroh_relay_local"]) == ("https://iroh.example.net", False)
 
 

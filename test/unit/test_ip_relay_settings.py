@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from chatmail_config import SettingsError, derived, validate
+from support.params import TLS
 
 IP = "192.0.2.7"
 
 
 def test_an_ipv4_address_is_an_ip_only_relay():
     s = validate({"mail_domain": IP})
-    d = derived(s)
+    d = derived(s, TLS)
     assert s["mail_domain"] == IP and s["tls_mode"] == "self_signed"
     assert d["ip_relay"] and d["mail_domain_address"] == f"[{IP}]"
     assert d["smtp_hostname"] == "7.2.0.192.in-addr.arpa" and d["dclogin_accounts"]
@@ -22,10 +23,10 @@ def test_an_ipv4_address_is_an_ip_only_relay():
 
 
 def test_a_domain_relay_is_unchanged():
-    d = derived(validate({"mail_domain": "chat.example.org"}))
+    d = derived(validate({"mail_domain": "chat.example.org"}), TLS)
     assert not d["ip_relay"] and not d["dclogin_accounts"]
     assert d["mail_domain_address"] == d["smtp_hostname"] == "chat.example.org"
-    assert derived(validate({"mail_domain": "_chat.example.org"}))["dclogin_accounts"]
+    assert derived(validate({"mail_domain": "_chat.example.org"}), TLS)["dclogin_accounts"]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 
 import chatmail_config
 from chatmaild import config as relay
+from support.params import TLS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +68,7 @@ def test_every_formula_key_is_covered_by_this_test():
 
 def test_the_relays_ini_holds_no_formula_key_and_its_services_read_it(tmp_path):
     settings = chatmail_config.validate(FORMULA_PILLAR)
-    settings.update(chatmail_config.derived(settings))
+    settings.update(chatmail_config.derived(settings, TLS))
     ini = tmp_path / "chatmail.ini"
     ini.write_text(chatmail_config.render_ini(settings))
     written = relay.read_ini(ini)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from chatmail_config import SETTINGS, SettingsError, derived, parse_ini, render_ini, validate
+from support.params import TLS
 
 INI = Path(__file__).resolve().parents[1] / "data" / "chatmail-1.12.ini"
 # every key cmdeploy 1.12's chatmail.ini template lists (commented or not)
@@ -73,7 +74,7 @@ def test_converts_with_each_value_typed(raw):
     # tls_external_cert_and_key is upstream's spelling of tls_mode external
     assert s["tls_mode"] == "external"
     assert (s["tls_cert_file"], s["tls_key_file"]) == ("/etc/ssl/chat/fullchain.pem", "/etc/ssl/chat/privkey.pem")
-    d = derived(s)
+    d = derived(s, TLS)
     assert (d["tls_cert_path"], d["tls_key_path"]) == ("/etc/ssl/chat/fullchain.pem", "/etc/ssl/chat/privkey.pem")
     assert s["disable_ipv6"] is True and s["mtail_address"] == "127.0.0.1"
     assert d["iroh_relay_url"] == "https://iroh.example.org" and not d["iroh_relay_local"]
@@ -140,7 +141,7 @@ def test_underscore_domain_means_self_signed(extra, mode):
     s = validate({"mail_domain": "_chat.example.org", **extra})
     assert s["tls_mode"] == mode
     if mode == "self_signed":
-        assert derived(s)["tls_cert_path"] == "/etc/ssl/certs/mailserver.pem"
+        assert derived(s, TLS)["tls_cert_path"] == "/etc/ssl/certs/mailserver.pem"
 
 
 def test_underscore_domain_refuses_acme():
