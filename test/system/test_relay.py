@@ -25,6 +25,7 @@ from support import browser, policy
 from support import mailclient as mc
 from support.dcclient import ClientNamespace
 from support.dicts import openssl_hmac_sha1_base64
+from support.policy import account
 from support.relays import POSTFIX_UNIT, reapply_on_same_tree, require_converged, tree_state
 from support.webpage import accessibility_problems, page_facts
 
@@ -94,10 +95,6 @@ def live(box, applied):
 @pytest.fixture(scope="module")
 def domain(box) -> str:
     return box.pillar["mail_domain"]
-
-
-def account(box, domain) -> mc.Account:
-    return mc.created_account(box.address, domain)
 
 
 # -- converge ------------------------------------------------------------------------------
