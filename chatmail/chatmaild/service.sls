@@ -10,12 +10,30 @@
 {%- import_yaml "chatmail/chatmaild/files/units/units.yaml" as units %}
 {%- set lib = params.chatmaild.lib %}
 {%- set ini = lib ~ "/chatmail.ini" %}
-{%- set turn_secret = params.turn.secret_dir ~ "/secret" %}
+{#- what units.yaml's {placeholders} stand for, filled in here so the
+    unit templates print the table's values as they are -#}
+{%- set placeholders = {"{ini}": ini, "{turn_secret}": params.turn.secret, "{lmtp_socket}": params.dovecot.lmtp_socket} %}
+{%- macro fill(text) %}
+{%-   set ns = namespace(text=text) %}
+{%-   for key, value in placeholders | dictsort %}{% set ns.text = ns.text | replace(key, value) %}{% endfor %}
+{{-   ns.text }}
+{%- endmacro %}
+{%- set filled = {"daemons": {}, "jobs": {}} %}
+{%- for kind in ["daemons", "jobs"] %}
+{%-   for name, unit in units[kind] | dictsort %}
+{%-     set environment = {} %}
+{%-     for key, value in (unit.environment | default({})) | dictsort %}{% do environment.update({key: fill(value) | string}) %}{% endfor %}
+{%-     set one = {} %}
+{%-     do one.update(unit) %}
+{%-     do one.update({"args": fill(unit.args) | string, "environment": environment}) %}
+{%-     do filled[kind].update({name: one}) %}
+{%-   endfor %}
+{%- endfor %}
 {%- set unit_files = [] %}
-{%- for name, unit in units.daemons | dictsort %}
+{%- for name, unit in filled.daemons | dictsort %}
 {%-   do unit_files.append((name, name ~ ".service", "daemon.service.j2", unit)) %}
 {%- endfor %}
-{%- for name, unit in units.jobs | dictsort %}
+{%- for name, unit in filled.jobs | dictsort %}
 {%-   do unit_files.append((name, name ~ ".service", "job.service.j2", unit)) %}
 {%-   do unit_files.append((name, name ~ ".timer", "job.timer.j2", unit)) %}
 {%- endfor %}
@@ -29,7 +47,7 @@ chatmail-chatmaild-{{ file | replace(".", "-") }}-file-managed:
     - name: {{ params.systemd_dir }}/{{ file }}
     - source: {{ files_switch("chatmaild", "units/" ~ template, "chatmail-chatmaild-" ~ (file | replace(".", "-")) ~ "-file-managed") }}
     - template: jinja
-    - context: {{ {"name": name, "unit": unit, "lib": lib, "ini": ini, "turn_secret": turn_secret} | json }}
+    - context: {{ {"name": name, "unit": unit, "lib": lib} | json }}
     - user: root
     - group: root
     - mode: "0644"

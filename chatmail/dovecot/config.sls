@@ -21,6 +21,7 @@ chatmail-dovecot-conf-file-managed:
         chatmail: {{ chatmail | json }}
         chatmaild_lib: {{ params.chatmaild.lib }}
         conf_dir: {{ dovecot.conf_dir }}
+        lmtp_socket: {{ dovecot.lmtp_socket }}
     - user: root
     - group: root
     - mode: "0644"

@@ -7,6 +7,7 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/macros.jinja" import stage with context %}
 {%- set secret_dir = params.turn.secret_dir %}
+{%- set secret = params.turn.secret %}
 {#- each file's path by its id, for the files that name one another #}
 {%- set paths = {} %}
 {%- for file in params.turn.files %}{% do paths.update({file.id: file.path}) %}{% endfor %}
@@ -20,10 +21,10 @@ chatmail-turn-secret-cmd-run:
   cmd.run:
     - name: >-
         umask 027 && mkdir -p {{ secret_dir }} &&
-        openssl rand -hex 32 > {{ secret_dir }}/secret.new &&
-        chown root:vmail {{ secret_dir }}/secret.new && chmod 0640 {{ secret_dir }}/secret.new &&
-        mv {{ secret_dir }}/secret.new {{ secret_dir }}/secret
-    - creates: {{ secret_dir }}/secret
+        openssl rand -hex 32 > {{ secret }}.new &&
+        chown root:vmail {{ secret }}.new && chmod 0640 {{ secret }}.new &&
+        mv {{ secret }}.new {{ secret }}
+    - creates: {{ secret }}
 
 chatmail-turn-secret-dir-directory:
   file.directory:
@@ -43,7 +44,7 @@ chatmail-turn-{{ file.id }}-file-managed:
     - template: jinja
     - context:
         chatmail: {{ chatmail | json }}
-        secret_dir: {{ secret_dir }}
+        secret: {{ secret }}
         paths: {{ paths | json }}
     - user: root
     - group: root

@@ -91,6 +91,8 @@ def test_services_and_sockets(rendered, tmp_path):
     r = rendered("default")
     lmtp = doveconf(r, tmp_path, "service/lmtp")
     assert "user = vmail" in lmtp and "/var/spool/postfix/private/dovecot-lmtp" in lmtp
+    # filtermail's own LMTP socket: vmail's only (filtermail runs as vmail)
+    assert "unix_listener /run/dovecot/chatmail-lmtp {\n    group = vmail\n    mode = 0600\n    user = vmail" in lmtp
     auth = doveconf(r, tmp_path, "service/auth")
     assert "/var/spool/postfix/private/auth" in auth and "mode = 0660" in auth
     assert "user = vmail" in doveconf(r, tmp_path, "service/auth-worker")

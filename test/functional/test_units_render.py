@@ -52,7 +52,9 @@ def test_daemon_units(units, name):
     assert d["ExecStart"] == [f"/usr/bin/python3 -m chatmaild.{module} {args}"]
     # chatmail-metadata hands out TURN credentials made from the secret the turn state writes
     secret = ["CHATMAIL_TURN_SECRET=/etc/chatmail-turn/secret"] if name == "chatmail-metadata" else []
-    assert d["Environment"] == [f"PYTHONPATH={LIB}", *secret]
+    # filtermail stores local mail through Dovecot's socket for it (the one the Dovecot state makes)
+    lmtp = ["CHATMAIL_LMTP_SOCKET=/run/dovecot/chatmail-lmtp"] if module == "filtermail" else []
+    assert d["Environment"] == [f"PYTHONPATH={LIB}", *secret, *lmtp]
     assert d["User"] == ["vmail"] and d["Restart"] == ["always"] and d["WantedBy"] == ["multi-user.target"]
     assert d.get("RuntimeDirectory") == ([runtime] if runtime else None)
     assert d.get("UMask") == ([umask] if umask else None)

@@ -3,6 +3,8 @@
 The sink is a real aiosmtpd server on a loopback port that plays Postfix's
 reinjection smtpd: it records what it receives and can be told to answer
 a given stage with a given reply (451 as when the milter is down, 550, ...).
+The LMTP sink plays Dovecot's LMTP on a unix socket the same way, with a
+reply per recipient after the data (the relay's tests use real Dovecot).
 The filter runs in-process on its own event loop thread, exactly as
 ``serve()`` runs it in the service.
 """
@@ -10,11 +12,13 @@ The filter runs in-process on its own event loop thread, exactly as
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.controller import Controller, UnixSocketController
+from aiosmtpd.lmtp import LMTP
 
 from chatmaild.config import read_config
 from chatmaild.filtermail import MODES, serve
@@ -104,6 +108,46 @@ class Sink:
         self.start()
 
 
+@dataclass
+class LmtpHandler(SinkHandler):
+    """As SinkHandler, and ``after_data`` maps a recipient to its own reply after the data."""
+
+    after_data: dict[str, str] = field(default_factory=dict)
+
+    async def handle_DATA(self, server, session, envelope):
+        if "DATA" in self.replies:
+            return self.replies["DATA"]
+        stored = [r for r in envelope.rcpt_tos if r not in self.after_data]
+        if stored:
+            self.received.append(Received(envelope.mail_from, stored, envelope.original_content, "unix"))
+        return "\r\n".join(self.after_data.get(r, "250 2.0.0 Saved") for r in envelope.rcpt_tos)
+
+
+class _LmtpController(UnixSocketController):
+    def factory(self):
+        return LMTP(self.handler, **self.SMTP_kwargs)
+
+
+class LmtpSink:
+    """A real LMTP server on a unix socket standing in for Dovecot's."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self.handler = LmtpHandler()
+        self.controller = _LmtpController(self.handler, unix_socket=self.path, data_size_limit=None)
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def start(self) -> LmtpSink:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
 def write_ini(directory: Path, **settings) -> Path:
     ports = free_ports(4)
     values = {
@@ -125,9 +169,10 @@ def write_ini(directory: Path, **settings) -> Path:
 class RunningFilter:
     """``serve()`` on an event loop in a thread; ``port`` is where clients connect."""
 
-    def __init__(self, ini: Path, mode: str, dkim_lookup=None):
+    def __init__(self, ini: Path, mode: str, dkim_lookup=None, lmtp_socket: str | None = None):
         self.config = read_config(ini)
         self.dkim_lookup = dkim_lookup
+        self.lmtp_socket = lmtp_socket
         self.mode = MODES[mode]
         self.port = getattr(self.config, self.mode.listen_port)
         self.reinject_port = getattr(self.config, self.mode.reinject_port)
@@ -138,7 +183,7 @@ class RunningFilter:
     def start(self) -> RunningFilter:
         self.thread.start()
         self.server = asyncio.run_coroutine_threadsafe(
-            serve(self.config, self.mode, self.dkim_lookup), self.loop
+            serve(self.config, self.mode, self.dkim_lookup, self.lmtp_socket), self.loop
         ).result(10)
         return self
 
@@ -154,6 +199,33 @@ class RunningFilter:
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         handler = self.server.filtermail_handler
         handler.reinjector.close()
+        if handler.local_delivery is not None:
+            handler.local_delivery.close()
         handler.executor.shutdown(wait=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def send(port, mail_from, rcpt_tos, data, mail_options=(), rcpt_options=(), conn=None):
+    """One transaction; the first reply that is not a success, or the final one."""
+    client = conn or smtplib.SMTP(LOOPBACK, port, timeout=30)
+    try:
+        if conn is None:
+            client.ehlo("client.test")
+        code, text = client.mail(mail_from, list(mail_options))
+        if code != 250:
+            client.rset()
+            return code, text.decode()
+        for rcpt in rcpt_tos:
+            code, text = client.rcpt(rcpt, list(rcpt_options))
+            if code not in (250, 251):
+                client.rset()
+                return code, text.decode()
+        try:
+            code, text = client.data(data)
+        except smtplib.SMTPDataError as exc:
+            return exc.smtp_code, exc.smtp_error.decode()
+        return code, text.decode()
+    finally:
+        if conn is None:
+            client.quit()

@@ -420,6 +420,43 @@ def test_delivery_wakes_the_recipients_devices_but_not_the_senders(live, domain)
     assert not any(addr == sender.addr for addr, _ in tokens)
 
 
+def _message_id(data: bytes) -> str:
+    return mc.parse(data)["Message-ID"].strip("<>")
+
+
+def _postfix_saw(box, message_id: str) -> bool:
+    """Postfix's cleanup logs the Message-ID of every message it queues."""
+    journal = box.run(["journalctl", "--no-pager", "-o", "cat", "-t", "postfix/authclean", "-t", "postfix/cleanup"])
+    return message_id in journal.stdout
+
+
+def test_local_mail_is_stored_without_postfixs_queue(live, domain):
+    """filtermail hands mail for the relay's own mailboxes to Dovecot's LMTP: the 250 comes after
+    Dovecot stored it, with the headers Postfix's cleanup would have dropped dropped."""
+    sender, recipient = account(live, domain), account(live, domain)
+    data = mc.encrypted(sender.addr, [recipient.addr], subject="Unencrypted subject")
+    assert sender.send([recipient.addr], data) == {}
+    files = live.run(["sh", "-c", f"ls /home/vmail/mail/{domain}/{recipient.addr}/new"]).stdout.split()
+    assert len(files) == 1, "the message was not in the mailbox when the client got its 250"
+    (raw,) = mc.fetch_all(recipient)
+    assert mc.parse(raw)["Subject"] == "[...]" and mc.parse(raw)["Received"] is None
+    assert not _postfix_saw(live, _message_id(data))
+
+
+def test_without_dovecot_local_mail_waits_in_postfixs_queue(live, domain):
+    """Dovecot away: the message is queued (250 all the same) and delivered when Dovecot is back."""
+    sender, recipient = account(live, domain), account(live, domain)
+    data = mc.encrypted(sender.addr, [recipient.addr])
+    try:
+        with sender.smtp() as conn:  # a login needs Dovecot's auth: log in first
+            live.run(["systemctl", "stop", "dovecot"])
+            assert conn.sendmail(sender.addr, [recipient.addr], data) == {}
+        assert _postfix_saw(live, _message_id(data))
+    finally:
+        live.run(["systemctl", "start", "dovecot"])
+    assert len(mc.wait_for_messages(recipient, 1)) == 1
+
+
 def test_mailbox_over_quota_refuses_delivery(live, domain):
     """AC-24: a mailbox at 100 % of max_mailbox_size takes no more mail."""
     sender, full = account(live, domain), account(live, domain)

@@ -15,37 +15,12 @@ from chatmaild.reinject import Reinjector
 from support import chatmaild_env
 from support import mailcorpus as mc
 from support.dkim import KeyTable, sign
-from support.filtermail import LOOPBACK, RunningFilter, Sink, write_ini
+from support.filtermail import LOOPBACK, RunningFilter, Sink, send, write_ini
 from support.freeports import free_port
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
 REMOTE = "remote@elsewhere.net"
-
-
-def send(port, mail_from, rcpt_tos, data, mail_options=(), rcpt_options=(), conn=None):
-    """One transaction; the first reply that is not a success, or the final one."""
-    client = conn or smtplib.SMTP(LOOPBACK, port, timeout=30)
-    try:
-        if conn is None:
-            client.ehlo("client.test")
-        code, text = client.mail(mail_from, list(mail_options))
-        if code != 250:
-            client.rset()
-            return code, text.decode()
-        for rcpt in rcpt_tos:
-            code, text = client.rcpt(rcpt, list(rcpt_options))
-            if code not in (250, 251):
-                client.rset()
-                return code, text.decode()
-        try:
-            code, text = client.data(data)
-        except smtplib.SMTPDataError as exc:
-            return exc.smtp_code, exc.smtp_error.decode()
-        return code, text.decode()
-    finally:
-        if conn is None:
-            client.quit()
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@
 Postfix hands every submitted (outgoing, ports 465/587) and every received
 (incoming, port 25) message to this filter before queueing it
 (``smtpd_proxy_filter``); the filter's answers reach the client directly.
-An acceptable message is passed back unchanged to Postfix's reinjection
-port (see :mod:`chatmaild.reinject`), everything else is refused.
+An acceptable message for this relay's own mailboxes is stored through
+Dovecot's LMTP (see :mod:`chatmaild.lmtp`), with the header fields Postfix
+would have dropped dropped (:mod:`chatmaild.headerclean`); any other, and
+whatever LMTP did not take, is passed back unchanged to Postfix's
+reinjection port (see :mod:`chatmaild.reinject`).  Everything else is
+refused.
 
 Usage: ``python3 -m chatmaild.filtermail <chatmail.ini> outgoing|incoming``
 
@@ -29,7 +33,8 @@ incoming
 The sending client's address comes from Postfix's XFORWARD command, which
 Postfix sends to a proxy filter that announces it in its EHLO reply.
 
-An accepted message is answered with Postfix's verdict (see
+An accepted message is answered 250 once Dovecot stored it for every
+recipient, or else with Postfix's verdict on the rest (see
 :mod:`chatmaild.reinject`): 250 once queued, 4xx if Postfix is down or
 answers 4xx, Postfix's own 5xx if it refuses.  Anything failing inside the
 filter is a 451 as well: a client treats 5xx as final, so a 5xx is only
@@ -51,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -59,6 +65,8 @@ from dataclasses import dataclass
 
 from .config import Config, read_config
 from .dkimcheck import DkimCheck, TxtLookup
+from .headerclean import clean
+from .lmtp import SOCKET_ENV, LocalDelivery
 from .mimecheck import (
     Mail,
     is_autocrypt_setup_message,
@@ -67,7 +75,7 @@ from .mimecheck import (
     is_securejoin_request,
 )
 from .ratelimit import SendRateLimiter
-from .reinject import Reinjector
+from .reinject import ACCEPTED, Reinjector
 from .smtpserver import FilterSMTP
 
 __all__ = ["MODES", "Mode", "FilterPolicy", "FilterHandler", "serve", "main"]
@@ -234,13 +242,16 @@ class FilterHandler:
         reinjector: Reinjector,
         executor: ThreadPoolExecutor,
         local_reinjector: Reinjector | None = None,
+        local_delivery: LocalDelivery | None = None,
     ):
         self.policy = policy
         self.reinjector = reinjector
         self.executor = executor
         # outgoing mode: the same port, from LOCAL_SOURCE (not signed); None: everything signed
         self.local_reinjector = local_reinjector
-        self.local_domain = "@" + policy.config.mail_domain.lower()
+        # Dovecot's LMTP for mail to this relay's mailboxes; None: everything through Postfix
+        self.local_delivery = local_delivery
+        self.local_domain = "@" + policy.config.mail_domain_address.lower()
 
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options: list[str]) -> str:
         refusal = self.policy.check_sender(address)
@@ -263,19 +274,29 @@ class FilterHandler:
         )
 
     def process(self, mail_from: str, rcpt_tos: list[str], data: bytes, client_addr: str | None = None) -> str:
-        """Check one message and, if acceptable, reinject it: the reply for the client."""
+        """Check one message and, if acceptable, store or reinject it: the reply for the client."""
         try:
             refusal = self.policy.check_message(mail_from, rcpt_tos, data, client_addr)
             if refusal:
                 return refusal
+            if self.local_delivery is not None and self.all_local(rcpt_tos):
+                cleaned = clean(data, self.policy.mode.name)
+                rcpt_tos = self.local_delivery.deliver(mail_from, rcpt_tos, cleaned)
+                if not rcpt_tos:
+                    return ACCEPTED
+                log.info("%s: %d recipient(s) left to Postfix's queue", self.policy.mode.label, len(rcpt_tos))
             return self.reinjector_for(rcpt_tos).send(mail_from, rcpt_tos, data)
         except Exception:  # a bug must not turn into a permanent refusal
             log.exception("processing a message failed")
             return INTERNAL_ERROR
 
+    def all_local(self, rcpt_tos: list[str]) -> bool:
+        """Every recipient is a mailbox of this relay."""
+        return all(r.lower().endswith(self.local_domain) for r in rcpt_tos)
+
     def reinjector_for(self, rcpt_tos: list[str]) -> Reinjector:
         """The unsigned path if every recipient is a mailbox of this relay, else the signing one."""
-        if self.local_reinjector is not None and all(r.lower().endswith(self.local_domain) for r in rcpt_tos):
+        if self.local_reinjector is not None and self.all_local(rcpt_tos):
             return self.local_reinjector
         return self.reinjector
 
@@ -296,18 +317,24 @@ def can_bind(address: str) -> bool:
         return False
 
 
-async def serve(config: Config, mode: Mode, dkim_lookup: TxtLookup | None = None) -> asyncio.AbstractServer:
+async def serve(
+    config: Config, mode: Mode, dkim_lookup: TxtLookup | None = None, lmtp_socket: str | None = None
+) -> asyncio.AbstractServer:
     """Start the filter on the loop that runs this coroutine; returns the listening server.
 
     ``dkim_lookup`` replaces DNS for DKIM keys (tests); by default keys come
-    from the system's resolver.
+    from the system's resolver.  ``lmtp_socket``: Dovecot's LMTP socket for
+    local mail (default: the unit's ``CHATMAIL_LMTP_SOCKET``; none: all mail
+    goes through Postfix).
     """
     policy = FilterPolicy(config, mode, dkim_lookup)
     port = getattr(config, mode.reinject_port)
     reinjector = Reinjector(port)
     local = None if mode.incoming or not can_bind(LOCAL_SOURCE) else Reinjector(port, source=LOCAL_SOURCE)
+    lmtp_socket = lmtp_socket or os.environ.get(SOCKET_ENV)
+    delivery = LocalDelivery(lmtp_socket) if lmtp_socket else None
     executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"filtermail-{mode.name}")
-    handler = FilterHandler(policy, reinjector, executor, local)
+    handler = FilterHandler(policy, reinjector, executor, local, delivery)
     loop = asyncio.get_running_loop()
 
     def factory() -> FilterSMTP:

@@ -120,9 +120,26 @@ class Reinjector:
         self.idle_seconds = idle_seconds
         self._idle: list[tuple[float, smtplib.SMTP]] = []
         self._lock = threading.Lock()
+        self._reaper: threading.Timer | None = None
+
+    what = "reinjection"  # for the log
+
+    def _open(self) -> smtplib.SMTP:
+        """A connected client, greeted (the server's banner read), before EHLO."""
+        return smtplib.SMTP(
+            self.host,
+            self.port,
+            local_hostname="localhost",
+            timeout=self.connect_timeout,
+            source_address=(self.source, 0) if self.source else None,
+        )
 
     def send(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> str:
         """Reinject one message; the SMTP reply for the client."""
+        return self.transfer(mail_from, rcpt_tos, data)[0]
+
+    def transfer(self, mail_from: str, rcpt_tos: list[str], data: bytes) -> tuple[str, list[str]]:
+        """Hand one message over: the reply for the client and the recipients it did not reach."""
         fresh = False
         attempts = 0
         while True:
@@ -130,11 +147,11 @@ class Reinjector:
             try:
                 if conn is None:
                     conn = self._connect()
-                self._transact(conn, mail_from, rcpt_tos, data)
+                missed = self._transact(conn, mail_from, rcpt_tos, data)
             except _Refused as refused:
                 _close(conn)  # the session may be poisoned (see the module doc); no QUIT: DATA may be open
-                log.warning("reinjection refused: %s %s", refused.reply.code, refused.reply.text)
-                return refused.reply.for_client()
+                log.warning("%s refused: %s %s", self.what, refused.reply.code, refused.reply.text)
+                return refused.reply.for_client(), list(rcpt_tos)
             except _Broken as broken:
                 _close(conn)
                 if reused and not broken.handed_over:
@@ -149,10 +166,10 @@ class Reinjector:
                     time.sleep(0.2 * attempts)  # Postfix (re)starting: it listens again within a second
                     fresh = True
                     continue
-                log.warning("reinjection failed: %r", broken.cause)
-                return TRY_AGAIN
+                log.warning("%s failed: %r", self.what, broken.cause)
+                return TRY_AGAIN, list(rcpt_tos)
             self._give_back(conn)
-            return ACCEPTED
+            return ACCEPTED, missed
 
     def close(self) -> None:
         """Close the kept connections."""
@@ -166,13 +183,7 @@ class Reinjector:
     def _connect(self) -> smtplib.SMTP:
         conn = None
         try:
-            conn = smtplib.SMTP(
-                self.host,
-                self.port,
-                local_hostname="localhost",
-                timeout=self.connect_timeout,
-                source_address=(self.source, 0) if self.source else None,
-            )
+            conn = self._open()
             code, text = conn.ehlo()
             conn.sock.settimeout(self.timeout)
             conn.timeout = self.timeout
@@ -184,7 +195,8 @@ class Reinjector:
             raise _Refused(Reply(code, _text(text)))
         return conn
 
-    def _transact(self, conn: smtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> None:
+    def _transact(self, conn: smtplib.SMTP, mail_from: str, rcpt_tos: list[str], data: bytes) -> list[str]:
+        """One transaction on ``conn``: the recipients the message did not reach (none over SMTP)."""
         utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpt_tos))
         options = ""
         if utf8 and conn.has_extn("smtputf8"):
@@ -210,11 +222,16 @@ class Reinjector:
             _expect(replies[-1] if pipelined else conn.docmd("DATA"), 354)
             handed_over = True
             conn.send(_dot_stuffed(data))
-            _expect(conn.getreply(), 250)
+            return self._after_data(conn, rcpt_tos)
         except _Refused:
             raise
         except (OSError, smtplib.SMTPException, UnicodeError) as exc:
             raise _Broken(exc, handed_over) from exc
+
+    def _after_data(self, conn: smtplib.SMTP, rcpt_tos: list[str]) -> list[str]:
+        """SMTP: one reply for the whole message."""
+        _expect(conn.getreply(), 250)
+        return []
 
     # -- the pool of open connections ---------------------------------------
 
@@ -237,8 +254,32 @@ class Reinjector:
         with self._lock:
             if len(self._idle) < self.max_idle:
                 self._idle.append((time.monotonic(), conn))
+                self._schedule_reap(self.idle_seconds)
                 return
         _close(conn, quit=True)
+
+    def _schedule_reap(self, delay: float) -> None:
+        """Close idle connections once they are too old (the lock is held).
+
+        Without it a burst would leave its connections open, and a Postfix
+        smtpd process (or Dovecot lmtp process) behind each, until the
+        server's own timeout: idle memory for nothing.
+        """
+        if self._reaper is None:
+            self._reaper = threading.Timer(delay, self._reap)
+            self._reaper.daemon = True
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._reaper = None
+            stale = [conn for since, conn in self._idle if now - since >= self.idle_seconds]
+            self._idle = [(since, conn) for since, conn in self._idle if now - since < self.idle_seconds]
+            if self._idle:
+                self._schedule_reap(self.idle_seconds - (now - self._idle[0][0]))
+        for conn in stale:
+            _close(conn, quit=True)
 
 
 def _expect(reply: tuple[int, bytes], code: int) -> None:
