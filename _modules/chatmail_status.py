@@ -63,7 +63,6 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("chatmail-metadata.service", "always", False),
     ("lastlogin.service", "always", False),
     ("filtermail.service", "always", False),
-    ("filtermail-incoming.service", "always", False),
     ("fcgiwrap.socket", "always", False),
     ("coturn.service", "always", False),
     ("systemd-journald.service", "always", False),
@@ -110,7 +109,10 @@ PORTS: tuple[tuple[Any, str, str, tuple, str, str, bool, bool], ...] = (
     ("postfix_reinject_port_incoming", "tcp", "127.0.0.1", POSTFIX, "reinjection of filtered incoming mail", "always", True, True),
     ("filtermail_smtp_port", "tcp", "127.0.0.1", (("filtermail",), ("filtermail.service",)), "outgoing filter", "always", False, True),
     (
-        "filtermail_smtp_port_incoming", "tcp", "127.0.0.1", (("filtermail",), ("filtermail-incoming.service",)),
+        # filtermail-incoming.service: the unit of formula versions before 2026-12 (chatmail.legacy
+        # removes it), still holding the port when such a relay is deployed again
+        "filtermail_smtp_port_incoming", "tcp", "127.0.0.1",
+        (("filtermail",), ("filtermail.service", "filtermail-incoming.service")),
         "incoming filter", "always", False, True,
     ),
 )

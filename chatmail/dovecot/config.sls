@@ -22,6 +22,7 @@ chatmail-dovecot-conf-file-managed:
         chatmaild_lib: {{ params.chatmaild.lib }}
         conf_dir: {{ dovecot.conf_dir }}
         lmtp_socket: {{ dovecot.lmtp_socket }}
+        login_processes: {{ [grains.get("num_cpus", 1), 1] | max }}
     - user: root
     - group: root
     - mode: "0644"

@@ -3,13 +3,17 @@
     cron job and hooks are removed by chatmail.tls.) -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/macros.jinja" import stage with context %}
-{%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service"] %}
+{#- filtermail-incoming.service: the incoming filter's own unit, before
+    filtermail.service ran both filters -#}
+{%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service",
+                        "filtermail-incoming.service"] %}
 {%- set old_paths = [
   "/etc/cron.d/expunge",
   "/etc/apt/keyrings/obs-home-deltachat.gpg",
   "/etc/mta-sts-daemon.yml",
   "/usr/local/lib/postfix-mta-sts-resolver",
   params.systemd_dir ~ "/mta-sts-daemon.service",
+  params.systemd_dir ~ "/filtermail-incoming.service",
 ] %}
 {%- call stage("configure", "chatmail-legacy-skipped") %}
 {%-   for unit in old_services %}

@@ -87,6 +87,13 @@ def test_core_settings(rendered, tmp_path):
     assert "push_notification_driver = lua:file=/etc/dovecot/push_notification.lua" in plugin
 
 
+@pytest.mark.parametrize("cpus", [1, 8])
+def test_one_login_process_per_cpu(tmp_path, cpus):
+    """Login processes serve many connections each: as many as CPUs, none idle beyond them."""
+    r = render("chatmail.dovecot", VARIANTS["default"], tmp_path / "r", grains={"num_cpus": cpus})
+    assert f"process_min_avail = {cpus}" in doveconf(r, tmp_path, "service/imap-login")
+
+
 def test_services_and_sockets(rendered, tmp_path):
     r = rendered("default")
     lmtp = doveconf(r, tmp_path, "service/lmtp")

@@ -76,7 +76,12 @@ RELEASES = {
 # per release: the pillars rendered (arm64 differs only in the pinned downloads)
 RENDERED = {"debian12": list(PILLARS), "debian12-arm64": ["everything"], "debian13": ["defaults", "everything"]}
 # grains that differ between hosts and say nothing about the release
-HOST = {"id": "render-test", "pythonexecutable": "/usr/bin/python3", "ipv6": ["::1", "2001:db8::25", "fe80::1"]}
+HOST = {
+    "id": "render-test",
+    "pythonexecutable": "/usr/bin/python3",
+    "ipv6": ["::1", "2001:db8::25", "fe80::1"],
+    "num_cpus": 2,
+}
 # the version marker names the checkout's commit (and its uncommitted diff): it changes with
 # every commit, so the snapshot holds a placeholder (test_version_marker.py tests the marker)
 VERSION_MARKER = ("chatmail-version-marker-file-managed", "/etc/chatmail-version")

@@ -17,8 +17,7 @@ DAEMONS = {
     "doveauth": ("doveauth", f"/run/doveauth/doveauth.socket {INI}", "doveauth", "0077"),
     "chatmail-metadata": ("metadata", f"/run/chatmail-metadata/metadata.socket {INI}", "chatmail-metadata", "0077"),
     "lastlogin": ("lastlogin", f"/run/chatmail-lastlogin/lastlogin.socket {INI}", "chatmail-lastlogin", None),
-    "filtermail": ("filtermail", f"{INI} outgoing", None, None),
-    "filtermail-incoming": ("filtermail", f"{INI} incoming", None, None),
+    "filtermail": ("filtermail", f"{INI} outgoing incoming", None, None),  # both filters, one process
 }
 TEXTFILE_DIR = "/var/lib/chatmail-fsreport/"
 JOBS = {

@@ -132,6 +132,7 @@ def refusal_class(exc: BaseException) -> str:
 class LoadResult:
     attempted: int = 0
     accepted: dict[bytes, float] = field(default_factory=dict)  # Message-ID -> time of the 250
+    submitted: dict[bytes, float] = field(default_factory=dict)  # Message-ID -> when its MAIL FROM went out
     refused: Counter = field(default_factory=Counter)  # "4xx" / "5xx" / "conn"
     refusal_texts: Counter = field(default_factory=Counter)
     started: float = 0.0
@@ -144,7 +145,13 @@ class LoadResult:
 
     @property
     def latencies(self) -> list[float]:
+        """The 250 until stored: negative where the relay stores before it answers."""
         return [self.stored[mid] - t for mid, t in self.accepted.items() if mid in self.stored]
+
+    @property
+    def send_to_stored(self) -> list[float]:
+        """The client starting the transaction until stored: what a sender waits, submission included."""
+        return [self.stored[mid] - self.submitted[mid] for mid in self.accepted if mid in self.stored]
 
 
 class Load:
@@ -224,9 +231,11 @@ class Load:
             try:
                 if conn is None:
                     conn = account.smtp()
+                started = time.monotonic()
                 conn.sendmail(account.addr, [rcpt], data)
                 with self._lock:
                     self.result.accepted[mid] = time.monotonic()
+                    self.result.submitted[mid] = started
             except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
                 kind = refusal_class(exc)
                 with self._lock:
@@ -260,8 +269,7 @@ def _close(conn) -> None:
 DAEMONS: dict[str, tuple[str, str]] = {
     "postfix master": ("postfix@-", "sed -n 1p /var/spool/postfix/pid/master.pid"),
     "dovecot master": ("dovecot", "systemctl show -p MainPID --value dovecot"),
-    "filtermail (outgoing)": ("filtermail", "systemctl show -p MainPID --value filtermail"),
-    "filtermail-incoming": ("filtermail-incoming", "systemctl show -p MainPID --value filtermail-incoming"),
+    "filtermail": ("filtermail", "systemctl show -p MainPID --value filtermail"),
     "doveauth": ("doveauth", "systemctl show -p MainPID --value doveauth"),
     "chatmail-metadata": ("chatmail-metadata", "systemctl show -p MainPID --value chatmail-metadata"),
     "lastlogin": ("lastlogin", "systemctl show -p MainPID --value lastlogin"),

@@ -90,7 +90,7 @@ def unit_of(pid: int) -> str:
 
 
 def process_name(pid: int, comm: str) -> str:
-    """``comm``, except for Python services: the chatmaild module and its mode (``filtermail incoming``)."""
+    """``comm``, except for Python services: the chatmaild module (filtermail runs both modes in one process)."""
     if not comm.startswith("python"):
         return comm
     try:
@@ -100,10 +100,7 @@ def process_name(pid: int, comm: str) -> str:
     words = [a.decode(errors="replace") for a in argv if a]
     for word in words:
         if word.startswith("chatmaild."):
-            module = word.removeprefix("chatmaild.")
-            if module == "filtermail" and words[-1] in ("incoming", "outgoing"):
-                return f"filtermail {words[-1]}"
-            return module
+            return word.removeprefix("chatmaild.")
     return comm
 
 

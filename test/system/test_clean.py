@@ -30,7 +30,6 @@ DAEMONS = (
     "chatmail-metadata",
     "lastlogin",
     "filtermail",
-    "filtermail-incoming",
     "chatmail-expire.timer",
 )
 # files the formula wrote, Debian's own config files it replaced among them

@@ -160,7 +160,7 @@ def test_mail_between_an_ip_only_relay_and_a_domain_relay(dc, box, peer):
     carol.create_chat(alice).send_text("to an IP")
     event = wait_for(alice, incoming(alice, "to an IP"))
     assert alice.get_message_by_id(event.msg_id).get_snapshot().show_padlock
-    journal = peer.run(["journalctl", "-u", "filtermail-incoming", "--no-pager", "-q"], check=False).stdout
+    journal = peer.run(["journalctl", "-u", "filtermail", "--no-pager", "-q"], check=False).stdout
     assert f"accepted without DKIM from the IP-only relay [{box.address}]" in journal
 
 

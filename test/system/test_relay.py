@@ -40,7 +40,6 @@ RELAY_SERVICES = (
     "dovecot",
     "fcgiwrap.socket",  # fcgiwrap.service starts on the first request (test_fcgiwrap_starts_on_demand)
     "filtermail",
-    "filtermail-incoming",
     "lastlogin",
     "nginx",
     "opendkim",
@@ -145,6 +144,36 @@ def test_a_leftover_legacy_unit_is_stopped_and_disabled(live):
     state = live.run("systemctl is-active echobot.service; systemctl is-enabled echobot.service", check=False)
     assert state.stdout.split() == ["inactive", "disabled"]
     live.run("rm /etc/systemd/system/echobot.service && systemctl daemon-reload")
+
+
+def test_a_relay_with_the_old_two_filtermail_units_ends_with_one(live, domain):
+    """Formula versions before 2026-12 ran the incoming filter as filtermail-incoming.service.
+    Such a relay, deployed again, ends with filtermail.service serving both ports."""
+    unit = "/etc/systemd/system/filtermail.service"
+    live.run(
+        f"sed 's/ outgoing incoming$/ incoming/' {unit} > /etc/systemd/system/filtermail-incoming.service && "
+        f"sed -i 's/ outgoing incoming$/ outgoing/' {unit} && "
+        "systemctl daemon-reload && systemctl restart filtermail && systemctl enable --now filtermail-incoming"
+    )
+    assert live.run(["systemctl", "is-active", "filtermail-incoming"], check=False).stdout.strip() == "active"
+    result = live.apply(live.pillar)
+    assert failed_states(result) == []
+    gone = live.run("systemctl is-active filtermail-incoming; ls /etc/systemd/system/", check=False).stdout
+    assert gone.split()[0] == "inactive" and "filtermail-incoming.service" not in gone
+    status = live.salt_call("chatmail.status")
+    assert status.retcode == 0, status.stderr
+    status = status["local"]
+    assert status["ok"] is True, [row for row in status["services"] + status["ports"] if not row["ok"]]
+    pid = live.run(["systemctl", "show", "-p", "MainPID", "--value", "filtermail"]).stdout.strip()
+    listeners = live.run(["ss", "-Hltnp"]).stdout
+    for port in (
+        live.pillar.get("filtermail_smtp_port", 10080),
+        live.pillar.get("filtermail_smtp_port_incoming", 10081),
+    ):
+        (line,) = [line for line in listeners.splitlines() if f"127.0.0.1:{port} " in line]
+        assert f"pid={pid}," in line, line
+    sender, recipient = account(live, domain), account(live, domain)
+    assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
 
 
 @pytest.mark.parametrize("daemon", CHECKERS)

@@ -135,7 +135,6 @@ def test_systemds_own_restart_drop_ins_are_in_place(healer):
         "dovecot",
         "doveauth",
         "filtermail",
-        "filtermail-incoming",
         "chatmail-metadata",
         "lastlogin",
     ):

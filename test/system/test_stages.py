@@ -20,7 +20,7 @@ from support import mailclient
 
 pytestmark = pytest.mark.system
 
-CHATMAILD = ("doveauth", "chatmail-metadata", "lastlogin", "filtermail", "filtermail-incoming")
+CHATMAILD = ("doveauth", "chatmail-metadata", "lastlogin", "filtermail")
 
 
 @pytest.fixture(scope="module")

@@ -385,38 +385,48 @@ def test_incoming_dkim_reply_names_the_error(setup):
 # -- the command line -------------------------------------------------------------
 
 
-def test_command_line(tmp_path):
+def test_command_line_runs_both_filters_in_one_process(tmp_path):
     ini = write_ini(tmp_path)
     filt = RunningFilter(ini, "outgoing")  # only for the ports; not started
+    incoming_port = RunningFilter(ini, "incoming").port
+    protected = filt.config.get_user_dir(BOB)
+    protected.mkdir(parents=True)
+    (protected / "enforceE2EEincoming").touch()
     sink = Sink(filt.reinject_port).start()
     env = chatmaild_env()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing"], stderr=subprocess.PIPE, env=env
+        [sys.executable, "-m", "chatmaild.filtermail", str(ini), "outgoing", "incoming"],
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection((LOOPBACK, filt.port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "filtermail did not start"
-                time.sleep(0.05)
+        for port in (filt.port, incoming_port):
+            while True:
+                try:
+                    socket.create_connection((LOOPBACK, port), timeout=1).close()
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "filtermail did not start"
+                    time.sleep(0.05)
         assert send(filt.port, ALICE, [BOB], mc.encrypted(ALICE, [BOB]))[0] == 250
         assert send(filt.port, ALICE, [BOB], mc.plain(ALICE, [BOB]))[0] == 523
+        # the incoming rules on the other port (refused before any DKIM lookup: no DNS here)
+        assert send(incoming_port, REMOTE, [BOB], mc.plain(REMOTE, [BOB]))[0] == 523
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
         sink.stop()
     log = err.decode()
-    assert "Outgoing: Filtering encrypted mail." in log
+    assert "Outgoing: Filtering encrypted mail." in log and "Incoming: Filtering unencrypted mail." in log
     assert "Rejected unencrypted mail." in log
     assert len(sink.received) == 1
 
 
-def test_usage_error():
+@pytest.mark.parametrize("modes", [["sideways"], [], ["incoming", "incoming"], ["outgoing", "sideways"]])
+def test_usage_error(modes):
     proc = subprocess.run(
-        [sys.executable, "-m", "chatmaild.filtermail", "x.ini", "sideways"],
+        [sys.executable, "-m", "chatmaild.filtermail", "x.ini", *modes],
         capture_output=True,
         env=chatmaild_env(),
     )

@@ -10,7 +10,10 @@ whatever LMTP did not take, is passed back unchanged to Postfix's
 reinjection port (see :mod:`chatmaild.reinject`).  Everything else is
 refused.
 
-Usage: ``python3 -m chatmaild.filtermail <chatmail.ini> outgoing|incoming``
+Usage: ``python3 -m chatmaild.filtermail <chatmail.ini> MODE...`` (MODE:
+``outgoing``, ``incoming``).  The relay runs both modes in one process
+(filtermail.service): they share the interpreter and the imports, each
+has its own port, rules, thread pool and connections.
 
 The rules, in the order they apply (design.md §5.6):
 
@@ -353,19 +356,19 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[1] not in MODES:
-        print("usage: filtermail <chatmail.ini> outgoing|incoming", file=sys.stderr)
+    if len(args) < 2 or not all(mode in MODES for mode in args[1:]) or len(set(args[1:])) != len(args[1:]):
+        print("usage: filtermail <chatmail.ini> outgoing|incoming [outgoing|incoming]", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command chatter
     config = read_config(args[0])
-    mode = MODES[args[1]]
+    modes = [MODES[name] for name in args[1:]]
 
     async def run() -> None:
-        server = await serve(config, mode)
-        log.info("filtermail %s listening on 127.0.0.1:%s", mode.name, getattr(config, mode.listen_port))
-        async with server:
-            await server.serve_forever()
+        servers = [await serve(config, mode) for mode in modes]
+        for mode in modes:
+            log.info("filtermail %s listening on 127.0.0.1:%s", mode.name, getattr(config, mode.listen_port))
+        await asyncio.gather(*(server.serve_forever() for server in servers))
 
     try:
         asyncio.run(run())
