@@ -52,7 +52,8 @@ def test_daemon_units(units, name):
     # chatmail-metadata hands out TURN credentials made from the secret the turn state writes
     secret = ["CHATMAIL_TURN_SECRET=/etc/chatmail-turn/secret"] if name == "chatmail-metadata" else []
     # filtermail stores local mail through Dovecot's socket for it (the one the Dovecot state makes)
-    lmtp = ["CHATMAIL_LMTP_SOCKET=/run/dovecot/chatmail-lmtp"] if module == "filtermail" else []
+    # (and two malloc arenas for its 64 worker threads: idle memory, see units.yaml)
+    lmtp = ["CHATMAIL_LMTP_SOCKET=/run/dovecot/chatmail-lmtp", "MALLOC_ARENA_MAX=2"] if module == "filtermail" else []
     assert d["Environment"] == [f"PYTHONPATH={LIB}", *secret, *lmtp]
     assert d["User"] == ["vmail"] and d["Restart"] == ["always"] and d["WantedBy"] == ["multi-user.target"]
     assert d.get("RuntimeDirectory") == ([runtime] if runtime else None)
