@@ -180,15 +180,25 @@ class PushServer:
     ``statuses`` (200 once they run out).
     """
 
-    def __init__(self):
+    def __init__(self, keep_alive: bool = False):
         import http.server
 
         self.requests: list[tuple[str, bytes]] = []
+        self.connections = 0  # accepted
+        self.open: list = []  # the sockets of kept connections (keep_alive)
         self.statuses: dict[bytes, list[int]] = {}
         self.received = threading.Condition()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self):
+                super().setup()
+                with outer.received:
+                    outer.connections += 1
+                    outer.open.append(self.connection)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 plan = outer.statuses.get(body, [])
@@ -207,6 +217,18 @@ class PushServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/notify"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    def drop_connections(self) -> None:
+        """Close every kept connection from the server's side (as an idle timeout does)."""
+        import socket
+
+        with self.received:
+            conns, self.open = self.open, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def wait_for(self, count: int, timeout: float = 10) -> list[tuple[str, bytes]]:
         with self.received:

@@ -8,6 +8,7 @@ import pytest
 
 from chatmaild.metadata_tokens import TokenStore
 from chatmaild.notifier import Notifier
+from support.dicts import PushServer
 
 ADDR = "abcdefghi@chat.example.org"
 FAST = (0, 0.05, 0.1, 0.15, 0.2)
@@ -144,3 +145,33 @@ def test_persisted_queue_is_reloaded(make_notifier, push_server, config):
     got = push_server.wait_for(2)
     assert sorted(body for _, body in got) == [b"tok-a", b"tok-b"]
     assert wait_until(lambda: queue_files(n2) == [])
+
+
+def test_pushes_share_a_kept_connection_and_survive_its_closing(config, tokens):
+    """One connection per worker while the service keeps it open; when the service closes it,
+    the next push goes out at once on a new one (not a retry level later)."""
+    server = PushServer(keep_alive=True)
+    n = Notifier(
+        config.mailboxes_dir / "pending_notifications",
+        tokens,
+        url=server.url,
+        delays=(0, 30, 30, 30, 30),  # a retry would take 30 s
+        workers=(1, 1, 1, 1, 1),
+        timeout=5,
+    )
+    n.queue_dir.mkdir(exist_ok=True)
+    n.start()
+    try:
+        n.notify(ADDR, ["tok-a", "tok-b"])
+        assert len(server.wait_for(2)) == 2
+        assert server.connections == 1
+        server.drop_connections()
+        time.sleep(0.2)
+        started = time.monotonic()
+        n.notify(ADDR, ["tok-a"])
+        assert len(server.wait_for(3, timeout=5)) == 3
+        assert time.monotonic() - started < 5 and server.connections == 2
+        assert wait_until(lambda: queue_files(n) == [])
+    finally:
+        n.stop()
+        server.close()
