@@ -17,6 +17,7 @@ TLS against the system's CAs); it is opened again after any failure.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import http.client
 import itertools
@@ -78,6 +79,12 @@ class _LevelQueue:
             return None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The system's CAs, loaded once for all workers and only when a push goes out (about 1 MB each)."""
+    return ssl.create_default_context()
+
+
 class PushConnection:
     """One kept HTTP(S) connection to the push service; POSTs a token, gives the status."""
 
@@ -89,7 +96,6 @@ class PushConnection:
         self.host, self.port = parts.hostname, parts.port
         self.path = parts.path or "/"
         self.timeout = timeout
-        self._tls = ssl.create_default_context() if self.https else None
         self._conn: http.client.HTTPConnection | None = None
 
     def post(self, body: bytes) -> int:
@@ -110,7 +116,9 @@ class PushConnection:
     def _post(self, body: bytes) -> int:
         if self._conn is None:
             if self.https:
-                self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
+                self._conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=tls_context()
+                )
             else:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
