@@ -65,7 +65,7 @@ PAUSED_UNITS = ("dovecot.service", "postfix@-.service")
 READERS = (
     "opendkim.service",
     "coturn.service",
-    "chatmail-metadata.service",
+    "chatmail-dicts.service",  # chatmail-metadata reads the TURN secret
     "dovecot.service",
     "postfix@-.service",
     "nginx.service",

@@ -59,9 +59,7 @@ SERVICES: tuple[tuple[str, str, bool], ...] = (
     ("opendkim.service", "always", False),
     ("nginx.service", "always", False),
     ("unbound.service", "always", False),
-    ("doveauth.service", "always", False),
-    ("chatmail-metadata.service", "always", False),
-    ("lastlogin.service", "always", False),
+    ("chatmail-dicts.service", "always", False),  # doveauth, lastlogin, chatmail-metadata
     ("filtermail.service", "always", False),
     ("fcgiwrap.socket", "always", False),
     ("coturn.service", "always", False),

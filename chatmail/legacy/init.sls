@@ -4,17 +4,21 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/macros.jinja" import stage with context %}
 {#- filtermail-incoming.service: the incoming filter's own unit, before
-    filtermail.service ran both filters -#}
-{%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service",
-                        "filtermail-incoming.service"] %}
+    filtermail.service ran both filters; doveauth, lastlogin and
+    chatmail-metadata: a unit each, before chatmail-dicts.service ran them -#}
+{%- set old_units = ["filtermail-incoming", "doveauth", "lastlogin", "chatmail-metadata"] %}
+{%- set old_services = ["doveauth-dictproxy.service", "echobot.service", "mta-sts-daemon.service"] %}
 {%- set old_paths = [
   "/etc/cron.d/expunge",
   "/etc/apt/keyrings/obs-home-deltachat.gpg",
   "/etc/mta-sts-daemon.yml",
   "/usr/local/lib/postfix-mta-sts-resolver",
   params.systemd_dir ~ "/mta-sts-daemon.service",
-  params.systemd_dir ~ "/filtermail-incoming.service",
 ] %}
+{%- for unit in old_units %}
+{%-   do old_services.append(unit ~ ".service") %}
+{%-   do old_paths.append(params.systemd_dir ~ "/" ~ unit ~ ".service") %}
+{%- endfor %}
 {%- call stage("configure", "chatmail-legacy-skipped") %}
 {%-   for unit in old_services %}
 

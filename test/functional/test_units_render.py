@@ -14,9 +14,14 @@ from support.salt import REPO, render
 LIB = "/usr/local/lib/chatmaild"
 INI = f"{LIB}/chatmail.ini"
 DAEMONS = {
-    "doveauth": ("doveauth", f"/run/doveauth/doveauth.socket {INI}", "doveauth", "0077"),
-    "chatmail-metadata": ("metadata", f"/run/chatmail-metadata/metadata.socket {INI}", "chatmail-metadata", "0077"),
-    "lastlogin": ("lastlogin", f"/run/chatmail-lastlogin/lastlogin.socket {INI}", "chatmail-lastlogin", None),
+    # Dovecot's three dict services, one process; each socket in its own runtime directory
+    "chatmail-dicts": (
+        "dictservices",
+        f"{INI} doveauth=/run/doveauth/doveauth.socket lastlogin=/run/chatmail-lastlogin/lastlogin.socket "
+        "metadata=/run/chatmail-metadata/metadata.socket",
+        "doveauth chatmail-lastlogin chatmail-metadata",
+        "0077",
+    ),
     "filtermail": ("filtermail", f"{INI} outgoing incoming", None, None),  # both filters, one process
 }
 TEXTFILE_DIR = "/var/lib/chatmail-fsreport/"
@@ -50,7 +55,7 @@ def test_daemon_units(units, name):
     d = directives(unit_text(units, f"{name}.service"))
     assert d["ExecStart"] == [f"/usr/bin/python3 -m chatmaild.{module} {args}"]
     # chatmail-metadata hands out TURN credentials made from the secret the turn state writes
-    secret = ["CHATMAIL_TURN_SECRET=/etc/chatmail-turn/secret"] if name == "chatmail-metadata" else []
+    secret = ["CHATMAIL_TURN_SECRET=/etc/chatmail-turn/secret"] if name == "chatmail-dicts" else []
     # filtermail stores local mail through Dovecot's socket for it (the one the Dovecot state makes)
     # (and two malloc arenas for its 64 worker threads: idle memory, see units.yaml)
     lmtp = ["CHATMAIL_LMTP_SOCKET=/run/dovecot/chatmail-lmtp", "MALLOC_ARENA_MAX=2"] if module == "filtermail" else []
@@ -113,7 +118,7 @@ def test_job_commands_really_run(units, tmp_path):
 
 def test_stages_split_units_and_services(tmp_path):
     r = render("chatmail.chatmaild.service", {"mail_domain": "chat.example.org", "stages": ["configure"]}, tmp_path)
-    assert "chatmail-chatmaild-services-skipped" in r.states and "/etc/systemd/system/doveauth.service" in r.files
+    assert "chatmail-chatmaild-services-skipped" in r.states and "/etc/systemd/system/chatmail-dicts.service" in r.files
 
 
 def test_iroh_and_mtail_off_unless_wanted(tmp_path):

@@ -270,9 +270,7 @@ DAEMONS: dict[str, tuple[str, str]] = {
     "postfix master": ("postfix@-", "sed -n 1p /var/spool/postfix/pid/master.pid"),
     "dovecot master": ("dovecot", "systemctl show -p MainPID --value dovecot"),
     "filtermail": ("filtermail", "systemctl show -p MainPID --value filtermail"),
-    "doveauth": ("doveauth", "systemctl show -p MainPID --value doveauth"),
-    "chatmail-metadata": ("chatmail-metadata", "systemctl show -p MainPID --value chatmail-metadata"),
-    "lastlogin": ("lastlogin", "systemctl show -p MainPID --value lastlogin"),
+    "dict services": ("chatmail-dicts", "systemctl show -p MainPID --value chatmail-dicts"),
     "opendkim": ("opendkim", "systemctl show -p MainPID --value opendkim"),
     "unbound": ("unbound", "systemctl show -p MainPID --value unbound"),
 }

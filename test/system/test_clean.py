@@ -26,9 +26,7 @@ DAEMONS = (
     "coturn",
     "fcgiwrap.socket",
     "fcgiwrap",
-    "doveauth",
-    "chatmail-metadata",
-    "lastlogin",
+    "chatmail-dicts",
     "filtermail",
     "chatmail-expire.timer",
 )
@@ -43,7 +41,7 @@ FORMULA_FILES = (
     "/etc/unbound/unbound.conf.d/chatmail.conf",
     "/etc/systemd/system/dovecot.service.d/10_restart.conf",
     "/etc/systemd/system/coturn.service.d/chatmail.conf",
-    "/etc/systemd/system/doveauth.service",
+    "/etc/systemd/system/chatmail-dicts.service",
     "/usr/local/lib/chatmaild",
     "/usr/lib/cgi-bin/newemail.py",
     "/var/www/html/index.html",
@@ -151,7 +149,7 @@ def test_clean_removes_the_formulas_files(relay1, cleaned):
     # Postfix always needs a master.cf: Debian's default is put back
     assert relay1.read_file("/etc/postfix/master.cf") == relay1.read_file("/usr/share/postfix/master.cf.dist")
     # systemd was reloaded: the removed units are gone from its view, not just from disk
-    assert "not-found" in relay1.run(["systemctl", "show", "-p", "LoadState", "doveauth"]).stdout
+    assert "not-found" in relay1.run(["systemctl", "show", "-p", "LoadState", "chatmail-dicts"]).stdout
 
 
 def test_clean_gives_the_host_its_own_resolver_back(relay1, applied, cleaned):

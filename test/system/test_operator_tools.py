@@ -74,14 +74,14 @@ def test_status_lists_every_service_the_formula_runs(ops):
 
 
 def test_status_reports_a_stopped_service(ops):
-    ops.run(["systemctl", "stop", "lastlogin.service"])
+    ops.run(["systemctl", "stop", "chatmail-dicts.service"])
     try:
         status = call(ops, "chatmail.status")
-        (row,) = [row for row in status["services"] if row["unit"] == "lastlogin.service"]
+        (row,) = [row for row in status["services"] if row["unit"] == "chatmail-dicts.service"]
         assert row["state"] == "inactive" and row["ok"] is False
         assert status["ok"] is False
     finally:
-        ops.run(["systemctl", "start", "lastlogin.service"])
+        ops.run(["systemctl", "start", "chatmail-dicts.service"])
     assert call(ops, "chatmail.status")["ok"] is True
 
 

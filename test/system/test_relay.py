@@ -35,12 +35,10 @@ SEND_LIMIT = 5
 
 # every long-running service of a relay with tls_mode self_signed and no local iroh relay
 RELAY_SERVICES = (
-    "chatmail-metadata",
-    "doveauth",
+    "chatmail-dicts",  # doveauth, lastlogin, chatmail-metadata
     "dovecot",
     "fcgiwrap.socket",  # fcgiwrap.service starts on the first request (test_fcgiwrap_starts_on_demand)
     "filtermail",
-    "lastlogin",
     "nginx",
     "opendkim",
     "postfix@-",
@@ -146,20 +144,44 @@ def test_a_leftover_legacy_unit_is_stopped_and_disabled(live):
     live.run("rm /etc/systemd/system/echobot.service && systemctl daemon-reload")
 
 
-def test_a_relay_with_the_old_two_filtermail_units_ends_with_one(live, domain):
-    """Formula versions before 2026-12 ran the incoming filter as filtermail-incoming.service.
-    Such a relay, deployed again, ends with filtermail.service serving both ports."""
-    unit = "/etc/systemd/system/filtermail.service"
+# the units of formula versions before 2026-12: a filtermail per direction, a unit per dict service
+OLD_UNITS = {
+    "filtermail-incoming": "chatmaild.filtermail {ini} incoming",
+    "doveauth": "chatmaild.doveauth /run/doveauth/doveauth.socket {ini}",
+    "lastlogin": "chatmaild.lastlogin /run/chatmail-lastlogin/lastlogin.socket {ini}",
+    "chatmail-metadata": "chatmaild.metadata /run/chatmail-metadata/metadata.socket {ini}",
+}
+OLD_RUNTIME = {"doveauth": "doveauth", "lastlogin": "chatmail-lastlogin", "chatmail-metadata": "chatmail-metadata"}
+
+
+def test_a_relay_with_the_old_units_ends_with_the_new_ones(live, domain):
+    """A relay deployed by an earlier version (the incoming filter and each dict service in a unit
+    of its own), deployed again, ends with filtermail.service serving both filter ports and
+    chatmail-dicts.service the three dict sockets."""
+    lib = "/usr/local/lib/chatmaild"
     live.run(
-        f"sed 's/ outgoing incoming$/ incoming/' {unit} > /etc/systemd/system/filtermail-incoming.service && "
-        f"sed -i 's/ outgoing incoming$/ outgoing/' {unit} && "
-        "systemctl daemon-reload && systemctl restart filtermail && systemctl enable --now filtermail-incoming"
+        "systemctl stop chatmail-dicts && "
+        "sed -i 's/ outgoing incoming$/ outgoing/' /etc/systemd/system/filtermail.service"
     )
-    assert live.run(["systemctl", "is-active", "filtermail-incoming"], check=False).stdout.strip() == "active"
+    for name, command in OLD_UNITS.items():
+        runtime = f"RuntimeDirectory={OLD_RUNTIME[name]}\nUMask=0077\n" if name in OLD_RUNTIME else ""
+        live.write_file(
+            f"/etc/systemd/system/{name}.service",
+            f"[Service]\nUser=vmail\nGroup=vmail\nEnvironment=PYTHONPATH={lib}\n{runtime}"
+            f"ExecStart=/usr/bin/python3 -m {command.format(ini=lib + '/chatmail.ini')}\n"
+            "Restart=always\n[Install]\nWantedBy=multi-user.target\n",
+        )
+    live.run("systemctl daemon-reload && systemctl restart filtermail && systemctl enable --now " + " ".join(OLD_UNITS))
+    old = live.run(["systemctl", "is-active", *OLD_UNITS], check=False).stdout.split()
+    assert old == ["active"] * len(OLD_UNITS)
+    account(live, domain)  # the old doveauth creates accounts
+
     result = live.apply(live.pillar)
     assert failed_states(result) == []
-    gone = live.run("systemctl is-active filtermail-incoming; ls /etc/systemd/system/", check=False).stdout
-    assert gone.split()[0] == "inactive" and "filtermail-incoming.service" not in gone
+    states = live.run(["systemctl", "is-active", *OLD_UNITS, "chatmail-dicts"], check=False).stdout.split()
+    assert states == ["inactive"] * len(OLD_UNITS) + ["active"]
+    units_dir = live.run(["ls", "/etc/systemd/system/"]).stdout.split()
+    assert not [name for name in OLD_UNITS if f"{name}.service" in units_dir]
     status = live.salt_call("chatmail.status")
     assert status.retcode == 0, status.stderr
     status = status["local"]
@@ -172,8 +194,16 @@ def test_a_relay_with_the_old_two_filtermail_units_ends_with_one(live, domain):
     ):
         (line,) = [line for line in listeners.splitlines() if f"127.0.0.1:{port} " in line]
         assert f"pid={pid}," in line, line
-    sender, recipient = account(live, domain), account(live, domain)
+    # accounts are made, mail flows and the push hook reaches the metadata service: all three sockets answer
+    sender = register_device(live, domain, "tok-after-upgrade")
+    recipient = register_device(live, domain, "tok-after-upgrade-2")
     assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
+    deadline = time.monotonic() + 20
+    while (
+        "tok-after-upgrade-2" not in {t for _, _, t in pending_pushes(live, domain)}
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "tok-after-upgrade-2" in {t for _, _, t in pending_pushes(live, domain)}
 
 
 @pytest.mark.parametrize("daemon", CHECKERS)

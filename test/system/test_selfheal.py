@@ -133,10 +133,8 @@ def test_systemds_own_restart_drop_ins_are_in_place(healer):
     for unit in (
         "postfix@-",
         "dovecot",
-        "doveauth",
+        "chatmail-dicts",
         "filtermail",
-        "chatmail-metadata",
-        "lastlogin",
     ):
         props = healer.run(["systemctl", "show", "-P", "Restart", unit]).stdout.strip()
         assert props == "always", unit

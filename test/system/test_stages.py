@@ -20,7 +20,7 @@ from support import mailclient
 
 pytestmark = pytest.mark.system
 
-CHATMAILD = ("doveauth", "chatmail-metadata", "lastlogin", "filtermail")
+CHATMAILD = ("chatmail-dicts", "filtermail")
 
 
 @pytest.fixture(scope="module")

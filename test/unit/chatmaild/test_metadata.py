@@ -197,12 +197,12 @@ def test_started_service_reads_appversions_beside_its_ini(tmp_path, appversions)
     """The formula writes appversions.json beside chatmail.ini (chatmaild.lib): the service the
     unit starts with that ini answers with it."""
     from chatmaild.config import read_config
-    from chatmaild.metadata import _start
+    from chatmaild.metadata import start
 
     (tmp_path / "mail").mkdir()
     ini = tmp_path / "chatmail.ini"
     ini.write_text(f"[params]\nmail_domain = chat.example.org\nmailboxes_dir = {tmp_path / 'mail'}\n")
-    proxy = _start(read_config(ini))
+    proxy = start(read_config(ini))
     try:
         assert proxy.appversions_path == appversions
         assert json.loads(proxy.server_entries["appversions"]()) == json.loads(appversions.read_text())
@@ -215,7 +215,7 @@ def test_started_service_takes_the_turn_secret_its_unit_names(tmp_path, monkeypa
     """The unit names the secret file (CHATMAIL_TURN_SECRET); without it the service still
     serves everything else and hands out no TURN credentials instead of guessing a path."""
     from chatmaild.config import read_config
-    from chatmaild.metadata import TURN_SECRET_ENV, _start
+    from chatmaild.metadata import TURN_SECRET_ENV, start
 
     if from_unit:
         monkeypatch.setenv(TURN_SECRET_ENV, str(secret))
@@ -224,7 +224,7 @@ def test_started_service_takes_the_turn_secret_its_unit_names(tmp_path, monkeypa
     (tmp_path / "mail").mkdir()
     ini = tmp_path / "chatmail.ini"
     ini.write_text(f"[params]\nmail_domain = chat.example.org\nmailboxes_dir = {tmp_path / 'mail'}\n")
-    proxy = _start(read_config(ini))
+    proxy = start(read_config(ini))
     try:
         value = proxy.server_entries["turn"]()
         if from_unit:

@@ -240,7 +240,7 @@ def source_key(address: str) -> str:
     return str(ip)
 
 
-def _start(config: Config) -> AuthDict:
+def start(config: Config) -> AuthDict:
     from .migrate_db import migrate_passdb
 
     migrate_passdb(config)
@@ -248,7 +248,7 @@ def _start(config: Config) -> AuthDict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_service("doveauth", argv, _start)
+    return run_service("doveauth", argv, start)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ class MetadataDict(DictProxy):
         return False
 
 
-def _start(config: Config) -> MetadataDict | None:
+def start(config: Config) -> MetadataDict | None:
     if not config.mailboxes_dir.is_dir():
         log.error("mailbox directory %s does not exist", config.mailboxes_dir)
         return None
@@ -147,7 +147,7 @@ def _start(config: Config) -> MetadataDict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_service("metadata", argv, _start)
+    return run_service("metadata", argv, start)
 
 
 if __name__ == "__main__":
