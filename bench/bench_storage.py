@@ -13,18 +13,29 @@ MAILBOXES accounts (each with cur/new/tmp, every tenth with a .DeltaChat
 subfolder) holding FILES message files with Dovecot-style names.  The files
 are empty (os.mknod): sizes come from the names' ``,S=`` field, so the disk
 cost is the directories and inodes, not the messages.  Subfolder files
-get their received date as mtime, like hard-linked moves do.
+get their received date as mtime, like hard-linked moves do.  The store is
+what a relay holds between two daily runs: messages up to
+``delete_mails_after`` days old, large seen ones up to ``delete_large_after``,
+logins within ``delete_inactive_users_after``; the jobs run one day later,
+as the next daily run does.
 
 The stat scan is what a job that decides from mtime and st_size must do
 (upstream's approach): listdir every directory and stat() every file.  The
 jobs decide from the names where they can (chatmaild.mailstore, docs/design.md
-5.8) and stat only what the names cannot tell.
+5.8) and stat only what the names cannot tell.  Each job is timed twice:
+
+* ``--rescan``: every directory listed (a first run, or no index);
+* with the store index (chatmaild.storeindex) after a day's changes: before
+  every timed run a share of the mailboxes (``--changed``, default 10% and
+  50%) gets a delivery and an expunge in new/, so those directories must be
+  read again, as must every directory that holds a message the run expires.
 
 Usage::
 
     scripts/bench storage                          # hot 100k files
     scripts/bench storage --cold                   # and cold 1M files (root)
     scripts/bench storage --per-mailbox 100 --cold # fuller mailboxes
+    scripts/bench storage --changed 0.3            # another day's churn
     scripts/bench storage --clean                  # remove the cached stores
 """
 
@@ -45,6 +56,7 @@ from pathlib import Path
 from chatmaild.config import Config, validate
 from chatmaild.expire import run_expire
 from chatmaild.fsreport import run_fsreport
+from chatmaild.storeindex import INDEX_NAME
 from reference import print_reference
 
 BASE = Path("/var/tmp/chatmail-bench-store")
@@ -52,6 +64,9 @@ DOMAIN = "bench.example.org"
 DAY = 86400
 # reference clock of the synthetic store; runs use now=NOW so results do not drift
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+# the relay's defaults (chatmaild.config): the store's ages stay within them
+MAILS_DAYS, LARGE_DAYS, INACTIVE_DAYS = 20, 7, 90
+LARGE = 300000
 
 
 def store_dir(mailboxes: int, files: int) -> Path:
@@ -80,17 +95,19 @@ def build(root: Path, mailboxes: int, files: int, seed: int = 1) -> float:
             for mdir in ("cur", "new", "tmp"):
                 os.mkdir(f"{folder}/{mdir}")
         os.mknod(f"{box}/password", regular)
-        login = now - rng.uniform(0, 120) * DAY
+        login = now - rng.uniform(0, INACTIVE_DAYS) * DAY
         os.utime(f"{box}/password", (login, login))
         os.mknod(f"{box}/maildirsize", regular)
         os.mknod(f"{box}/dovecot-uidlist", regular)
         # spread the remaining files evenly: the last mailbox takes the rest
         count = files - made if i == mailboxes - 1 else round(per_box * (i + 1)) - made
         for seq in range(count):
-            when = int(now - rng.uniform(0, 30) * DAY)
-            size = 300000 if rng.random() < 0.05 else int(rng.lognormvariate(8.5, 1.0))
+            size = LARGE if rng.random() < 0.05 else min(int(rng.lognormvariate(8.5, 1.0)), LARGE // 2)
             folder = folders[-1] if len(folders) > 1 and seq % 3 == 0 else box
             mdir = "cur" if seq % 4 else "new"
+            # what the last daily run left: large seen messages only younger than LARGE_DAYS
+            days = LARGE_DAYS if size == LARGE and mdir == "cur" else MAILS_DAYS
+            when = int(now - rng.uniform(0, days) * DAY)
             name = f"{when}.M{seq}P{i}.bench,S={size},W={size + 40}"
             path = f"{folder}/{mdir}/{name}:2,S" if mdir == "cur" else f"{folder}/{mdir}/{name}"
             os.mknod(path, regular)
@@ -103,7 +120,7 @@ def build(root: Path, mailboxes: int, files: int, seed: int = 1) -> float:
 def ensure_store(mailboxes: int, files: int) -> tuple[Path, float | None]:
     root = store_dir(mailboxes, files)
     marker = root.parent / "complete.json"
-    want = {"mailboxes": mailboxes, "files": files, "version": 1}
+    want = {"mailboxes": mailboxes, "files": files, "version": 2}
     if marker.exists() and json.loads(marker.read_text()) == want:
         return root, None
     seconds = build(root, mailboxes, files)
@@ -144,10 +161,22 @@ def drop_caches() -> None:
         f.write("3\n")
 
 
-def best_of(rounds: int, func, cold: bool) -> float:
-    """The fastest of ``rounds`` timed runs (caches dropped before each when ``cold``)."""
+def churn(root: Path, share: float, seed: int) -> None:
+    """A day's changes: ``share`` of the mailboxes get a delivery and an expunge in new/
+    (the directory changes, its messages stay what they were)."""
+    boxes = sorted(name for name in os.listdir(root) if "@" in name)
+    for name in random.Random(seed).sample(boxes, round(len(boxes) * share)):
+        path = f"{root}/{name}/new/{int(NOW.timestamp())}.Mchurn{seed}.bench,S=1,W=1"
+        os.mknod(path, stat.S_IFREG | 0o600)
+        os.unlink(path)
+
+
+def timed(rounds: int, func, cold: bool, before=None) -> float:
+    """The fastest of ``rounds`` timed runs (``before(round)`` and, when ``cold``, a cache drop first)."""
     times = []
-    for _ in range(rounds):
+    for n in range(rounds):
+        if before is not None:
+            before(n)
         if cold:
             drop_caches()
         started = time.monotonic()
@@ -156,31 +185,37 @@ def best_of(rounds: int, func, cold: bool) -> float:
     return min(times)
 
 
-def condition(label: str, mailboxes: int, files: int, rounds: int, cold: bool) -> list[tuple[str, float]]:
-    """Time the stat scan, expire and fsreport on one store; print one line each with the ratio."""
+def condition(label: str, mailboxes: int, files: int, rounds: int, cold: bool, changed: list[float]) -> None:
+    """Time the stat scan and the jobs on one store; print one line each with the ratio."""
     root, built = ensure_store(mailboxes, files)
     if built is not None:
         print(f"built {mailboxes:,} mailboxes / {files:,} files in {built:.1f} s ({files / built:,.0f} files/s)")
     config = config_for(root)
     results: dict[str, dict] = {}
 
-    def expire():
-        results["expire"] = run_expire(config, now=NOW)
-
-    def fsreport():
-        results["fsreport"] = run_fsreport(config, now=NOW)
+    def job(name: str, rescan: bool):
+        run = run_expire if name == "expire" else run_fsreport
+        return lambda: results.update({name: run(config, days=1, now=NOW, rescan=rescan)})
 
     if not cold:  # warm the cache once, untimed
         stat_every_file(root)
-    jobs = [("stat scan (listdir + stat every file)", lambda: stat_every_file(root)), ("expire dry run", expire)]
-    jobs.append(("fsreport", fsreport))
-    figures = [(name, best_of(rounds, func, cold)) for name, func in jobs]
-    base = figures[0][1]
-    print(f"\n{label}: {mailboxes:,} mailboxes, {files:,} files, best of {rounds}")
-    for name, seconds in figures:
-        print(f"  {name:40s} {seconds:7.3f} s  {files / seconds:12,.0f} files/s  {base / seconds:5.2f}x")
+    rows = [("stat scan (listdir + stat every file)", timed(rounds, lambda: stat_every_file(root), cold), "")]
+    for name, title in (("expire", "expire dry run"), ("fsreport", "fsreport")):
+        rows.append((f"{title}, --rescan", timed(rounds, job(name, True), cold), ""))
+        assert results[name]["dirs_from_index"] == 0
     assert results["expire"]["files_examined"] == results["fsreport"]["messages"] == files
-    return figures
+    for share in changed:
+        job("expire", True)()  # a fresh index, as the last daily run left it
+        for name, title in (("expire", "expire dry run"), ("fsreport", "fsreport")):
+            seconds = timed(rounds, job(name, False), cold, lambda n, share=share: churn(root, share, n))
+            listed, indexed = results[name]["dirs_listed"], results[name]["dirs_from_index"]
+            rows.append((f"{title}, index, {share:.0%} changed", seconds, f"{listed:,} dirs read, {indexed:,} not"))
+        assert results["expire"]["files_examined"] == results["fsreport"]["messages"] == files
+    base = rows[0][1]
+    index_size = (root / INDEX_NAME).stat().st_size / 1e6
+    print(f"\n{label}: {mailboxes:,} mailboxes, {files:,} files, best of {rounds}; index {index_size:.1f} MB")
+    for name, seconds, note in rows:
+        print(f"  {name:40s} {seconds:7.3f} s  {files / seconds:12,.0f} files/s  {base / seconds:5.2f}x  {note}")
 
 
 def main() -> int:
@@ -190,14 +225,18 @@ def main() -> int:
     parser.add_argument("--per-mailbox", type=int, default=10, help="message files per mailbox (default 10)")
     parser.add_argument("--cold", action="store_true", help="also run the cold-cache condition (root)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs of each job; the best counts")
+    parser.add_argument(
+        "--changed", default="0.1,0.5", help="shares of mailboxes changed before each indexed run (default 0.1,0.5)"
+    )
     parser.add_argument("--clean", action="store_true", help="remove the cached stores and exit")
     args = parser.parse_args()
     if args.clean:
         shutil.rmtree(BASE, ignore_errors=True)
         return 0
-    condition("hot cache", args.hot_files // args.per_mailbox, args.hot_files, args.rounds, cold=False)
+    changed = [float(share) for share in args.changed.split(",") if share]
+    condition("hot cache", args.hot_files // args.per_mailbox, args.hot_files, args.rounds, False, changed)
     if args.cold:
-        condition("cold cache", args.cold_files // args.per_mailbox, args.cold_files, args.rounds, cold=True)
+        condition("cold cache", args.cold_files // args.per_mailbox, args.cold_files, args.rounds, True, changed)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"max RSS {rss:.0f} MB")
     print_reference("storage")

@@ -11,6 +11,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from chatmaild.storeindex import INDEX_NAME
+
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = 86400
 DOMAIN = "chat.example.org"
@@ -139,4 +141,5 @@ def seed_store(root: Path, now: datetime = NOW) -> dict[str, dict]:
 
 
 def all_files(root: Path) -> set[str]:
-    return {str(p) for p in root.rglob("*") if p.is_file()}
+    """Every file of the store but the jobs' own index (chatmaild.storeindex), which any run rewrites."""
+    return {str(p) for p in root.rglob("*") if p.is_file() and p.name != INDEX_NAME}

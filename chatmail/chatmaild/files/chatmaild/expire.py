@@ -44,9 +44,19 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from chatmaild.config import Config, read_config, size_bytes
-from chatmaild.mailstore import DAY, Mailbox, Message, iter_mailboxes, reference_time, scan_mailbox
+from chatmaild.mailstore import (
+    DAY,
+    LARGE_FLOOR,
+    LARGE_MESSAGE,
+    Mailbox,
+    Message,
+    MessageDir,
+    iter_mailboxes,
+    reference_time,
+    scan_mailbox,
+)
+from chatmaild.storeindex import StoreIndex
 
-LARGE_MESSAGE = 200000  # bytes; rule 3 applies to messages larger than this
 EMPTY_MAILBOX_GRACE = DAY  # an empty mailbox dir younger than this may be mid-creation
 QUOTA_KEEP_RECENT = DAY  # quota-driven expiry never removes messages younger than this
 
@@ -77,6 +87,12 @@ def is_expired(message: Message, cutoffs: Cutoffs) -> bool:
     return message.size > LARGE_MESSAGE and message.mdir == "cur" and message.time < cutoffs.large
 
 
+def may_hold_expired(folder: MessageDir, cutoffs: Cutoffs) -> bool:
+    """Whether a directory's summary says rule 2 or 3 applies to one of its messages."""
+    oldest = folder.summary.oldest
+    return oldest[0] < cutoffs.mails or (folder.mdir == "cur" and oldest[LARGE_FLOOR] < cutoffs.large)
+
+
 def is_inactive(mailbox: Mailbox, cutoffs: Cutoffs) -> bool:
     """Rule 1; a mailbox without password file is never inactive."""
     return mailbox.last_login is not None and mailbox.last_login < cutoffs.inactive
@@ -93,6 +109,8 @@ class ExpireStats:
     files_removed: int = 0
     files_in_removed_mailboxes: int = 0
     bytes_freed: int = 0
+    dirs_listed: int = 0  # message directories read
+    dirs_from_index: int = 0  # ... summarized from the store index instead
     errors: int = 0
     duration_s: float = 0.0
 
@@ -126,25 +144,36 @@ class Expirer:
     def process(self, mailbox: Mailbox) -> None:
         stats = self.stats
         stats.mailboxes_examined += 1
-        stats.files_examined += len(mailbox.messages)
+        stats.files_examined += mailbox.count
         if is_inactive(mailbox, self.cutoffs):
             self._remove_mailbox(mailbox)
+            self._count_listings(mailbox)
             return
-        if mailbox.last_login is None and not mailbox.messages:
+        if mailbox.last_login is None and not mailbox.count:
             self._remove_if_empty(mailbox)
+            self._count_listings(mailbox)
             return
         if self.log is not None:
             login = _day(mailbox.last_login) if mailbox.last_login is not None else "no login"
             self._note(f"checking mailbox {login} {mailbox.name}")
         removed_any = False
-        for message in mailbox.messages:
-            if is_expired(message, self.cutoffs):
-                removed_any |= self._remove_message(message)
+        for folder in mailbox.dirs:
+            if not may_hold_expired(folder, self.cutoffs):
+                continue  # the summary (perhaps from the store index) says so: no listing
+            for message in folder.messages():
+                if is_expired(message, self.cutoffs):
+                    removed_any |= self._remove_message(message)
+        self._count_listings(mailbox)
         if removed_any and self.remove:
             try:
                 os.unlink(os.path.join(mailbox.path, "maildirsize"))
             except FileNotFoundError:
                 pass
+
+    def _count_listings(self, mailbox: Mailbox) -> None:
+        listed = sum(folder.listed for folder in mailbox.dirs)
+        self.stats.dirs_listed += listed
+        self.stats.dirs_from_index += len(mailbox.dirs) - listed
 
     def _remove_message(self, message: Message) -> bool:
         if self.log is not None:
@@ -176,8 +205,8 @@ class Expirer:
                 self._note(f"error removing {mailbox.path}: {exc}")
                 return
         self.stats.mailboxes_removed += 1
-        self.stats.files_in_removed_mailboxes += len(mailbox.messages)
-        self.stats.bytes_freed += sum(m.size for m in mailbox.messages)
+        self.stats.files_in_removed_mailboxes += mailbox.count
+        self.stats.bytes_freed += mailbox.size
 
     def _remove_if_empty(self, mailbox: Mailbox) -> None:
         """A password-less mailbox directory with no entries at all."""
@@ -216,17 +245,22 @@ def run_expire(
     maxnum: int | None = None,
     log: Callable[[str], None] | None = None,
     now: datetime | None = None,
+    rescan: bool = False,
 ) -> dict:
     """Apply the expiry rules to the mailbox store of ``config``.
 
     ``days`` pretends the clock is that many days later; ``now`` (aware
     datetime) replaces the clock altogether (tests).  ``log`` receives one
-    line per mailbox and per removal.  Returns the counts as a dict.
+    line per mailbox and per removal.  ``rescan`` lists every directory
+    instead of trusting the store index (which it then rewrites).  Returns
+    the counts as a dict.
     """
     started = time.monotonic()
     cutoffs = Cutoffs.from_config(config, reference_time(days, now).timestamp())
+    index = StoreIndex.load(config.mailboxes_dir, rescan)
     try:
-        stats = expire_mailboxes(iter_mailboxes(config.mailboxes_dir, maxnum), cutoffs, remove, log)
+        stats = expire_mailboxes(iter_mailboxes(config.mailboxes_dir, maxnum, index=index), cutoffs, remove, log)
+        index.save(complete=maxnum is None)
     except FileNotFoundError:
         if config.mailboxes_dir.exists():
             raise
@@ -306,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remove", action="store_true", help="really remove (default: dry run)")
     parser.add_argument("-v", dest="verbose", action="store_true", help="log every mailbox and removal to stderr")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument("--rescan", action="store_true", help="list every directory, ignoring the store index")
     parser.add_argument(
         "--mailbox", type=mailbox_address, metavar="ADDR", help="only shrink this mailbox to --target-percent"
     )
@@ -326,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['bytes_before']} -> {result['bytes_after']} bytes (target {result['target_bytes']})"
             )
         return 1 if result["errors"] else 0
-    result = run_expire(config, remove=args.remove, days=args.days, maxnum=args.maxnum, log=log)
+    result = run_expire(config, remove=args.remove, days=args.days, maxnum=args.maxnum, log=log, rescan=args.rescan)
     if args.json:
         print(json.dumps(result))
     else:

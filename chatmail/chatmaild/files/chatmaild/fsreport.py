@@ -27,11 +27,14 @@ from pathlib import Path
 
 from chatmaild.config import Config, read_config
 from chatmaild.dictproxy_fs import write_atomic
-from chatmaild.mailstore import DAY, MESSAGE_DIRS, Mailbox, iter_mailboxes, reference_time
+from chatmaild.mailstore import DAY, MESSAGE_DIRS, SIZE_BUCKETS, SIZE_FLOORS, Mailbox, iter_mailboxes, reference_time
+from chatmaild.storeindex import StoreIndex
 
-SIZE_BUCKETS = (0, 160000, 500000, 2000000)  # bytes: "messages at least this large"
 LOGIN_WINDOWS = (1, 10, 30, 40, 80, 100, 150)  # days: "logged in within"
 CI_PREFIX = "ci-"
+
+
+_FLOOR_OF = {minsize: SIZE_FLOORS.index(minsize) for minsize in SIZE_BUCKETS}
 
 
 def is_ci(mailbox_name: str) -> bool:
@@ -59,12 +62,18 @@ class Report:
         self.logins_all = 0
         self.logins_ci = 0
         self.active = dict.fromkeys(LOGIN_WINDOWS, 0)
+        self.dirs_listed = 0
+        self.dirs_from_index = 0
 
     def add(self, mailbox: Mailbox) -> None:
         self.mailboxes += 1
-        for message in mailbox.messages:
-            self.messages[message.mdir] += 1
-            self.size_messages += message.size
+        for folder in mailbox.dirs:
+            self.messages[folder.mdir] += folder.summary.counts[0]
+            self.size_messages += folder.summary.sizes[0]
+            if folder.listed:
+                self.dirs_listed += 1
+            else:
+                self.dirs_from_index += 1
         self.extra_files += len(mailbox.extra_files)
         self.size_extra += sum(f.size for f in mailbox.extra_files)
 
@@ -79,13 +88,14 @@ class Report:
                 if last_login >= self.now - days * DAY:
                     self.active[days] += 1
         if last_login <= self.now - self.min_login_age * DAY:
-            for message in mailbox.messages:
-                if self.mdir is not None and message.mdir != self.mdir:
+            for folder in mailbox.dirs:
+                if self.mdir is not None and folder.mdir != self.mdir:
                     continue
+                summary = folder.summary
                 for minsize in SIZE_BUCKETS:
-                    if message.size >= minsize:
-                        self.buckets[minsize] += message.size
-                        self.bucket_counts[minsize] += 1
+                    floor = _FLOOR_OF[minsize]
+                    self.buckets[minsize] += summary.sizes[floor]
+                    self.bucket_counts[minsize] += summary.counts[floor]
 
     def as_dict(self) -> dict:
         total = self.size_messages + self.size_extra
@@ -102,6 +112,8 @@ class Report:
             "extra_percent": _percent(self.size_extra, total),
             "min_login_age": self.min_login_age,
             "mdir": self.mdir,
+            "dirs_listed": self.dirs_listed,
+            "dirs_from_index": self.dirs_from_index,
             "size_buckets": [
                 {
                     "min_size": size,
@@ -137,14 +149,19 @@ def run_fsreport(
     mdir: str | None = None,
     maxnum: int | None = None,
     now: datetime | None = None,
+    rescan: bool = False,
 ) -> dict:
-    """The report of the store of ``config`` (``days``: pretend the clock is later)."""
+    """The report of the store of ``config`` (``days``: pretend the clock is later;
+    ``rescan``: list every directory instead of trusting the store index)."""
     if mdir is not None and mdir not in MESSAGE_DIRS:
         raise ValueError(f"mdir must be one of {sorted(MESSAGE_DIRS)}, not {mdir!r}")
     started = time.monotonic()
     ref = reference_time(days, now).timestamp()
+    index = StoreIndex.load(config.mailboxes_dir, rescan)
     try:
-        result = build_report(iter_mailboxes(config.mailboxes_dir, maxnum, with_extras=True), ref, min_login_age, mdir)
+        mailboxes = iter_mailboxes(config.mailboxes_dir, maxnum, with_extras=True, index=index)
+        result = build_report(mailboxes, ref, min_login_age, mdir)
+        index.save(complete=maxnum is None)
     except FileNotFoundError:
         if config.mailboxes_dir.exists():
             raise
@@ -275,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--maxnum", type=int, default=None, help="examine at most N mailboxes")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--rescan", action="store_true", help="list every directory, ignoring the store index")
     parser.add_argument(
         "--textfile",
         metavar="PATH",
@@ -282,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     config = read_config(args.ini)
-    report = run_fsreport(config, days=args.days, min_login_age=args.min_login_age, mdir=args.mdir, maxnum=args.maxnum)
+    report = run_fsreport(
+        config, days=args.days, min_login_age=args.min_login_age, mdir=args.mdir, maxnum=args.maxnum, rescan=args.rescan
+    )
     print(json.dumps(report) if args.json else render(report))
     if args.textfile:
         write_textfile(args.textfile, report)

@@ -60,19 +60,28 @@ definition), so nothing here depends on the host's timezone.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple
+
+from chatmaild.storeindex import StoreIndex, now_ns
 
 MESSAGE_DIRS = frozenset(("cur", "new", "tmp"))
 PASSWORD = "password"
 DAY = 86400
+LARGE_MESSAGE = 200000  # bytes; expire's rule 3 applies to messages larger than this
+SIZE_BUCKETS = (0, 160000, 500000, 2000000)  # bytes: fsreport's "messages at least this large"
+# the sizes a directory summary counts from: the buckets and "larger than LARGE_MESSAGE"
+SIZE_FLOORS = tuple(sorted({*SIZE_BUCKETS, LARGE_MESSAGE + 1}))
+LARGE_FLOOR = SIZE_FLOORS.index(LARGE_MESSAGE + 1)
 
 
 def reference_time(days: float = 0, now: datetime | None = None) -> datetime:
@@ -96,15 +105,106 @@ class ExtraFile(NamedTuple):
     size: int
 
 
+class Summary(NamedTuple):
+    """What the jobs need of one cur/new/tmp directory, per floor of SIZE_FLOORS:
+    how many messages are at least that large, their bytes, and the oldest one's age."""
+
+    counts: tuple[int, ...]
+    sizes: tuple[int, ...]
+    oldest: tuple[float, ...]  # math.inf where there is none
+
+
+def summarize(messages: list[Message]) -> Summary:
+    counts = [0] * len(SIZE_FLOORS)
+    sizes = [0] * len(SIZE_FLOORS)
+    oldest = [math.inf] * len(SIZE_FLOORS)
+    for message in messages:
+        for i, floor in enumerate(SIZE_FLOORS):
+            if message.size < floor:
+                break
+            counts[i] += 1
+            sizes[i] += message.size
+            if message.time < oldest[i]:
+                oldest[i] = message.time
+    return Summary(tuple(counts), tuple(sizes), tuple(oldest))
+
+
+# a summary in the store index: (count, bytes, oldest) for each floor that has a message
+# (counts do not grow with the floor, so those come first); an empty directory is b""
+_FLOOR = struct.Struct("<IQd")
+
+
+def pack_summary(summary: Summary) -> bytes:
+    return b"".join(_FLOOR.pack(*floor) for floor in zip(*summary) if floor[0])
+
+
+def unpack_summary(data: bytes) -> Summary:
+    floors = list(_FLOOR.iter_unpack(data))
+    floors += [(0, 0, math.inf)] * (len(SIZE_FLOORS) - len(floors))
+    counts, sizes, oldest = zip(*floors)
+    return Summary(counts, sizes, oldest)
+
+
+def pack_listing(subdirs: tuple[str, ...], files: tuple[str, ...]) -> bytes:
+    """A folder's subdirectory and file names ("/" is the one byte no name holds)."""
+    return os.fsencode("/".join(subdirs) + "//" + "/".join(files))
+
+
+def unpack_listing(data: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    subdirs, _, files = os.fsdecode(data).partition("//")
+    return tuple(filter(None, subdirs.split("/"))), tuple(filter(None, files.split("/")))
+
+
+class MessageDir:
+    """One cur/new/tmp directory: its summary, and its messages once somebody needs them.
+
+    From the store index (module storeindex) only the summary is known; the
+    messages are listed on the first call of ``messages()``.
+    """
+
+    __slots__ = ("path", "mdir", "inbox", "summary", "from_index", "_messages")
+
+    def __init__(self, path: str, mdir: str, inbox: bool, summary: Summary, messages: list[Message] | None):
+        self.path = path
+        self.mdir = mdir
+        self.inbox = inbox
+        self.summary = summary
+        self.from_index = messages is None
+        self._messages = messages
+
+    @property
+    def listed(self) -> bool:
+        """Whether the directory was read (not only summarized from the index)."""
+        return self._messages is not None
+
+    def messages(self) -> list[Message]:
+        if self._messages is None:
+            self._messages = _scan_message_dir(self.path, self.mdir, self.inbox)[0]
+        return self._messages
+
+
 class Mailbox(NamedTuple):
     path: str
     name: str
     # mtime of the password file (doveauth/lastlogin touch it on login);
     # None when the mailbox has no password file
     last_login: float | None
-    messages: list[Message]
+    dirs: list[MessageDir]
     # regular files outside cur/new/tmp; only collected when asked for
     extra_files: list[ExtraFile]
+
+    @property
+    def messages(self) -> list[Message]:
+        """Every message (lists the directories the index summarized)."""
+        return [m for d in self.dirs for m in d.messages()]
+
+    @property
+    def count(self) -> int:
+        return sum(d.summary.counts[0] for d in self.dirs)
+
+    @property
+    def size(self) -> int:
+        return sum(d.summary.sizes[0] for d in self.dirs)
 
 
 def name_time(name: str) -> int | None:
@@ -126,26 +226,30 @@ _DOVECOT_NAME = re.compile(r"([0-9]+)\.[^,]*,S=([0-9]+)")
 _SIZE = re.compile(r",S=([0-9]+)")
 
 
-def _scan_message_dir(path: str, mdir: str, trust_name_time: bool, out: list[Message]) -> None:
-    """Messages of one cur/new/tmp directory.
+def _scan_message_dir(path: str, mdir: str, trust_name_time: bool) -> tuple[list[Message], bool]:
+    """Messages of one cur/new/tmp directory, and whether their names told everything.
 
     os.listdir, not scandir: the names are all we need for most files.  An
     entry with a full Dovecot name is taken to be a regular file (Dovecot
     puts nothing else there); anything else is lstat()ed and skipped
-    unless it is a regular file.
+    unless it is a regular file.  A directory with such entries is not
+    recorded in the index (a file being written in tmp/ grows in place).
     """
+    out: list[Message] = []
     try:
         names = os.listdir(path)
     except (FileNotFoundError, NotADirectoryError):
-        return
+        return out, False
     prefix = path + "/"
     match = _DOVECOT_NAME.match
     append = out.append
+    by_name = True
     for name in names:
         found = match(name)
         if found is not None and trust_name_time:
             append(Message(prefix + name, mdir, int(found.group(1)), int(found.group(2))))
             continue
+        by_name = by_name and found is not None
         file_path = prefix + name
         try:
             st = os.lstat(file_path)
@@ -160,25 +264,84 @@ def _scan_message_dir(path: str, mdir: str, trust_name_time: bool, out: list[Mes
             when = min(when, st.st_mtime)
         size = int(found.group(2)) if found is not None else name_size(name)
         append(Message(file_path, mdir, when, st.st_size if size is None else size))
+    return out, by_name
 
 
-def _scan_folder(path: str, is_inbox: bool, messages: list[Message], extras: list[ExtraFile] | None) -> None:
-    try:
-        entries = os.scandir(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    with entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name in MESSAGE_DIRS:
-                    _scan_message_dir(entry.path, entry.name, is_inbox, messages)
-                else:
-                    _scan_folder(entry.path, False, messages, extras)
-            elif extras is not None and entry.is_file(follow_symlinks=False):
+class _Walk:
+    """One mailbox's scan: the index to consult and the time its stat()s began."""
+
+    __slots__ = ("index", "started", "dirs", "extras")
+
+    def __init__(self, index: StoreIndex | None, with_extras: bool):
+        self.index = index
+        self.started = now_ns()
+        self.dirs: list[MessageDir] = []
+        self.extras: list[ExtraFile] | None = [] if with_extras else None
+
+    def message_dir(self, path: str, mdir: str, inbox: bool) -> None:
+        index = self.index
+        if index is not None:
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            recorded = index.lookup(path, st)
+            if recorded is not None:
+                self.dirs.append(MessageDir(path, mdir, inbox, unpack_summary(recorded), None))
+                return
+        messages, by_name = _scan_message_dir(path, mdir, inbox)
+        summary = summarize(messages)
+        if index is not None and by_name:
+            index.record(path, st, pack_summary(summary), self.started)
+        self.dirs.append(MessageDir(path, mdir, inbox, summary, messages))
+
+    def folder(self, path: str, is_inbox: bool) -> None:
+        """A mailbox or Maildir++ folder: its directories (from the index when unchanged) and extra files."""
+        listing = self._folder_listing(path)
+        if listing is None:
+            return
+        subdirs, files = listing
+        prefix = path + "/"
+        for name in subdirs:
+            if name in MESSAGE_DIRS:
+                self.message_dir(prefix + name, name, is_inbox)
+            else:
+                self.folder(prefix + name, False)
+        if self.extras is not None:
+            for name in files:
                 try:
-                    extras.append(ExtraFile(entry.path, entry.stat(follow_symlinks=False).st_size))
+                    self.extras.append(ExtraFile(prefix + name, os.lstat(prefix + name).st_size))
                 except FileNotFoundError:
                     continue
+
+    def _folder_listing(self, path: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """Names of the subdirectories and of the regular files of ``path``."""
+        index = self.index
+        if index is not None:
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if not S_ISDIR(st.st_mode):
+                return None
+            recorded = index.lookup(path, st)
+            if recorded is not None:
+                return unpack_listing(recorded)
+        subdirs: list[str] = []
+        files: list[str] = []
+        try:
+            entries = os.scandir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(entry.name)
+        if index is not None:
+            index.record(path, st, pack_listing(subdirs, files), self.started)
+        return tuple(subdirs), tuple(files)
 
 
 def last_login(mailbox_path: str) -> float | None:
@@ -189,12 +352,12 @@ def last_login(mailbox_path: str) -> float | None:
         return None
 
 
-def scan_mailbox(path: str, with_extras: bool = False) -> Mailbox:
-    """All messages of one mailbox (INBOX and every subfolder)."""
-    messages: list[Message] = []
-    extras: list[ExtraFile] | None = [] if with_extras else None
-    _scan_folder(path, True, messages, extras)
-    return Mailbox(path, os.path.basename(path), last_login(path), messages, extras or [])
+def scan_mailbox(path: str, with_extras: bool = False, index: StoreIndex | None = None) -> Mailbox:
+    """All message directories of one mailbox (INBOX and every subfolder);
+    with ``index``, the unchanged ones are summarized from it instead of listed."""
+    walk = _Walk(index, with_extras)
+    walk.folder(path, True)
+    return Mailbox(path, os.path.basename(path), last_login(path), walk.dirs, walk.extras or [])
 
 
 def mailbox_paths(mailboxes_dir: str | os.PathLike, maxnum: int | None = None) -> Iterator[str]:
@@ -224,6 +387,7 @@ def iter_mailboxes(
     mailboxes_dir: str | os.PathLike,
     maxnum: int | None = None,
     with_extras: bool = False,
+    index: StoreIndex | None = None,
     workers: int = PREFETCH_WORKERS,
     cold_after: float = COLD_SECONDS_PER_MAILBOX,
     probe: int = PROBE_MAILBOXES,
@@ -243,7 +407,7 @@ def iter_mailboxes(
     scanning = 0.0
     for count, path in enumerate(paths, 1):
         started = time.monotonic()
-        mailbox = scan_mailbox(path, with_extras)
+        mailbox = scan_mailbox(path, with_extras, index)
         scanning += time.monotonic() - started
         yield mailbox
         if count == probe and workers > 1 and scanning / count > cold_after:
@@ -253,7 +417,7 @@ def iter_mailboxes(
     with ThreadPoolExecutor(workers, thread_name_prefix="mailstore-scan") as pool:
         window: deque[Future[Mailbox]] = deque()
         for path in paths:
-            window.append(pool.submit(scan_mailbox, path, with_extras))
+            window.append(pool.submit(scan_mailbox, path, with_extras, index))
             if len(window) >= PREFETCH_WINDOW:
                 yield window.popleft().result()
         while window:
