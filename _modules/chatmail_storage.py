@@ -82,7 +82,11 @@ def _optional(flag: str, value: Any) -> list[str]:
     return [] if value in (None, "", 0) else [flag, str(value)]
 
 
-def expire(remove: bool = False, days: float = 0, maxnum: int | None = None) -> dict[str, Any]:
+def _flag(flag: str, on: bool) -> list[str]:
+    return [flag] if on else []
+
+
+def expire(remove: bool = False, days: float = 0, maxnum: int | None = None, rescan: bool = False) -> dict[str, Any]:
     """Expire old messages and inactive accounts (what the daily timer does).
 
     A dry run unless ``remove=True``: the counts say what would go.
@@ -93,10 +97,13 @@ def expire(remove: bool = False, days: float = 0, maxnum: int | None = None) -> 
         pretend the clock is this many days later (preview a later run)
     maxnum
         examine at most this many mailboxes
+    rescan
+        read every directory instead of trusting the store index (which
+        keeps what unchanged directories hold, docs/design.md 5.8)
 
     Returns mailboxes_examined, mailboxes_removed, empty_mailboxes_removed,
     files_examined, files_removed, files_in_removed_mailboxes, bytes_freed,
-    errors, duration_s, dry_run, now, mailboxes_dir.
+    dirs_listed, dirs_from_index, errors, duration_s, dry_run, now, mailboxes_dir.
 
     CLI Example::
 
@@ -104,12 +111,12 @@ def expire(remove: bool = False, days: float = 0, maxnum: int | None = None) -> 
         salt-call --out=json chatmail.expire days=7
         salt-call chatmail.expire remove=True
     """
-    args = ["--remove"] if remove else []
+    args = _flag("--remove", remove) + _flag("--rescan", rescan)
     return _run_json("expire", args + _optional("--days", days) + _optional("--maxnum", maxnum))
 
 
 def fsreport(
-    days: float = 0, min_login_age: int = 0, mdir: str | None = None, maxnum: int | None = None
+    days: float = 0, min_login_age: int = 0, mdir: str | None = None, maxnum: int | None = None, rescan: bool = False
 ) -> dict[str, Any]:
     """Storage and login report of all mailboxes (read-only).
 
@@ -121,6 +128,8 @@ def fsreport(
         size buckets only count messages in ``cur``, ``new`` or ``tmp``
     maxnum
         examine at most this many mailboxes
+    rescan
+        read every directory instead of trusting the store index
 
     CLI Example::
 
@@ -128,5 +137,5 @@ def fsreport(
         salt-call --out=json chatmail.fsreport mdir=cur min_login_age=30
     """
     args = _optional("--days", days) + _optional("--min-login-age", min_login_age)
-    args += _optional("--mdir", mdir) + _optional("--maxnum", maxnum)
+    args += _optional("--mdir", mdir) + _optional("--maxnum", maxnum) + _flag("--rescan", rescan)
     return _run_json("fsreport", args)

@@ -260,9 +260,12 @@ for label, rel, size, age, name_age, dovecot, flags in [
 """
 
 
+INDEX = ".chatmail-store-index"  # chatmaild.storeindex: the jobs' own file, rewritten by every run
+
+
 def store_listing(ops, root: str) -> set[str]:
     out = ops.run(["find", root, "-mindepth", "1", "-printf", "%P\\n"]).stdout
-    return set(out.split())
+    return set(out.split()) - {INDEX}
 
 
 def test_expire_with_a_days_offset_removes_exactly_the_expired_files(ops):
@@ -291,6 +294,9 @@ def test_expire_with_a_days_offset_removes_exactly_the_expired_files(ops):
     after = store_listing(ops, root)
     assert after <= before, "expire created files"
     assert before - after == expected
+    # the store index the runs left is the mailbox owner's and no one else's
+    owner = ops.run(["stat", "-c", "%U:%G %a", f"{root}/{INDEX}"]).stdout.split()
+    assert owner == ["vmail:vmail", "600"]
 
 
 # -- AC-20: the daily expire job on the relay ------------------------------------------------

@@ -54,6 +54,17 @@ cur/new/tmp and one stat() of ``password``; per INBOX message nothing but
 a regex match on its name.  On a cold cache that avoids one inode read
 per message (the dominant cost at a million files).
 
+With a store index (chatmaild.storeindex) a directory whose ctime has not
+moved since the last run is not read at all: its ``Summary`` (per size
+floor: how many messages, their bytes, the oldest one's age) comes from the
+index after one lstat(), and its messages are listed only if a job needs
+them (expire, when the summary says one is due).  A folder's listing (its
+subdirectories and extra files) is kept the same way.  Two limits follow
+from trusting the ctime: a directory with a file whose name does not give
+time and size (``tmp/`` files being written, hand-made files) is never
+recorded, and in subfolders an mtime changed in place (``touch`` on a
+message, nothing Dovecot does) is seen when the directory next changes.
+
 All times are POSIX timestamps (seconds since the epoch, UTC by
 definition), so nothing here depends on the host's timezone.
 """
