@@ -125,19 +125,27 @@ class Summary(NamedTuple):
     oldest: tuple[float, ...]  # math.inf where there is none
 
 
+EMPTY_SUMMARY = Summary((0,) * len(SIZE_FLOORS), (0,) * len(SIZE_FLOORS), (math.inf,) * len(SIZE_FLOORS))
+
+
 def summarize(messages: list[Message]) -> Summary:
-    counts = [0] * len(SIZE_FLOORS)
-    sizes = [0] * len(SIZE_FLOORS)
-    oldest = [math.inf] * len(SIZE_FLOORS)
-    for message in messages:
-        for i, floor in enumerate(SIZE_FLOORS):
-            if message.size < floor:
-                break
-            counts[i] += 1
-            sizes[i] += message.size
-            if message.time < oldest[i]:
-                oldest[i] = message.time
-    return Summary(tuple(counts), tuple(sizes), tuple(oldest))
+    """The summary of a directory's messages (most are small: one pass per floor they reach)."""
+    if not messages:
+        return EMPTY_SUMMARY
+    times = [m.time for m in messages]
+    sizes = [m.size for m in messages]
+    counts, totals, oldest = [len(sizes)], [sum(sizes)], [min(times)]
+    for floor in SIZE_FLOORS[1:]:
+        picked = [i for i, size in enumerate(sizes) if size >= floor]
+        if not picked:
+            break
+        counts.append(len(picked))
+        totals.append(sum(sizes[i] for i in picked))
+        oldest.append(min(times[i] for i in picked))
+    missing = len(SIZE_FLOORS) - len(counts)
+    return Summary(
+        tuple(counts) + (0,) * missing, tuple(totals) + (0,) * missing, tuple(oldest) + (math.inf,) * missing
+    )
 
 
 # a summary in the store index: (count, bytes, oldest) for each floor that has a message

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Delta Chat send -> IncomingMsg at the peer, one relay and across two, per ``dovecot_source``.
+
+Boots a federated pair of relays for each Dovecot asked for (``debian``:
+Debian's packages; ``rebuilt``: Debian's source with the IDLE notify delay
+removed, test/harness/dovecotbuild.py, used only when its build is cached,
+or built first with ``--build``), then has the real Delta Chat core
+(deltachat-rpc-server, in a network namespace on the lab's bridge) send
+12 messages 1 s apart per path after a warm-up (support/dclatency.py, the
+same measurement test/system/test_dovecot_rebuilt.py asserts).
+
+Needs root (containers).  About 2 minutes per pair on two cores.
+
+usage: scripts/bench deltachat [--sources debian,rebuilt] [--samples 12] [--build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from harness import Lab
+from harness.dovecotbuild import rebuilt_debs
+from reference import TABLE
+from support.dclatency import SAMPLES, PairLatency, measure_pair, serve_rebuilt
+from support.relays import apply_all, federate
+
+TAGS = {"debian": "5", "rebuilt": "6"}
+
+
+def pair_latency(lab: Lab, source: str, samples: int = SAMPLES, build: bool = False) -> PairLatency | str:
+    """The latencies on a fresh federated pair with ``source``; a string says why there are none."""
+    debs = None
+    if source == "rebuilt":
+        try:
+            debs = rebuilt_debs("12", log=lab.log, build=build)
+        except LookupError as missing:
+            return str(missing)
+    boxes = []
+    for i in (1, 2):
+        name = f"dc{source[:3]}{i}"
+        box = lab.boot(name)
+        box.pillar = lab.default_pillar(name, **({"dovecot_source": "rebuilt"} if debs else {}))
+        if debs:
+            serve_rebuilt(box, debs)
+        boxes.append(box)
+    started = time.monotonic()
+    failures = apply_all(boxes)
+    if any(failures.values()):
+        return f"the {source} relays did not converge: {failures}"
+    lab.log(f"{source}: 2 relays applied in {time.monotonic() - started:.0f} s")
+    federate(lab, boxes)
+    try:
+        return measure_pair(lab, boxes[0], boxes[1], source, TAGS[source], samples)
+    finally:
+        for box in boxes:
+            lab.discard(box)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", default="debian,rebuilt")
+    parser.add_argument("--samples", type=int, default=SAMPLES)
+    parser.add_argument("--build", action="store_true", help="build the rebuilt Dovecot if it is not cached")
+    args = parser.parse_args()
+    lab = Lab(log=lambda m: print(m, file=sys.stderr)).start()
+    try:
+        results = {source: pair_latency(lab, source, args.samples, args.build) for source in args.sources.split(",")}
+    finally:
+        lab.stop()
+    print()
+    for source, result in results.items():
+        text = result.summary() if isinstance(result, PairLatency) else f"not measured: {result}"
+        print(f"dovecot_source {source:8} send -> IncomingMsg {text}")
+    print(f"upstream with Debian 12's Dovecot, 2 s apart: p50 {TABLE['deltachat p50'][0]}; the goal is 150 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
