@@ -140,6 +140,13 @@ def seed_store(root: Path, now: datetime = NOW) -> dict[str, dict]:
     return messages
 
 
+def write_ini(path: Path, root: Path, **settings) -> Path:
+    """A chatmail.ini at ``path`` for the seed's domain with ``root`` as mailboxes_dir (and ``settings``)."""
+    lines = ["[params]", f"mail_domain = {DOMAIN}", f"mailboxes_dir = {root}"]
+    path.write_text("\n".join(lines + [f"{k} = {v}" for k, v in settings.items()]) + "\n")
+    return path
+
+
 def all_files(root: Path) -> set[str]:
     """Every file of the store but the jobs' own index (chatmaild.storeindex), which any run rewrites."""
     return {str(p) for p in root.rglob("*") if p.is_file() and p.name != INDEX_NAME}

@@ -23,6 +23,7 @@ from support.storeseed import (
     dovecot_name,
     seed_store,
     write_file,
+    write_ini,
 )
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
@@ -30,10 +31,7 @@ INACTIVE = f"inactive@{DOMAIN}"
 
 
 def make_config(tmp_path: Path, root: Path, **settings):
-    ini = tmp_path / "chatmail.ini"
-    lines = ["[params]", f"mail_domain = {DOMAIN}", f"mailboxes_dir = {root}"]
-    lines += [f"{k} = {v}" for k, v in settings.items()]
-    ini.write_text("\n".join(lines) + "\n")
+    ini = write_ini(tmp_path / "chatmail.ini", root, **settings)
     return ini, read_config(ini)
 
 

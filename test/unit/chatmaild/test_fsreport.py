@@ -12,7 +12,7 @@ import pytest
 
 from chatmaild.config import read_config
 from chatmaild.fsreport import human_size, render, run_fsreport
-from support.storeseed import DOMAIN, EXTRAS, MAILBOXES, MESSAGES, NOW, PASSWORD_TEXT, seed_store
+from support.storeseed import DOMAIN, EXTRAS, MAILBOXES, MESSAGES, NOW, PASSWORD_TEXT, seed_store, write_ini
 
 CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" / "files"
 
@@ -21,8 +21,7 @@ CHATMAILD_SRC = Path(__file__).resolve().parents[3] / "chatmail" / "chatmaild" /
 def seeded(tmp_path):
     root = tmp_path / "mail" / DOMAIN
     seed_store(root)
-    ini = tmp_path / "chatmail.ini"
-    ini.write_text(f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {root}\n")
+    ini = write_ini(tmp_path / "chatmail.ini", root)
     return root, ini, read_config(ini)
 
 

@@ -20,7 +20,7 @@ from chatmaild import mailstore, storeindex
 from chatmaild.config import read_config
 from chatmaild.expire import run_expire
 from chatmaild.fsreport import run_fsreport
-from support.storeseed import DOMAIN, NOW, all_files, dovecot_name, seed_store, write_file
+from support.storeseed import DOMAIN, NOW, all_files, dovecot_name, seed_store, write_file, write_ini
 
 A, C, N, Q = (f"{name}@{DOMAIN}" for name in ("active", "ci-abcdef", "nopass", "quiet"))
 # active@'s INBOX holds files whose names do not tell time and size (the seed's
@@ -33,9 +33,7 @@ VOLATILE = ("duration_s", "dirs_listed", "dirs_from_index")
 def store(tmp_path):
     root = tmp_path / "mail" / DOMAIN
     seed_store(root)
-    ini = tmp_path / "chatmail.ini"
-    ini.write_text(f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {root}\n")
-    return root, read_config(ini)
+    return root, read_config(write_ini(tmp_path / "chatmail.ini", root))
 
 
 @pytest.fixture
@@ -80,7 +78,7 @@ def test_expire_removes_from_an_indexed_store_what_a_listing_would(store, settle
     root, config = store
     twin = tmp_path / "twin"
     shutil.copytree(root, twin, symlinks=True)
-    twin_config = read_config_for(tmp_path, twin)
+    twin_config = read_config(write_ini(tmp_path / "twin.ini", twin))
     run_expire(config, now=NOW)  # a day-0 run leaves the index
     removed = run_expire(config, days=25, now=NOW, remove=True)
     expected = run_expire(twin_config, days=25, now=NOW, remove=True, rescan=True)
@@ -88,12 +86,6 @@ def test_expire_removes_from_an_indexed_store_what_a_listing_would(store, settle
     assert {os.path.relpath(p, root) for p in all_files(root)} == {os.path.relpath(p, twin) for p in all_files(twin)}
     # the directories expire changed are read again by the next run, and agree
     assert figures(run_fsreport(config, now=NOW)) == figures(run_fsreport(config, now=NOW, rescan=True))
-
-
-def read_config_for(tmp_path, root):
-    ini = tmp_path / "twin.ini"
-    ini.write_text(f"[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {root}\n")
-    return read_config(ini)
 
 
 def test_a_delivery_a_flag_change_and_an_expunge_are_seen(store, settled):

@@ -1,4 +1,4 @@
-"""Storage and login report of the mailbox store (design.md §5.9); read-only.
+"""Storage and login report of the mailbox store (design.md §5.9); changes no mail (it rewrites the store index).
 
 ``run_fsreport`` returns the figures as a dict (for ``--json`` and the Salt
 function ``chatmail.fsreport``); ``render`` turns that dict into the text
