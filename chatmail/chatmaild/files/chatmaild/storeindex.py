@@ -65,7 +65,7 @@ class StoreIndex:
     def lookup(self, path: str, st: os.stat_result) -> bytes | None:
         """What was recorded for directory ``path`` if it is unchanged since, else None."""
         key = path[len(self.root) :]
-        entry = self.old.get(key)
+        entry = self.old.pop(key, None)  # visited: it moves to the new entries or goes
         if entry is None or _STAMP.unpack_from(entry) != (st.st_ino, st.st_ctime_ns):
             return None
         self.new[key] = entry
@@ -91,7 +91,8 @@ class StoreIndex:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload)
+                f.write(MAGIC + zlib.crc32(payload).to_bytes(4, "big"))
+                f.write(payload)
             os.replace(tmp, self.path)
         except OSError:
             try:
@@ -112,7 +113,7 @@ def read_entries(path: str) -> dict[str, bytes]:
     head = len(MAGIC)
     if not data.startswith(MAGIC) or len(data) < head + 4:
         return {}
-    payload = data[head + 4 :]
+    payload = memoryview(data)[head + 4 :]
     if zlib.crc32(payload) != int.from_bytes(data[head : head + 4], "big"):
         return {}
     try:
