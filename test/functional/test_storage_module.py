@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from support.storeseed import all_files
+
 REPO = Path(__file__).resolve().parents[2]
 DAY = 86400
 DOMAIN = "chat.example.org"
@@ -73,15 +75,11 @@ def chatmail(salt_loaders, relay_store):
     return salt_loaders.modules.chatmail
 
 
-def files(root: Path) -> set[str]:
-    return {str(p) for p in root.rglob("*") if p.is_file()}
-
-
 def test_dry_run_removes_nothing(chatmail, relay_store):
     _, root, going = relay_store
-    before = files(root)
+    before = all_files(root)
     result = chatmail.expire(days=10)
-    assert files(root) == before
+    assert all_files(root) == before
     assert result["dry_run"] is True
     assert result["mailboxes_examined"] == 2 and result["mailboxes_removed"] == 1
     assert result["files_examined"] == 10
@@ -91,9 +89,9 @@ def test_dry_run_removes_nothing(chatmail, relay_store):
 
 def test_remove_with_offset_takes_exactly_the_expected_files(chatmail, relay_store):
     _, root, going = relay_store
-    before = files(root)
+    before = all_files(root)
     result = chatmail.expire(remove=True, days=10)
-    assert before - files(root) == going
+    assert before - all_files(root) == going
     assert result["dry_run"] is False and result["errors"] == 0
     assert not (root / f"user2@{DOMAIN}").exists()
     assert (root / f"user1@{DOMAIN}" / ".DeltaChat" / "dovecot-uidlist").exists()
