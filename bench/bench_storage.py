@@ -209,7 +209,10 @@ def condition(label: str, mailboxes: int, files: int, rounds: int, cold: bool, c
         for name, title in (("expire", "expire dry run"), ("fsreport", "fsreport")):
             seconds = timed(rounds, job(name, False), cold, lambda n, share=share: churn(root, share, n))
             listed, indexed = results[name]["dirs_listed"], results[name]["dirs_from_index"]
-            rows.append((f"{title}, index, {share:.0%} changed", seconds, f"{listed:,} dirs read, {indexed:,} not"))
+            note = f"{listed:,} dirs read, {indexed:,} not"
+            if "mailboxes_not_due" in results[name]:
+                note += f", {results[name]['mailboxes_not_due']:,} mailboxes not due (unread)"
+            rows.append((f"{title}, index, {share:.0%} changed", seconds, note))
         assert results["expire"]["files_examined"] == results["fsreport"]["messages"] == files
     base = rows[0][1]
     index_size = (root / INDEX_NAME).stat().st_size / 1e6

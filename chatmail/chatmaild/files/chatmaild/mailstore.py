@@ -77,13 +77,13 @@ import re
 import struct
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple
 
-from chatmaild.storeindex import StoreIndex, now_ns
+from chatmaild.storeindex import StoreIndex, now_ns, settled
 
 MESSAGE_DIRS = frozenset(("cur", "new", "tmp"))
 PASSWORD = "password"
@@ -202,6 +202,34 @@ class MessageDir:
         return self._messages
 
 
+SEEN_MARGIN = 60  # seconds: a name's time is whole seconds, taken before the file is renamed into place
+
+
+class Recap(NamedTuple):
+    """What one complete, consistent look at a mailbox found, kept in the store index.
+
+    A job may take it instead of looking again (expire: when none of its
+    rules can apply yet, docs/design.md 5.8), because of how ages move:
+    a message saved into the mailbox later has a name time of at least
+    ``seen``, moving a message between folders keeps its received date
+    (the subfolders' age), and the last login only moves forward.  What
+    it cannot know: a message saved later with an older date of its own
+    (IMAP APPEND with a date, dsync) into a subfolder, which the next look
+    finds.
+    """
+
+    seen: float  # when the look began, less SEEN_MARGIN
+    last_login: float
+    oldest: float  # the oldest message's age (math.inf: none)
+    oldest_large: float  # the oldest one larger than LARGE_MESSAGE, or in tmp/ (it may grow)
+    count: int
+    size: int
+
+
+_RECAP = struct.Struct("<ddddQQ")
+RECAP_SUFFIX = "\0recap"  # the index key of a mailbox's recap: its path and this (no name holds NUL)
+
+
 class Mailbox(NamedTuple):
     path: str
     name: str
@@ -211,6 +239,8 @@ class Mailbox(NamedTuple):
     dirs: list[MessageDir]
     # regular files outside cur/new/tmp; only collected when asked for
     extra_files: list[ExtraFile]
+    # set when the mailbox was not looked at: the last look's figures (dirs is then empty)
+    recap: Recap | None = None
 
     @property
     def messages(self) -> list[Message]:
@@ -219,10 +249,14 @@ class Mailbox(NamedTuple):
 
     @property
     def count(self) -> int:
+        if self.recap is not None:
+            return self.recap.count
         return sum(d.summary.counts[0] for d in self.dirs)
 
     @property
     def size(self) -> int:
+        if self.recap is not None:
+            return self.recap.size
         return sum(d.summary.sizes[0] for d in self.dirs)
 
 
@@ -289,13 +323,15 @@ def _scan_message_dir(path: str, mdir: str, trust_name_time: bool) -> tuple[list
 class _Walk:
     """One mailbox's scan: the index to consult and the time its stat()s began."""
 
-    __slots__ = ("index", "started", "dirs", "extras")
+    __slots__ = ("index", "started", "dirs", "extras", "looked")
 
     def __init__(self, index: StoreIndex | None, with_extras: bool):
         self.index = index
         self.started = now_ns()
         self.dirs: list[MessageDir] = []
         self.extras: list[ExtraFile] | None = [] if with_extras else None
+        # with an index: (path, stat, kind) of every directory, for the recap's consistency check
+        self.looked: list[tuple[str, os.stat_result, str]] = []
 
     def message_dir(self, path: str, mdir: str, inbox: bool) -> None:
         index = self.index
@@ -305,6 +341,7 @@ class _Walk:
             except (FileNotFoundError, NotADirectoryError):
                 return
             recorded = index.lookup(path, st)
+            self.looked.append((path, st, "indexed" if recorded is not None else "read"))
             if recorded is not None:
                 self.dirs.append(MessageDir(path, mdir, inbox, unpack_summary(recorded), None))
                 return
@@ -321,7 +358,8 @@ class _Walk:
             return
         subdirs, files = listing
         prefix = path + "/"
-        for name in subdirs:
+        # tmp, new, cur first: the order Dovecot renames messages in, so none escapes a look
+        for name in sorted(subdirs, key=lambda name: _LOOK_ORDER.get(name, 3)):
             if name in MESSAGE_DIRS:
                 self.message_dir(prefix + name, name, is_inbox)
             else:
@@ -344,6 +382,7 @@ class _Walk:
             if not S_ISDIR(st.st_mode):
                 return None
             recorded = index.lookup(path, st)
+            self.looked.append((path, st, "folder"))
             if recorded is not None:
                 return unpack_listing(recorded)
         subdirs: list[str] = []
@@ -362,6 +401,30 @@ class _Walk:
             index.record(path, st, pack_listing(subdirs, files), self.started)
         return tuple(subdirs), tuple(files)
 
+    def recap(self, last_login: float) -> Recap | None:
+        """This look's recap, if it is one consistent picture: every directory it read had
+        settled before the look and is unchanged after it (with subfolders, whose messages
+        move between folders, every directory).  Costs one lstat() per such directory."""
+        subfolders = sum(1 for _, _, kind in self.looked if kind == "folder") > 1
+        for path, st, kind in self.looked:
+            if kind == "indexed" and not subfolders:
+                continue
+            if kind != "indexed" and not settled(st, self.started):
+                return None
+            try:
+                if os.lstat(path).st_ctime_ns != st.st_ctime_ns:
+                    return None
+            except OSError:
+                return None
+        oldest = min((d.summary.oldest[0] for d in self.dirs), default=math.inf)
+        large = min((d.summary.oldest[0 if d.mdir == "tmp" else LARGE_FLOOR] for d in self.dirs), default=math.inf)
+        count = sum(d.summary.counts[0] for d in self.dirs)
+        size = sum(d.summary.sizes[0] for d in self.dirs)
+        return Recap(self.started / 1e9 - SEEN_MARGIN, last_login, oldest, large, count, size)
+
+
+_LOOK_ORDER = {"tmp": 0, "new": 1, "cur": 2}
+
 
 def last_login(mailbox_path: str) -> float | None:
     """mtime of the mailbox's password file (= day of last login), or None."""
@@ -373,14 +436,52 @@ def last_login(mailbox_path: str) -> float | None:
 
 def scan_mailbox(path: str, with_extras: bool = False, index: StoreIndex | None = None) -> Mailbox:
     """All message directories of one mailbox (INBOX and every subfolder);
-    with ``index``, the unchanged ones are summarized from it instead of listed."""
+    with ``index``, the unchanged ones are summarized from it instead of listed,
+    and the look's Recap is kept there."""
     walk = _Walk(index, with_extras)
     walk.folder(path, True)
-    return Mailbox(path, os.path.basename(path), last_login(path), walk.dirs, walk.extras or [])
+    login = last_login(path)
+    if index is not None and login is not None and walk.looked:
+        recap = walk.recap(login)
+        if recap is not None:
+            index.put(path + RECAP_SUFFIX, walk.looked[0][1].st_ino, _RECAP.pack(*recap))
+    return Mailbox(path, os.path.basename(path), login, walk.dirs, walk.extras or [])
 
 
-def mailbox_paths(mailboxes_dir: str | os.PathLike, maxnum: int | None = None) -> Iterator[str]:
-    """Paths of the account directories in ``mailboxes_dir`` (directory order).
+# Whether a job can take a mailbox's Recap instead of looking (expire.may_be_due says)
+RecapTest = Callable[[Recap], bool]
+
+
+def recalled_mailbox(path: str, inode: int, index: StoreIndex, skip: RecapTest) -> Mailbox | None:
+    """The mailbox from its recap, without a system call, when ``skip`` accepts the recap.
+
+    Its directories' index entries are kept for the next run unchecked
+    (whoever looks next checks them).  None: look at it (no recap, the
+    directory was replaced, or ``skip`` declined).
+    """
+    taken = index.take(path + RECAP_SUFFIX)
+    if taken is None or taken[0] != inode:
+        return None
+    recap = Recap(*_RECAP.unpack(taken[1]))
+    if not skip(recap):
+        return None
+    index.put(path + RECAP_SUFFIX, inode, taken[1])
+    _carry_folder(index, path)
+    return Mailbox(path, os.path.basename(path), recap.last_login, [], [], recap)
+
+
+def _carry_folder(index: StoreIndex, path: str) -> None:
+    listing = index.carry(path)
+    if listing is not None:
+        for name in unpack_listing(listing)[0]:
+            if name in MESSAGE_DIRS:
+                index.carry(f"{path}/{name}")
+            else:
+                _carry_folder(index, f"{path}/{name}")
+
+
+def mailbox_paths(mailboxes_dir: str | os.PathLike, maxnum: int | None = None) -> Iterator[tuple[str, int]]:
+    """Paths and inode numbers of the account directories in ``mailboxes_dir`` (directory order).
 
     Not sorted by inode: from a cold cache, reading the inode tables in
     order was slower here than reading them at random with several threads
@@ -394,7 +495,7 @@ def mailbox_paths(mailboxes_dir: str | os.PathLike, maxnum: int | None = None) -
                 return
             if "@" in entry.name and entry.is_dir(follow_symlinks=False):
                 count += 1
-                yield entry.path
+                yield entry.path, entry.inode()
 
 
 # A scan slower than this per mailbox means the kernel is reading directories from disk
@@ -413,6 +514,7 @@ def iter_mailboxes(
     workers: int = PREFETCH_WORKERS,
     cold_after: float = COLD_SECONDS_PER_MAILBOX,
     probe: int = PROBE_MAILBOXES,
+    skip: RecapTest | None = None,
 ) -> Iterator[Mailbox]:
     """Scan each account directory in turn, in directory order.
 
@@ -424,23 +526,40 @@ def iter_mailboxes(
     still gets every mailbox in the same order, one after another, and does
     all removals itself; the scans only read.  Threads do not pay from a
     hot cache (they contend for the interpreter), hence the probe.
+
+    With ``index`` and ``skip``, a mailbox whose recap ``skip`` accepts is
+    not scanned at all (``recalled_mailbox``).
     """
     paths = mailbox_paths(mailboxes_dir, maxnum)
-    scanning = 0.0
-    for count, path in enumerate(paths, 1):
+
+    def recalled(path: str, inode: int) -> Mailbox | None:
+        return None if skip is None or index is None else recalled_mailbox(path, inode, index, skip)
+
+    scanning, looked = 0.0, 0
+    for path, inode in paths:
+        mailbox = recalled(path, inode)
+        if mailbox is not None:
+            yield mailbox
+            continue
         started = time.monotonic()
         mailbox = scan_mailbox(path, with_extras, index)
         scanning += time.monotonic() - started
+        looked += 1
         yield mailbox
-        if count == probe and workers > 1 and scanning / count > cold_after:
+        if looked == probe and workers > 1 and scanning / looked > cold_after:
             break
     else:
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="mailstore-scan") as pool:
-        window: deque[Future[Mailbox]] = deque()
-        for path in paths:
-            window.append(pool.submit(scan_mailbox, path, with_extras, index))
+        window: deque[Future[Mailbox] | Mailbox] = deque()
+        for path, inode in paths:
+            mailbox = recalled(path, inode)
+            window.append(mailbox if mailbox is not None else pool.submit(scan_mailbox, path, with_extras, index))
             if len(window) >= PREFETCH_WINDOW:
-                yield window.popleft().result()
+                yield _done(window.popleft())
         while window:
-            yield window.popleft().result()
+            yield _done(window.popleft())
+
+
+def _done(item: Future[Mailbox] | Mailbox) -> Mailbox:
+    return item.result() if isinstance(item, Future) else item

@@ -71,10 +71,33 @@ class StoreIndex:
         self.new[key] = entry
         return entry[_STAMP.size :]
 
+    def take(self, path: str) -> tuple[int, bytes] | None:
+        """Remove the old entry of ``path`` unchecked: its recorded inode number and value.
+
+        For entries that are trusted for a reason of their own (the mailbox
+        recaps of chatmaild.mailstore); ``put`` keeps one for the next run.
+        """
+        entry = self.old.pop(path[len(self.root) :], None)
+        return None if entry is None else (_STAMP.unpack_from(entry)[0], entry[_STAMP.size :])
+
+    def put(self, path: str, inode: int, value: bytes) -> None:
+        """Keep ``value`` for ``path`` with the inode number it belongs to (no ctime: see ``take``)."""
+        self.new[path[len(self.root) :]] = _STAMP.pack(inode, 0) + value
+
+    def carry(self, path: str) -> bytes | None:
+        """Keep the old entry of ``path`` for the next run without checking it (nobody looked:
+        the next lookup checks it), and return its value."""
+        key = path[len(self.root) :]
+        entry = self.old.pop(key, None)
+        if entry is None:
+            return None
+        self.new[key] = entry
+        return entry[_STAMP.size :]
+
     def record(self, path: str, st: os.stat_result, value: bytes, stat_time_ns: int) -> None:
         """Remember ``value`` for ``path`` as listed after ``st`` was taken at ``stat_time_ns``
         (time.time_ns() before the stat); skipped when the ctime is too recent to tell."""
-        if stat_time_ns - st.st_ctime_ns > RACY_SECONDS * 1_000_000_000:
+        if settled(st, stat_time_ns):
             self.new[path[len(self.root) :]] = _STAMP.pack(st.st_ino, st.st_ctime_ns) + value
 
     def save(self, complete: bool = True) -> bool:
@@ -101,6 +124,11 @@ class StoreIndex:
                 pass
             return False
         return True
+
+
+def settled(st: os.stat_result, stat_time_ns: int) -> bool:
+    """Whether ``st`` (taken after ``stat_time_ns``) is old enough that a later change moves its ctime."""
+    return stat_time_ns - st.st_ctime_ns > RACY_SECONDS * 1_000_000_000
 
 
 def read_entries(path: str) -> dict[str, bytes]:
