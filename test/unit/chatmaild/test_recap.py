@@ -50,7 +50,8 @@ def agree(config, now, days: float) -> dict:
 
 def test_a_mailbox_with_nothing_due_is_not_read_and_the_figures_agree(store):
     root, config, now = store
-    run_fsreport(config, now=now, rescan=True)  # a look at every mailbox
+    run_expire(config, now=now, rescan=True)  # a look at every mailbox
+    run_fsreport(config, now=now)  # fsreport keeps the recaps it finds
     first = agree(config, now, 0)
     # quiet@ (a 5-day-old message, last login 35 days ago) and ci-... (1 day) are not due;
     # active@ holds 25-day-old messages and inactive@ is due for removal
@@ -63,7 +64,7 @@ def test_what_arrives_after_the_look_is_removed_when_it_is_due(store):
     """A day of mail between two runs: a delivery, a message read (new/ -> cur/), a large one read,
     a move into a subfolder (a hard link keeps the received date), a login."""
     root, config, now = store
-    run_fsreport(config, now=now, rescan=True)
+    run_expire(config, now=now, rescan=True)
     box, t = root / Q, int(now.timestamp())
     write_file(box / "new" / dovecot_name(t, 900, 1000, "new"), 1000, t)
     large = box / "new" / dovecot_name(t, 901, 300000, "new")
@@ -96,7 +97,7 @@ def test_an_old_dated_append_into_a_subfolder_waits_at_most_for_the_next_look(st
     """The one case a recap cannot know (mailstore.Recap): it is found once the look is
     delete_large_after days old, instead of at the next run."""
     root, config, now = store
-    run_fsreport(config, now=now, rescan=True)
+    run_expire(config, now=now, rescan=True)
     t = now.timestamp()
     appended = root / Q / ".Archive" / "cur" / dovecot_name(int(t), 903, 500, "cur")
     write_file(appended, 500, t - 30 * DAY)
@@ -110,7 +111,7 @@ def test_an_old_dated_append_into_a_subfolder_waits_at_most_for_the_next_look(st
 def test_a_replaced_mailbox_directory_is_looked_at(store):
     """The recap belongs to the directory's inode: a restored or recreated mailbox is read."""
     root, config, now = store
-    run_fsreport(config, now=now, rescan=True)
+    run_expire(config, now=now, rescan=True)
     box = root / Q
     os.rename(box, root / "quiet-away")
     shutil.copytree(root / "quiet-away", box)  # a new inode, as a restore makes
@@ -126,7 +127,7 @@ def test_a_look_that_overlaps_a_change_keeps_no_recap(store, monkeypatch):
     root, config, now = store
     box = str(root / Q)
     index = StoreIndex(root)
-    mailstore.scan_mailbox(box, index=index)
+    mailstore.scan_mailbox(box, index=index, recap=True)
     assert (Q + mailstore.RECAP_SUFFIX) in index.new
 
     real_last_login = mailstore.last_login
@@ -138,5 +139,16 @@ def test_a_look_that_overlaps_a_change_keeps_no_recap(store, monkeypatch):
 
     monkeypatch.setattr(mailstore, "last_login", flag_change_meanwhile)
     index = StoreIndex(root)
-    mailstore.scan_mailbox(box, index=index)
+    mailstore.scan_mailbox(box, index=index, recap=True)
     assert (Q + mailstore.RECAP_SUFFIX) not in index.new
+
+
+def test_the_mailboxes_expire_skips_keep_their_index_entries(store):
+    """A run that skips mailboxes saves the index as incomplete: fsreport after it reads no more than before."""
+    root, config, now = store
+    run_expire(config, now=now, rescan=True)
+    before = run_fsreport(config, now=now)
+    assert run_expire(config, now=now)["mailboxes_not_due"] == 2
+    after = run_fsreport(config, now=now)
+    assert after["dirs_listed"] == before["dirs_listed"] and after["dirs_from_index"] == before["dirs_from_index"]
+    assert run_expire(config, now=now)["mailboxes_not_due"] == 2  # and fsreport kept the recaps

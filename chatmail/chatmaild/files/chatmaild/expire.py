@@ -16,6 +16,10 @@ Rules, per mailbox (ages as defined in :mod:`chatmaild.mailstore`):
 4. if anything was removed, remove ``<mailbox>/maildirsize`` so Dovecot
    recalculates the quota instead of trusting a stale sum.
 
+A mailbox whose recap in the store index (mailstore.Recap) shows that no
+rule can apply yet is not read at all (``may_be_due``; docs/design.md 5.8
+says why that is exact, and the one case it only finds at the next look).
+
 A mailbox without a password file is never removed by rule 1 (it may be
 one that doveauth is creating right now, or one an operator blocked the
 documented way by editing the hash), but its messages still expire; if
@@ -278,7 +282,9 @@ def run_expire(
     try:
         mailboxes = iter_mailboxes(config.mailboxes_dir, maxnum, index=index, skip=lambda r: not may_be_due(r, cutoffs))
         stats = expire_mailboxes(mailboxes, cutoffs, remove, log)
-        index.save(complete=maxnum is None)
+        # skipped mailboxes keep their entries; what a removal left behind goes at the next
+        # complete walk (fsreport's daily run, or an expire run that skips nothing)
+        index.save(complete=maxnum is None and not stats.mailboxes_not_due)
     except FileNotFoundError:
         if config.mailboxes_dir.exists():
             raise

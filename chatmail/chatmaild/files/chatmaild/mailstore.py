@@ -323,7 +323,7 @@ def _scan_message_dir(path: str, mdir: str, trust_name_time: bool) -> tuple[list
 class _Walk:
     """One mailbox's scan: the index to consult and the time its stat()s began."""
 
-    __slots__ = ("index", "started", "dirs", "extras", "looked")
+    __slots__ = ("index", "started", "dirs", "extras", "looked", "login")
 
     def __init__(self, index: StoreIndex | None, with_extras: bool):
         self.index = index
@@ -332,6 +332,7 @@ class _Walk:
         self.extras: list[ExtraFile] | None = [] if with_extras else None
         # with an index: (path, stat, kind) of every directory, for the recap's consistency check
         self.looked: list[tuple[str, os.stat_result, str]] = []
+        self.login: float | None = None  # the password file's mtime, when the extra files gave it
 
     def message_dir(self, path: str, mdir: str, inbox: bool) -> None:
         index = self.index
@@ -358,18 +359,22 @@ class _Walk:
             return
         subdirs, files = listing
         prefix = path + "/"
-        # tmp, new, cur first: the order Dovecot renames messages in, so none escapes a look
-        for name in sorted(subdirs, key=lambda name: _LOOK_ORDER.get(name, 3)):
-            if name in MESSAGE_DIRS:
+        # tmp, new, cur: the order Dovecot renames messages in, so none escapes a look
+        for name in _LOOK_ORDER:
+            if name in subdirs:
                 self.message_dir(prefix + name, name, is_inbox)
-            else:
+        for name in subdirs:
+            if name not in MESSAGE_DIRS:
                 self.folder(prefix + name, False)
         if self.extras is not None:
             for name in files:
                 try:
-                    self.extras.append(ExtraFile(prefix + name, os.lstat(prefix + name).st_size))
+                    st = os.lstat(prefix + name)
                 except FileNotFoundError:
                     continue
+                self.extras.append(ExtraFile(prefix + name, st.st_size))
+                if is_inbox and name == PASSWORD and S_ISREG(st.st_mode):
+                    self.login = st.st_mtime  # the same stat last_login() would make
 
     def _folder_listing(self, path: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """Names of the subdirectories and of the regular files of ``path``."""
@@ -423,7 +428,7 @@ class _Walk:
         return Recap(self.started / 1e9 - SEEN_MARGIN, last_login, oldest, large, count, size)
 
 
-_LOOK_ORDER = {"tmp": 0, "new": 1, "cur": 2}
+_LOOK_ORDER = ("tmp", "new", "cur")
 
 
 def last_login(mailbox_path: str) -> float | None:
@@ -434,17 +439,20 @@ def last_login(mailbox_path: str) -> float | None:
         return None
 
 
-def scan_mailbox(path: str, with_extras: bool = False, index: StoreIndex | None = None) -> Mailbox:
+def scan_mailbox(path: str, with_extras: bool = False, index: StoreIndex | None = None, recap: bool = False) -> Mailbox:
     """All message directories of one mailbox (INBOX and every subfolder);
     with ``index``, the unchanged ones are summarized from it instead of listed,
-    and the look's Recap is kept there."""
+    and the mailbox's Recap is kept: a new one from this look with ``recap``,
+    else the old one (a recap holds as of its look, whatever happened since)."""
     walk = _Walk(index, with_extras)
     walk.folder(path, True)
-    login = last_login(path)
-    if index is not None and login is not None and walk.looked:
-        recap = walk.recap(login)
-        if recap is not None:
-            index.put(path + RECAP_SUFFIX, walk.looked[0][1].st_ino, _RECAP.pack(*recap))
+    login = walk.login if walk.login is not None else last_login(path)
+    if index is not None and not recap:
+        index.carry(path + RECAP_SUFFIX)
+    elif index is not None and login is not None and walk.looked:
+        found = walk.recap(login)
+        if found is not None:
+            index.put(path + RECAP_SUFFIX, walk.looked[0][1].st_ino, _RECAP.pack(*found))
     return Mailbox(path, os.path.basename(path), login, walk.dirs, walk.extras or [])
 
 
@@ -455,29 +463,19 @@ RecapTest = Callable[[Recap], bool]
 def recalled_mailbox(path: str, inode: int, index: StoreIndex, skip: RecapTest) -> Mailbox | None:
     """The mailbox from its recap, without a system call, when ``skip`` accepts the recap.
 
-    Its directories' index entries are kept for the next run unchecked
-    (whoever looks next checks them).  None: look at it (no recap, the
-    directory was replaced, or ``skip`` declined).
+    Its index entries stay as they are: the walk that skips mailboxes saves
+    the index as an incomplete one (StoreIndex.save), so they are kept for
+    whoever looks next, who checks them.  None: look at it (no recap, the
+    directory was replaced, or ``skip`` declined); the old recap is dropped.
     """
-    taken = index.take(path + RECAP_SUFFIX)
-    if taken is None or taken[0] != inode:
-        return None
-    recap = Recap(*_RECAP.unpack(taken[1]))
-    if not skip(recap):
-        return None
-    index.put(path + RECAP_SUFFIX, inode, taken[1])
-    _carry_folder(index, path)
-    return Mailbox(path, os.path.basename(path), recap.last_login, [], [], recap)
-
-
-def _carry_folder(index: StoreIndex, path: str) -> None:
-    listing = index.carry(path)
-    if listing is not None:
-        for name in unpack_listing(listing)[0]:
-            if name in MESSAGE_DIRS:
-                index.carry(f"{path}/{name}")
-            else:
-                _carry_folder(index, f"{path}/{name}")
+    key = path + RECAP_SUFFIX
+    kept = index.peek(key)
+    if kept is not None and kept[0] == inode:
+        recap = Recap(*_RECAP.unpack(kept[1]))
+        if skip(recap):
+            return Mailbox(path, path[path.rfind("/") + 1 :], recap.last_login, [], [], recap)
+    index.drop(key)
+    return None
 
 
 def mailbox_paths(mailboxes_dir: str | os.PathLike, maxnum: int | None = None) -> Iterator[tuple[str, int]]:
@@ -528,9 +526,12 @@ def iter_mailboxes(
     hot cache (they contend for the interpreter), hence the probe.
 
     With ``index`` and ``skip``, a mailbox whose recap ``skip`` accepts is
-    not scanned at all (``recalled_mailbox``).
+    not scanned at all (``recalled_mailbox``), and every look records a new
+    recap; the caller then saves the index as incomplete.
     """
     paths = mailbox_paths(mailboxes_dir, maxnum)
+
+    recording = skip is not None  # who skips by recaps makes them; other walks keep the old ones
 
     def recalled(path: str, inode: int) -> Mailbox | None:
         return None if skip is None or index is None else recalled_mailbox(path, inode, index, skip)
@@ -542,7 +543,7 @@ def iter_mailboxes(
             yield mailbox
             continue
         started = time.monotonic()
-        mailbox = scan_mailbox(path, with_extras, index)
+        mailbox = scan_mailbox(path, with_extras, index, recording)
         scanning += time.monotonic() - started
         looked += 1
         yield mailbox
@@ -554,7 +555,9 @@ def iter_mailboxes(
         window: deque[Future[Mailbox] | Mailbox] = deque()
         for path, inode in paths:
             mailbox = recalled(path, inode)
-            window.append(mailbox if mailbox is not None else pool.submit(scan_mailbox, path, with_extras, index))
+            if mailbox is None:
+                mailbox = pool.submit(scan_mailbox, path, with_extras, index, recording)
+            window.append(mailbox)
             if len(window) >= PREFETCH_WINDOW:
                 yield _done(window.popleft())
         while window:

@@ -71,28 +71,29 @@ class StoreIndex:
         self.new[key] = entry
         return entry[_STAMP.size :]
 
-    def take(self, path: str) -> tuple[int, bytes] | None:
-        """Remove the old entry of ``path`` unchecked: its recorded inode number and value.
+    # Entries trusted for a reason of their own, not by ctime (the mailbox recaps of
+    # chatmaild.mailstore): read with ``peek``, written with ``put``, and either dropped
+    # or carried into the next run.
 
-        For entries that are trusted for a reason of their own (the mailbox
-        recaps of chatmaild.mailstore); ``put`` keeps one for the next run.
-        """
-        entry = self.old.pop(path[len(self.root) :], None)
+    def peek(self, path: str) -> tuple[int, bytes] | None:
+        """The old entry of ``path`` unchecked, left in place: its inode number and value."""
+        entry = self.old.get(path[len(self.root) :])
         return None if entry is None else (_STAMP.unpack_from(entry)[0], entry[_STAMP.size :])
 
-    def put(self, path: str, inode: int, value: bytes) -> None:
-        """Keep ``value`` for ``path`` with the inode number it belongs to (no ctime: see ``take``)."""
-        self.new[path[len(self.root) :]] = _STAMP.pack(inode, 0) + value
+    def drop(self, path: str) -> None:
+        """Forget the old entry of ``path`` (it no longer holds)."""
+        self.old.pop(path[len(self.root) :], None)
 
-    def carry(self, path: str) -> bytes | None:
-        """Keep the old entry of ``path`` for the next run without checking it (nobody looked:
-        the next lookup checks it), and return its value."""
+    def carry(self, path: str) -> None:
+        """Keep the old entry of ``path``, if any, for the next run as it is."""
         key = path[len(self.root) :]
         entry = self.old.pop(key, None)
-        if entry is None:
-            return None
-        self.new[key] = entry
-        return entry[_STAMP.size :]
+        if entry is not None:
+            self.new[key] = entry
+
+    def put(self, path: str, inode: int, value: bytes) -> None:
+        """Keep ``value`` for ``path`` with the inode number it belongs to."""
+        self.new[path[len(self.root) :]] = _STAMP.pack(inode, 0) + value
 
     def record(self, path: str, st: os.stat_result, value: bytes, stat_time_ns: int) -> None:
         """Remember ``value`` for ``path`` as listed after ``st`` was taken at ``stat_time_ns``
@@ -101,7 +102,8 @@ class StoreIndex:
             self.new[path[len(self.root) :]] = _STAMP.pack(st.st_ino, st.st_ctime_ns) + value
 
     def save(self, complete: bool = True) -> bool:
-        """Write what this walk saw (an incomplete walk keeps the old entries it did not visit).
+        """Write what this walk saw; an incomplete walk (one that skipped mailboxes or
+        stopped early) keeps the old entries it did not visit.
 
         Returns whether the file was written; a read-only or full store only
         means the next run lists again.
