@@ -65,6 +65,11 @@ time and size (``tmp/`` files being written, hand-made files) is never
 recorded, and in subfolders an mtime changed in place (``touch`` on a
 message, nothing Dovecot does) is seen when the directory next changes.
 
+A walk that skips mailboxes (expire, ``iter_mailboxes(skip=...)``) keeps a
+``Recap`` per mailbox it looks at, and takes a mailbox's recap instead of
+looking when the caller's test accepts it: then the mailbox costs no system
+call at all.
+
 All times are POSIX timestamps (seconds since the epoch, UTC by
 definition), so nothing here depends on the host's timezone.
 """
@@ -406,26 +411,30 @@ class _Walk:
             index.record(path, st, pack_listing(subdirs, files), self.started)
         return tuple(subdirs), tuple(files)
 
-    def recap(self, last_login: float) -> Recap | None:
-        """This look's recap, if it is one consistent picture: every directory it read had
-        settled before the look and is unchanged after it (with subfolders, whose messages
-        move between folders, every directory).  Costs one lstat() per such directory."""
-        subfolders = sum(1 for _, _, kind in self.looked if kind == "folder") > 1
-        for path, st, kind in self.looked:
-            if kind == "indexed" and not subfolders:
-                continue
-            if kind != "indexed" and not settled(st, self.started):
-                return None
-            try:
-                if os.lstat(path).st_ctime_ns != st.st_ctime_ns:
-                    return None
-            except OSError:
-                return None
+    def recap(self, last_login: float) -> Recap:
+        """What this look found (it holds only if ``consistent``)."""
         oldest = min((d.summary.oldest[0] for d in self.dirs), default=math.inf)
         large = min((d.summary.oldest[0 if d.mdir == "tmp" else LARGE_FLOOR] for d in self.dirs), default=math.inf)
         count = sum(d.summary.counts[0] for d in self.dirs)
         size = sum(d.summary.sizes[0] for d in self.dirs)
         return Recap(self.started / 1e9 - SEEN_MARGIN, last_login, oldest, large, count, size)
+
+    def consistent(self) -> bool:
+        """Whether this look is one consistent picture: every directory it read had settled
+        before the look and is unchanged after it (with subfolders, whose messages move
+        between folders, every directory).  Costs one lstat() per such directory."""
+        subfolders = sum(1 for _, _, kind in self.looked if kind == "folder") > 1
+        for path, st, kind in self.looked:
+            if kind == "indexed" and not subfolders:
+                continue
+            if kind != "indexed" and not settled(st, self.started):
+                return False
+            try:
+                if os.lstat(path).st_ctime_ns != st.st_ctime_ns:
+                    return False
+            except OSError:
+                return False
+        return True
 
 
 _LOOK_ORDER = ("tmp", "new", "cur")
@@ -439,19 +448,23 @@ def last_login(mailbox_path: str) -> float | None:
         return None
 
 
-def scan_mailbox(path: str, with_extras: bool = False, index: StoreIndex | None = None, recap: bool = False) -> Mailbox:
+def scan_mailbox(
+    path: str, with_extras: bool = False, index: StoreIndex | None = None, skip: RecapTest | None = None
+) -> Mailbox:
     """All message directories of one mailbox (INBOX and every subfolder);
     with ``index``, the unchanged ones are summarized from it instead of listed,
-    and the mailbox's Recap is kept: a new one from this look with ``recap``,
-    else the old one (a recap holds as of its look, whatever happened since)."""
+    and the mailbox's Recap is kept: with ``skip``, a new one from this look
+    if ``skip`` would take it (one it declines now it declines at every later
+    run: ages only grow), else the old one (a recap holds as of its look,
+    whatever happened since)."""
     walk = _Walk(index, with_extras)
     walk.folder(path, True)
     login = walk.login if walk.login is not None else last_login(path)
-    if index is not None and not recap:
+    if index is not None and skip is None:
         index.carry(path + RECAP_SUFFIX)
     elif index is not None and login is not None and walk.looked:
         found = walk.recap(login)
-        if found is not None:
+        if skip(found) and walk.consistent():
             index.put(path + RECAP_SUFFIX, walk.looked[0][1].st_ino, _RECAP.pack(*found))
     return Mailbox(path, os.path.basename(path), login, walk.dirs, walk.extras or [])
 
@@ -531,8 +544,6 @@ def iter_mailboxes(
     """
     paths = mailbox_paths(mailboxes_dir, maxnum)
 
-    recording = skip is not None  # who skips by recaps makes them; other walks keep the old ones
-
     def recalled(path: str, inode: int) -> Mailbox | None:
         return None if skip is None or index is None else recalled_mailbox(path, inode, index, skip)
 
@@ -543,7 +554,7 @@ def iter_mailboxes(
             yield mailbox
             continue
         started = time.monotonic()
-        mailbox = scan_mailbox(path, with_extras, index, recording)
+        mailbox = scan_mailbox(path, with_extras, index, skip)
         scanning += time.monotonic() - started
         looked += 1
         yield mailbox
@@ -556,7 +567,7 @@ def iter_mailboxes(
         for path, inode in paths:
             mailbox = recalled(path, inode)
             if mailbox is None:
-                mailbox = pool.submit(scan_mailbox, path, with_extras, index, recording)
+                mailbox = pool.submit(scan_mailbox, path, with_extras, index, skip)
             window.append(mailbox)
             if len(window) >= PREFETCH_WINDOW:
                 yield _done(window.popleft())
