@@ -74,6 +74,8 @@ READERS = (
 # own list for moving a queue); the rest of the spool is made by Postfix.
 QUEUE_DIRS = ("maildrop", "incoming", "active", "deferred", "hold", "corrupt", "defer", "bounce", "trace", "flush")
 MAILDIR_MESSAGE_DIRS = ("cur", "new")
+# the storage jobs' cache of this file system's inodes (chatmaild/storeindex.py): never carried
+STORE_INDEX_NAME = ".chatmail-store-index"
 
 
 def __virtual__():
@@ -270,7 +272,8 @@ def _paused(report: dict[str, Any]) -> Iterator[None]:
 def _stage_tree(src: str, dst: str, maildir: bool, counts: dict[str, int]) -> None:
     """Copy ``src`` to ``dst`` keeping modes, times and owners; maildir messages as hard links.
 
-    A maildir's ``tmp`` holds half-delivered files only: not staged.
+    A maildir's ``tmp`` holds half-delivered files only: not staged; nor is the
+    storage jobs' index, whose entries name the old file system's inodes.
     """
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
@@ -283,6 +286,8 @@ def _stage_tree(src: str, dst: str, maildir: bool, counts: dict[str, int]) -> No
             continue
         link = maildir and base in MAILDIR_MESSAGE_DIRS
         for name in filenames:
+            if maildir and rel == "." and name == STORE_INDEX_NAME:
+                continue
             path, out = os.path.join(dirpath, name), os.path.join(target, name)
             if os.path.islink(path):
                 os.symlink(os.readlink(path), out)

@@ -101,7 +101,8 @@ def expire(remove: bool = False, days: float = 0, maxnum: int | None = None, res
         read every directory instead of trusting the store index (which
         keeps what unchanged directories hold, docs/design.md 5.8)
 
-    Returns mailboxes_examined, mailboxes_removed, empty_mailboxes_removed,
+    Returns mailboxes_examined, mailboxes_not_due (not read: their recap in
+    the index says no rule applies yet), mailboxes_removed, empty_mailboxes_removed,
     files_examined, files_removed, files_in_removed_mailboxes, bytes_freed,
     dirs_listed, dirs_from_index, errors, duration_s, dry_run, now, mailboxes_dir.
 

@@ -28,7 +28,9 @@ jobs decide from the names where they can (chatmaild.mailstore, docs/design.md
 * with the store index (chatmaild.storeindex) after a day's changes: before
   every timed run a share of the mailboxes (``--changed``, default 10% and
   50%) gets a delivery and an expunge in new/, so those directories must be
-  read again, as must every directory that holds a message the run expires.
+  read again, as must every directory that holds a message the run expires;
+  expire does not read a mailbox at all whose recap says nothing is due
+  (printed as "mailboxes not due").
 
 Usage::
 
