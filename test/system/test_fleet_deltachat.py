@@ -177,28 +177,3 @@ def test_encrypted_messages_both_ways_across_relays(pair, joined):
         spaced.append(arrival[0] - started)
     print(f"\nsend -> IncomingMsg across relays, {BACK_TO_BACK} back to back: {summary(burst)} (upstream p50 ~1.0 s)")
     print(f"send -> IncomingMsg across relays, {SPACING:.0f} s apart: {summary(spaced)} (upstream p50 0.58-0.64 s)")
-
-
-def connection_uses(box) -> list[int]:
-    """Per delivery of ``box`` to another relay over port 25, the how-many-th use of its connection
-    that was (Postfix's conn_use=; a new connection logs none)."""
-    log = box.run(["journalctl", "-q", "-o", "cat", "-t", "postfix/smtp"], check=False).stdout
-    return [int(use or 1) for use in re.findall(r"relay=[^,\s]+:25, (?:conn_use=(\d+), )?delay=", log)]
-
-
-def test_a_chat_reuses_the_verified_connection_between_relays(pair, joined, relays):
-    """Both ways, on Postfix 3.7 (Debian 12) and 3.10 (Debian 13): messages a second apart travel
-    over the TLS connection the first one opened (tlsproxy connection reuse, main.cf)."""
-    alice, bob = pair
-    for sender_box, chat, recipient, label in (
-        (relays[0], joined.inviter_contact.create_chat(), bob, "to bob"),
-        (relays[1], joined.joiner_contact.create_chat(), alice, "to alice"),
-    ):
-        before = len(connection_uses(sender_box))
-        for i in range(3):
-            time.sleep(1.0)
-            chat.send_text(f"{label} {i}")
-            received(recipient, {f"{label} {i}"})
-        uses = connection_uses(sender_box)[before:]
-        assert len(uses) >= 3, uses
-        assert max(uses) >= 2, f"{sender_box.name}: every message opened a new connection: {uses}"
