@@ -486,7 +486,7 @@ def recalled_mailbox(path: str, inode: int, index: StoreIndex, skip: RecapTest) 
     if kept is not None and kept[0] == inode:
         recap = Recap(*_RECAP.unpack(kept[1]))
         if skip(recap):
-            return Mailbox(path, path[path.rfind("/") + 1 :], recap.last_login, [], [], recap)
+            return Mailbox(path, os.path.basename(path), recap.last_login, [], [], recap)
     index.drop(key)
     return None
 
