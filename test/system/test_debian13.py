@@ -154,8 +154,9 @@ def test_doveadm_lists_every_account(live, domain):
 
 
 def test_logins_and_deliveries_log_no_dovecot_error(live, domain):
-    """Neither a login, a failed login nor an LMTP delivery makes Dovecot 2.4 log an error
-    (anvil's socket is open to lmtp's vmail; no dead auth-penalty socket is left)."""
+    """Neither a restart, a login, a failed login nor an LMTP delivery makes Dovecot 2.4 log
+    an error (anvil's socket is open to lmtp's vmail; no dead auth-penalty socket is left;
+    no process reconnects to stats while Dovecot stops)."""
     since = live.run(["date", "+%s"]).stdout.strip()
     live.run(["systemctl", "restart", "dovecot"])  # a fresh auth process, as after a deploy
     sender, recipient = mc.created_account(live.address, domain), mc.created_account(live.address, domain)
@@ -166,6 +167,10 @@ def test_logins_and_deliveries_log_no_dovecot_error(live, domain):
     journal = live.run(["journalctl", "-u", "dovecot", f"--since=@{since}", "--no-pager", "-o", "cat"]).stdout
     errors = [line for line in journal.splitlines() if "Error:" in line or "Fatal:" in line]
     assert errors == []
+    # no process reports to stats, so none reconnects (and logs an error) when stats exits
+    # first as systemd stops Dovecot: only the listener is left on the socket
+    stats = live.run(["ss", "-xaH", "src", "/run/dovecot/stats-writer"]).stdout.splitlines()
+    assert [line.split()[1] for line in stats] == ["LISTEN"]
 
 
 # -- the relay's mail policy, the same tests as on Debian 12 ---------------------------------
