@@ -14,6 +14,7 @@ internet.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -130,6 +131,24 @@ def test_mail_between_relays_passes_dkim_and_tls(relays):
     assert first.address not in " ".join(message.get_all("Received", []))
     # it came over TLS: Postfix sends only after verifying the certificate (security level verify)
     assert first.run(["postconf", "-h", "smtp_tls_security_level"]).stdout.strip() == "verify"
+
+
+def test_relay_to_relay_connections_set_up_without_a_delayed_ack_stall(relays):
+    """Each message to another relay sets up its connection (TCP, EHLO, TLS) in well under
+    the 40 ms a resumed TLS session costs: Nagle holds EHLO until the peer's delayed ACK."""
+    first, second = relays
+    senders = [mc.created_account(first.address, first.pillar["mail_domain"]) for _ in range(5)]
+    recipient = mc.created_account(second.address, second.pillar["mail_domain"])
+    since = first.run(["date", "+%s"]).stdout.strip()
+    for count, sender in enumerate(senders, 1):  # one at a time: each its own connection
+        assert sender.send([recipient.addr], mc.encrypted(sender.addr, [recipient.addr])) == {}
+        assert len(mc.wait_for_messages(recipient, count)) == count
+    log = first.run(["journalctl", "-q", "-o", "cat", "-t", "postfix/smtp", f"--since=@{since}"]).stdout
+    hop = re.escape(second.pillar["mail_domain"])
+    setups = [float(c) for c in re.findall(rf"relay={hop}\[.*delays=[0-9.]+/[0-9.]+/([0-9.]+)/", log)]
+    assert len(setups) == len(senders), log
+    # Postfix logs two digits: a stalled setup is 0.04-0.05 s, a full handshake 0-0.01 s
+    assert sorted(setups)[len(setups) // 2] < 0.03, setups
 
 
 def test_securejoin_and_chat_across_relays(make_account, relays):
