@@ -56,6 +56,7 @@ def pair_latency(lab: Lab, source: str, samples: int = SAMPLES, build: bool = Fa
     try:
         result = measure_pair(lab, boxes[0], boxes[1], source, TAGS[source], samples)
         print(f"{source}: {postfix_delays(boxes[0])}", file=sys.stderr)
+        print(f"{source}: {submission_connections(boxes[0], 2 * (samples + 1))}", file=sys.stderr)
         return result
     finally:
         for box in boxes:
@@ -78,6 +79,14 @@ def postfix_delays(box) -> str:
         medians = "/".join(f"{statistics.median(col):.2f}" for col in zip(*rows))
         parts.append(f"{hop} n={len(rows)} delays a/b/c/d {medians} s")
     return "postfix stages (median): " + ("; ".join(parts) or "none logged")
+
+
+def submission_connections(box, messages: int) -> str:
+    """How many SMTP connections the client opened to the first relay for its ``messages``: a new
+    connection pays TCP and TLS set-up (and the greeting) before the message."""
+    log = box.run(["journalctl", "-q", "-o", "cat", "-t", "postfix/smtps/smtpd"], check=False).stdout
+    opened = sum(1 for line in log.splitlines() if line.startswith("connect from"))
+    return f"submission: {opened} connections for {messages} messages sent"
 
 
 def main() -> int:
