@@ -17,7 +17,6 @@ usage: scripts/bench deltachat [--sources debian,rebuilt] [--samples 12] [--buil
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from harness import Lab
 from harness.dovecotbuild import rebuilt_debs
 from reference import TABLE
 from support.dclatency import SAMPLES, PairLatency, measure_pair, serve_rebuilt
+from support.postfixlog import delivery_delays
 from support.relays import apply_all, federate
 
 TAGS = {"debian": "5", "rebuilt": "6"}
@@ -63,19 +63,10 @@ def pair_latency(lab: Lab, source: str, samples: int = SAMPLES, build: bool = Fa
             lab.discard(box)
 
 
-# Postfix logs per delivery "delays=a/b/c/d": before the queue manager, in the
-# active queue, connection setup (DNS, TCP, greeting, EHLO, TLS), transmission
-_DELAYS = re.compile(r"relay=(\S+?)\[.*delays=([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+)")
-
-
 def postfix_delays(box) -> str:
     """Median seconds per stage of the first relay's deliveries, by next hop (where the time goes)."""
-    log = box.run(["journalctl", "-q", "-o", "cat", "-t", "postfix/smtp", "-t", "postfix/lmtp"], check=False).stdout
-    by_hop: dict[str, list[list[float]]] = {}
-    for found in _DELAYS.finditer(log):
-        by_hop.setdefault(found.group(1), []).append([float(v) for v in found.groups()[1:]])
     parts = []
-    for hop, rows in sorted(by_hop.items()):
+    for hop, rows in sorted(delivery_delays(box).items()):
         medians = "/".join(f"{statistics.median(col):.2f}" for col in zip(*rows))
         parts.append(f"{hop} n={len(rows)} delays a/b/c/d {medians} s")
     return "postfix stages (median): " + ("; ".join(parts) or "none logged")
