@@ -172,11 +172,18 @@ def test_a_relay_with_the_old_units_ends_with_the_new_ones(live, domain):
             "Restart=always\n[Install]\nWantedBy=multi-user.target\n",
         )
     live.run("systemctl daemon-reload && systemctl restart filtermail && systemctl enable --now " + " ".join(OLD_UNITS))
-    old = live.run(["systemctl", "is-active", *OLD_UNITS], check=False).stdout.split()
-    assert old == ["active"] * len(OLD_UNITS)
-    account(live, domain)  # the old doveauth creates accounts
-
-    result = live.apply(live.pillar)
+    try:
+        old = live.run(["systemctl", "is-active", *OLD_UNITS], check=False).stdout.split()
+        assert old == ["active"] * len(OLD_UNITS)
+        # "active" is the process started, not its socket bound: wait for the three listeners
+        sockets = [command.split()[1] for name, command in OLD_UNITS.items() if name in OLD_RUNTIME]
+        live.run(
+            f"for i in $(seq 100); do n=0; for s in {' '.join(sockets)}; do test -S $s && n=$((n+1)); done; "
+            f"[ $n = {len(sockets)} ] && exit 0; sleep 0.1; done; exit 1"
+        )
+        account(live, domain)  # the old doveauth creates accounts
+    finally:
+        result = live.apply(live.pillar)  # also what puts the relay back for the tests after this one
     assert failed_states(result) == []
     states = live.run(["systemctl", "is-active", *OLD_UNITS, "chatmail-dicts"], check=False).stdout.split()
     assert states == ["inactive"] * len(OLD_UNITS) + ["active"]
