@@ -1,5 +1,6 @@
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/macros.jinja" import stage, daemon_reload with context %}
+{%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- call stage("configure", "chatmail-base-config-skipped") %}
 
 include:
@@ -22,4 +23,13 @@ chatmail-base-mailboxes-dir-directory:
     - makedirs: true
     - require:
       - sls: chatmail.base.package
+
+chatmail-base-retry-unit-file-managed:
+  file.managed:
+    - name: {{ params.base.retry_unit }}
+    - source: {{ files_switch("base", "chatmail-retry@.service", "chatmail-base-retry-unit-file-managed") }}
+    - user: root
+    - group: root
+    - mode: "0644"
+{{ daemon_reload("base", ["chatmail-base-retry-unit-file-managed"]) }}
 {%- endcall %}

@@ -236,6 +236,28 @@ def test_opendkim_is_restarted_at_least_daily(live):
     assert sorted(props) == ["Restart=always", "RuntimeMaxUSec=1d"]
 
 
+RETRIED = ["dovecot", "postfix@-", "opendkim", "filtermail", "chatmail-dicts"]
+
+
+def test_a_daemon_that_keeps_failing_is_tried_again_after_systemd_gives_up(live, domain):
+    """Dovecot killed again each time it is back: after five quick restarts systemd's start limit
+    stops it ("Start request repeated too quickly"), and chatmail-retry@ brings it back half a minute later, as it would
+    a daemon that failed for a while (a missing certificate, a full disk)."""
+    units = on_release(live, RETRIED)
+    handlers = live.run(["systemctl", "show", "-p", "OnFailure", "--value", *units]).stdout.split()
+    assert handlers == [f"chatmail-retry@{unit}.service.service" for unit in units]
+    live.run("for i in $(seq 12); do systemctl kill -s KILL dovecot 2>/dev/null; sleep 0.3; done")
+    # Restart=always would be "activating" again; failed is systemd giving up (Result keeps "signal")
+    assert live.run(["systemctl", "show", "-p", "ActiveState", "--value", "dovecot"]).stdout.strip() == "failed"
+    deadline = time.monotonic() + 60
+    while live.run(["systemctl", "is-active", "--quiet", "dovecot"], check=False).returncode and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(1)
+    assert live.run(["systemctl", "is-active", "dovecot"], check=False).stdout.strip() == "active"
+    _imap_login(account(live, domain))  # back for good: accounts log in
+
+
 # -- accounts (AC-2 .. AC-5, AC-8) ---------------------------------------------------------------
 
 
