@@ -178,3 +178,16 @@ def test_logins_and_deliveries_log_no_dovecot_error(live, domain):
 
 class TestMailPolicy(policy.MailPolicy):
     """support/policy.py on this relay."""
+
+
+def test_postfix_is_tried_again_after_systemd_gives_up(live):
+    """Postfix killed each time it is back: systemd's start limit stops postfix.service, and
+    chatmail-retry@ (its drop-in's OnFailure=) starts it again half a minute later."""
+    live.run("for i in $(seq 15); do systemctl kill -s KILL postfix 2>/dev/null; sleep 0.3; done")
+    assert live.run(["systemctl", "show", "-p", "ActiveState", "--value", "postfix"]).stdout.strip() == "failed"
+    deadline = time.monotonic() + 60
+    while live.run(["systemctl", "is-active", "--quiet", "postfix"], check=False).returncode and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(1)
+    assert live.run(["systemctl", "is-active", "postfix"], check=False).stdout.strip() == "active"
