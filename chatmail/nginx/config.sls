@@ -1,8 +1,9 @@
 {#- nginx.conf (checked with `nginx -t` before it replaces the live one,
-    which needs the certificate: hence the tls requisite), and the two
-    well-known files every client and MTA fetches. -#}
+    which needs the certificate: hence the tls requisite), the two
+    well-known files every client and MTA fetches, and the unit's drop-in
+    (restart after a crash). -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/macros.jinja" import stage, daemon_reload with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- call stage("configure", "chatmail-nginx-config-skipped") %}
 
@@ -32,5 +33,6 @@ chatmail-nginx-{{ file.id }}-file-managed:
       - sls: chatmail.nginx.package
       - sls: chatmail.tls.service
 {%-   endfor %}
+{{ daemon_reload("nginx", ["chatmail-nginx-dropin-file-managed"]) }}
 
 {%- endcall %}

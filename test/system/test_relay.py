@@ -236,7 +236,7 @@ def test_opendkim_is_restarted_at_least_daily(live):
     assert sorted(props) == ["Restart=always", "RuntimeMaxUSec=1d"]
 
 
-RETRIED = ["dovecot", "postfix@-", "opendkim", "filtermail", "chatmail-dicts", "coturn"]
+RETRIED = ["dovecot", "postfix@-", "opendkim", "filtermail", "chatmail-dicts", "coturn", "nginx"]
 
 
 def test_a_daemon_that_keeps_failing_is_tried_again_after_systemd_gives_up(live, domain):
@@ -336,6 +336,26 @@ def test_new_account_over_https(live, domain):
     assert len(acc.password) > 9  # password_min_length
     _imap_login(acc)
     _smtp_login(acc)
+
+
+def test_a_killed_nginx_comes_back_and_serves_443(live, domain):
+    """Debian's nginx.service never restarts nginx; the formula's drop-in does (Restart=on-failure):
+    a master killed with SIGKILL is back within seconds, and /new over 443 makes accounts."""
+    pid = live.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
+    live.run(["kill", "-9", pid])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = live.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
+        if (
+            now not in ("0", pid)
+            and not live.run(["systemctl", "is-active", "--quiet", "nginx"], check=False).returncode
+        ):
+            break
+        time.sleep(0.2)
+    assert now not in ("0", pid), (
+        "nginx did not come back within 20 s:\n" + live.run("journalctl -u nginx --no-pager -n 20", check=False).stdout
+    )
+    _imap_login(mc.new_account_from_web(live.address, domain))
 
 
 def test_fcgiwrap_starts_on_demand_and_the_relay_is_ok_without_it(live, domain):
