@@ -1,4 +1,4 @@
-{#- unbound stops; its drop-in goes, and the formula's /etc/resolv.conf
+{#- unbound stops; its config drop-in and unit drop-in go, and the formula's /etc/resolv.conf
     (only while it is still the formula's file: it names a resolver that no
     longer runs) gives way to the host's own, kept by the first apply in
     /etc/resolv.conf.pre-chatmail.  Without that copy (a relay set up by an
@@ -6,7 +6,7 @@
     operator writes one: see docs/clean.md. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
 {%- from "chatmail/clean.jinja" import cleaned, service_dead_id with context %}
-{{ cleaned("unbound", units=[params.unbound.unit], paths=[params.unbound.conf]) }}
+{{ cleaned("unbound", units=[params.unbound.unit], unit_files=[params.unbound.dropin], paths=[params.unbound.conf]) }}
 
 chatmail-unbound-resolv-conf-restored-cmd-run:
   cmd.run:

@@ -2,7 +2,7 @@
     (remote control, auto trust anchor).  Validated with unbound-checkconf
     before it replaces the live file. -#}
 {%- from "chatmail/map.jinja" import mapdata as chatmail, params with context %}
-{%- from "chatmail/macros.jinja" import stage with context %}
+{%- from "chatmail/macros.jinja" import stage, daemon_reload with context %}
 {%- from "chatmail/libtofs.jinja" import files_switch with context %}
 {%- call stage("configure", "chatmail-unbound-config-skipped") %}
 
@@ -22,5 +22,15 @@ chatmail-unbound-chatmail-conf-file-managed:
     - check_cmd: /usr/sbin/unbound-checkconf
     - require:
       - sls: chatmail.unbound.package
+
+chatmail-unbound-dropin-file-managed:
+  file.managed:
+    - name: {{ params.unbound.dropin }}
+    - source: {{ files_switch("unbound", "unbound-dropin.conf", "chatmail-unbound-dropin-file-managed") }}
+    - user: root
+    - group: root
+    - mode: "0644"
+    - makedirs: true
+{{ daemon_reload("unbound", ["chatmail-unbound-dropin-file-managed"]) }}
 
 {%- endcall %}

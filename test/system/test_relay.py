@@ -236,7 +236,7 @@ def test_opendkim_is_restarted_at_least_daily(live):
     assert sorted(props) == ["Restart=always", "RuntimeMaxUSec=1d"]
 
 
-RETRIED = ["dovecot", "postfix@-", "opendkim", "filtermail", "chatmail-dicts", "coturn", "nginx"]
+RETRIED = ["dovecot", "postfix@-", "opendkim", "filtermail", "chatmail-dicts", "coturn", "nginx", "unbound"]
 
 
 def test_a_daemon_that_keeps_failing_is_tried_again_after_systemd_gives_up(live, domain):
