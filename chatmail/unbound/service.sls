@@ -11,7 +11,7 @@
 include:
   - chatmail.unbound.config
 {{ service("chatmail-unbound-service", params.unbound.unit,
-    watch=["sls: chatmail.unbound.config"], stale=[params.unbound.conf]) }}
+    watch=["sls: chatmail.unbound.config"], stale=[params.unbound.conf, params.unbound.dropin]) }}
 
 {#- Debian's unbound-resolvconf.service hands unbound to resolvconf as the
     host's resolver whenever resolvconf is installed (an operator's choice
