@@ -17,6 +17,7 @@ public internet would provide, :func:`federate` provides on the bridge:
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -130,3 +131,18 @@ def reapply_on_same_tree(box, pillar, tree_after_last_apply, attempts: int = 3):
         if not changed_tree:
             return result
     return result
+
+
+def kill_until_systemd_gives_up(box, unit: str, kills: int = 15) -> None:
+    """SIGKILL ``unit`` every 0.3 s, each time it is back, until its start limit leaves it failed."""
+    box.run(f"for i in $(seq {kills}); do systemctl kill -s KILL {unit} 2>/dev/null; sleep 0.3; done")
+    # Restart=always would be "activating" again; failed is systemd giving up (Result keeps "signal")
+    assert box.run(["systemctl", "show", "-p", "ActiveState", "--value", unit]).stdout.strip() == "failed"
+
+
+def wait_active(box, unit: str, timeout: float = 60) -> str:
+    """``unit``'s state once it is active, or when ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while box.run(["systemctl", "is-active", "--quiet", unit], check=False).returncode and time.monotonic() < deadline:
+        time.sleep(1)
+    return box.run(["systemctl", "is-active", unit], check=False).stdout.strip()

@@ -18,7 +18,7 @@ import pytest
 from harness import changed_states, failed_states
 from support import mailclient as mc
 from support import policy
-from support.relays import reapply_on_same_tree, require_converged, tree_state
+from support.relays import kill_until_systemd_gives_up, reapply_on_same_tree, require_converged, tree_state, wait_active
 
 pytestmark = [pytest.mark.system, pytest.mark.debian13]
 
@@ -183,11 +183,5 @@ class TestMailPolicy(policy.MailPolicy):
 def test_postfix_is_tried_again_after_systemd_gives_up(live):
     """Postfix killed each time it is back: systemd's start limit stops postfix.service, and
     chatmail-retry@ (its drop-in's OnFailure=) starts it again half a minute later."""
-    live.run("for i in $(seq 15); do systemctl kill -s KILL postfix 2>/dev/null; sleep 0.3; done")
-    assert live.run(["systemctl", "show", "-p", "ActiveState", "--value", "postfix"]).stdout.strip() == "failed"
-    deadline = time.monotonic() + 60
-    while live.run(["systemctl", "is-active", "--quiet", "postfix"], check=False).returncode and (
-        time.monotonic() < deadline
-    ):
-        time.sleep(1)
-    assert live.run(["systemctl", "is-active", "postfix"], check=False).stdout.strip() == "active"
+    kill_until_systemd_gives_up(live, "postfix")
+    assert wait_active(live, "postfix") == "active"

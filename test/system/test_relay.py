@@ -26,7 +26,14 @@ from support import mailclient as mc
 from support.dcclient import ClientNamespace
 from support.dicts import openssl_hmac_sha1_base64
 from support.policy import account
-from support.relays import POSTFIX_UNIT, reapply_on_same_tree, require_converged, tree_state
+from support.relays import (
+    POSTFIX_UNIT,
+    kill_until_systemd_gives_up,
+    reapply_on_same_tree,
+    require_converged,
+    tree_state,
+    wait_active,
+)
 from support.webpage import accessibility_problems, page_facts
 
 pytestmark = pytest.mark.system
@@ -246,15 +253,8 @@ def test_a_daemon_that_keeps_failing_is_tried_again_after_systemd_gives_up(live,
     units = on_release(live, RETRIED)
     handlers = live.run(["systemctl", "show", "-p", "OnFailure", "--value", *units]).stdout.split()
     assert handlers == [f"chatmail-retry@{unit}.service.service" for unit in units]
-    live.run("for i in $(seq 12); do systemctl kill -s KILL dovecot 2>/dev/null; sleep 0.3; done")
-    # Restart=always would be "activating" again; failed is systemd giving up (Result keeps "signal")
-    assert live.run(["systemctl", "show", "-p", "ActiveState", "--value", "dovecot"]).stdout.strip() == "failed"
-    deadline = time.monotonic() + 60
-    while live.run(["systemctl", "is-active", "--quiet", "dovecot"], check=False).returncode and (
-        time.monotonic() < deadline
-    ):
-        time.sleep(1)
-    assert live.run(["systemctl", "is-active", "dovecot"], check=False).stdout.strip() == "active"
+    kill_until_systemd_gives_up(live, "dovecot", kills=12)
+    assert wait_active(live, "dovecot") == "active"
     _imap_login(account(live, domain))  # back for good: accounts log in
 
 
