@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from chatmaild import mailstore
+from chatmaild import maildirfiles, mailstore
 from support.storeseed import (
     DAY,
     DOMAIN,
@@ -33,16 +33,16 @@ def store(tmp_path):
 
 def test_name_fields():
     name = "1764000000.M123P456.relay,S=31415,W=32000:2,S"
-    assert mailstore.name_time(name) == 1764000000
-    assert mailstore.name_size(name) == 31415
-    assert mailstore.name_time("1764000000.M1P2.relay") == 1764000000
-    assert mailstore.name_size("1764000000.M1P2.relay") is None
+    assert maildirfiles.name_time(name) == 1764000000
+    assert maildirfiles.name_size(name) == 31415
+    assert maildirfiles.name_time("1764000000.M1P2.relay") == 1764000000
+    assert maildirfiles.name_size("1764000000.M1P2.relay") is None
     # flags after ":2," are letters; an S flag is not a size
-    assert mailstore.name_size("1764000000.M1P2.relay:2,S") is None
-    assert mailstore.name_time("msg1") is None
-    assert mailstore.name_time("12ab.M1") is None
-    assert mailstore.name_time("\u0661\u0662.M1") is None  # non-ASCII digits
-    assert mailstore.name_size("x,S=,W=3") is None
+    assert maildirfiles.name_size("1764000000.M1P2.relay:2,S") is None
+    assert maildirfiles.name_time("msg1") is None
+    assert maildirfiles.name_time("12ab.M1") is None
+    assert maildirfiles.name_time("\u0661\u0662.M1") is None  # non-ASCII digits
+    assert maildirfiles.name_size("x,S=,W=3") is None
 
 
 def test_scan_finds_every_message_with_time_and_size(store):

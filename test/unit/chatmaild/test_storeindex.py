@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from chatmaild import mailstore, storeindex
+from chatmaild import maildirfiles, mailstore, storeindex
 from chatmaild.config import read_config
 from chatmaild.expire import run_expire
 from chatmaild.fsreport import run_fsreport
@@ -47,7 +47,7 @@ def figures(result: dict) -> dict:
 
 
 def message_dirs(root) -> int:
-    return sum(1 for path, dirs, _ in os.walk(root) for d in dirs if d in mailstore.MESSAGE_DIRS)
+    return sum(1 for path, dirs, _ in os.walk(root) for d in dirs if d in maildirfiles.MESSAGE_DIRS)
 
 
 def test_a_second_run_reads_no_unchanged_directory_and_reports_the_same(store, settled):

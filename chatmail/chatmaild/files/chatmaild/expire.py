@@ -48,12 +48,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from chatmaild.config import Config, read_config, size_bytes
+from chatmaild.maildirfiles import LARGE_FLOOR, LARGE_MESSAGE, Message
 from chatmaild.mailstore import (
     DAY,
-    LARGE_FLOOR,
-    LARGE_MESSAGE,
     Mailbox,
-    Message,
     MessageDir,
     Recap,
     iter_mailboxes,

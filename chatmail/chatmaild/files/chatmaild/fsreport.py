@@ -27,7 +27,8 @@ from pathlib import Path
 
 from chatmaild.config import Config, read_config
 from chatmaild.dictproxy_fs import write_atomic
-from chatmaild.mailstore import DAY, MESSAGE_DIRS, SIZE_BUCKETS, SIZE_FLOORS, Mailbox, iter_mailboxes, reference_time
+from chatmaild.maildirfiles import MESSAGE_DIRS, SIZE_BUCKETS, SIZE_FLOORS
+from chatmaild.mailstore import DAY, Mailbox, iter_mailboxes, reference_time
 from chatmaild.storeindex import StoreIndex
 
 LOGIN_WINDOWS = (1, 10, 30, 40, 80, 100, 150)  # days: "logged in within"
