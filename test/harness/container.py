@@ -33,6 +33,9 @@ VENV = (REPO / ".venv").resolve()  # a worktree may link the venv of another che
 MINION_CONF = Path(__file__).resolve().parent / "minion.conf"
 FORMULA_MOUNT = "/srv/formula"
 HIDDEN_IN_FORMULA = (".venv", ".git")
+# systemd's exit status when a unit's process cannot join its cgroup (before exec)
+EXIT_CGROUP = 219
+ATTACH_TRIES = 4
 # paths that change by themselves in a running container (see written_files)
 NOISE = (
     "var/log",
@@ -273,15 +276,21 @@ class Container:
             wrapper.append(f"--setenv={key}={value}")
         if isinstance(input, str) and not text:
             input = input.encode()
-        proc = subprocess.run(
-            [*wrapper, "--", *argv],
-            input=input,
-            capture_output=True,
-            text=text,
-            env=_clean_env(),
-            stdin=None if input is not None else subprocess.DEVNULL,
-            timeout=timeout + 10,
-        )
+        for attempt in range(ATTACH_TRIES):
+            proc = subprocess.run(
+                [*wrapper, "--", *argv],
+                input=input,
+                capture_output=True,
+                text=text,
+                env=_clean_env(),
+                stdin=None if input is not None else subprocess.DEVNULL,
+                timeout=timeout + 10,
+            )
+            # systemd could not put the unit into its cgroup, so the command never ran
+            # (seen once right after a boot, while the container's systemd was still busy)
+            if proc.returncode != EXIT_CGROUP or attempt == ATTACH_TRIES - 1:
+                break
+            time.sleep(0.5 * (attempt + 1))
         result = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:
             raise subprocess.CalledProcessError(proc.returncode, argv, proc.stdout, proc.stderr)
