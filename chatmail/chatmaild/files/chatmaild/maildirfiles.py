@@ -20,7 +20,8 @@ writes with utime():
 Flag changes (``:2,S`` -> ``:2,ST``) are renames: they change the ctime,
 never the mtime nor the name's time.
 
-The rule the jobs apply (docs/design.md 5.8, applied by chatmaild.mailstore):
+The rule the jobs apply (docs/design.md 5.8; chatmaild.mailstore says which
+directories are the INBOX):
 
 * In the INBOX (``<mailbox>/{cur,new,tmp}``), where mail arrives by LMTP,
   the age is the name's save time: no stat().  When the two disagree the
@@ -40,11 +41,6 @@ also uses for its maildir quota).  A file whose name lacks the timestamp or
 the size (``tmp/`` files have no ``,S=``; files not made by Dovecot) falls
 back to lstat() and is skipped unless it is a regular file.  A file that
 vanishes in between is skipped.
-
-Cost: per mailbox one scandir() of each folder, one listdir() of each
-cur/new/tmp and one stat() of ``password``; per INBOX message nothing but
-a regex match on its name.  On a cold cache that avoids one inode read
-per message (the dominant cost at a million files).
 
 A directory's messages fold into a ``Summary`` (per size floor: how many,
 their bytes, the oldest one's age), which is what the jobs decide from and

@@ -11,6 +11,11 @@ Symlinks are never followed.
 Which timestamp makes a message "old" and how a directory's messages are
 read from their names: chatmaild.maildirfiles.
 
+Cost: per mailbox one scandir() of each folder, one listdir() of each
+cur/new/tmp and one stat() of ``password``; per INBOX message nothing but
+a regex match on its name.  On a cold cache that avoids one inode read
+per message (the dominant cost at a million files).
+
 With a store index (chatmaild.storeindex) a directory whose ctime has not
 moved since the last run is not read at all: its ``Summary`` (per size
 floor: how many messages, their bytes, the oldest one's age) comes from the
